@@ -1,0 +1,305 @@
+//! [`Channel`]: one `room:channel`, its offset counter, epoch, history and subscribers.
+//!
+//! One mutex guards all of it, so that offset assignment, the history append and the
+//! fan-out happen as one step: every subscriber sees a channel's publishes in offset
+//! order, and a join that recovers from history can neither miss nor repeat a publish
+//! that races with it. The critical section does no I/O and never waits: subscribers
+//! are fed with `try_send` (see `outbox`).
+
+use super::delivery::Delivery;
+use super::history::History;
+use super::outbox::{Offer, Outbox};
+use super::SessionId;
+use crate::address::{Address, Pattern};
+use crate::config::BusConfig;
+use crate::frame::{now_ts, Envelope};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+/// A channel's position: where a subscriber is, or where the channel is.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Position {
+    /// The last offset seen (0 before the first publish).
+    pub offset: u64,
+    /// The epoch that offset belongs to.
+    pub epoch: String,
+}
+
+/// The outcome of a join that asked to recover.
+#[derive(Debug, Clone)]
+pub struct Recovery {
+    /// True when `messages` is exactly everything published after the given position.
+    pub recovered: bool,
+    /// What history still held after the position (nothing when the epoch changed).
+    pub messages: Vec<Delivery>,
+    /// The channel's position now.
+    pub position: Position,
+}
+
+/// A page of history.
+#[derive(Debug, Clone)]
+pub struct HistoryPage {
+    /// The publishes, oldest first.
+    pub messages: Vec<Delivery>,
+    /// The channel's position now.
+    pub position: Position,
+    /// False when publishes after `since` were already evicted.
+    pub complete: bool,
+}
+
+/// What `channel_info` reports, before presence details are added.
+#[derive(Debug, Clone)]
+pub(crate) struct Snapshot {
+    pub(crate) subscribers: Vec<SessionId>,
+    pub(crate) position: Position,
+    pub(crate) history_len: usize,
+}
+
+pub(crate) struct Channel {
+    pub(crate) addr: Address,
+    pub(crate) epoch: String,
+    pub(crate) created_at: String,
+    pub(crate) created_by: Option<String>,
+    /// Bootstrap and admin-created channels are never swept.
+    pub(crate) persistent: bool,
+    state: Mutex<State>,
+}
+
+struct State {
+    offset: u64,
+    history: History,
+    subs: Vec<Sub>,
+    /// Set when the channel is removed from the registry; late joiners retry.
+    closed: bool,
+    /// When the last subscriber left.
+    empty_since: Instant,
+}
+
+struct Sub {
+    session: SessionId,
+    outbox: Outbox,
+    /// The subscriptions of this session that cover this channel; delivery happens once.
+    reasons: Vec<Pattern>,
+}
+
+/// The channel was removed while the caller held it.
+#[derive(Debug)]
+pub(crate) struct Closed;
+
+/// Counts from one fan-out, for the bus statistics.
+pub(crate) struct Fanout {
+    pub(crate) offset: u64,
+    pub(crate) delivered: u64,
+    pub(crate) dropped: u64,
+}
+
+impl Channel {
+    pub(crate) fn new(
+        addr: Address,
+        config: &BusConfig,
+        created_by: Option<String>,
+        persistent: bool,
+    ) -> Arc<Self> {
+        Arc::new(Channel {
+            addr,
+            epoch: format!("e-{:08x}", fastrand::u32(..)),
+            created_at: now_ts(),
+            created_by,
+            persistent,
+            state: Mutex::new(State {
+                offset: 0,
+                history: History::new(config.history_size, config.history_ttl()),
+                subs: Vec::new(),
+                closed: false,
+                empty_since: Instant::now(),
+            }),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding this lock would be a bug in this file; the state is
+        // still consistent field by field, so keep serving rather than poison the bus.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Stamps `env` with the next offset, stores it and queues it to every subscriber
+    /// (the sender only when `echo`).
+    pub(crate) fn publish(
+        &self,
+        mut env: Envelope,
+        sender: Option<&SessionId>,
+        echo: bool,
+    ) -> Result<Fanout, Closed> {
+        let mut st = self.lock();
+        if st.closed {
+            return Err(Closed);
+        }
+        st.offset += 1;
+        let offset = st.offset;
+        env.offset = Some(offset);
+        env.epoch = Some(self.epoch.clone());
+        let delivery = Delivery::new(env);
+        let now = Instant::now();
+        st.history.expire(now);
+        st.history.push(offset, delivery.clone(), now);
+        let (mut delivered, mut dropped) = (0, 0);
+        for sub in &st.subs {
+            if !echo && sender.is_some_and(|s| Arc::ptr_eq(s, &sub.session)) {
+                continue;
+            }
+            match sub.outbox.offer(&delivery, Some((&self.addr, offset))) {
+                Offer::Queued => delivered += 1,
+                Offer::Dropped | Offer::Kicked => dropped += 1,
+                Offer::Gone => {}
+            }
+        }
+        Ok(Fanout {
+            offset,
+            delivered,
+            dropped,
+        })
+    }
+
+    /// Adds `reason` to the session's subscription, and when `recover` is given, reads
+    /// what it missed in the same critical section.
+    pub(crate) fn subscribe(
+        &self,
+        session: &SessionId,
+        outbox: &Outbox,
+        reason: &Pattern,
+        recover: Option<&Position>,
+    ) -> Result<(Position, Option<Recovery>), Closed> {
+        let mut st = self.lock();
+        if st.closed {
+            return Err(Closed);
+        }
+        match st
+            .subs
+            .iter_mut()
+            .find(|s| Arc::ptr_eq(&s.session, session))
+        {
+            Some(sub) if !sub.reasons.contains(reason) => sub.reasons.push(reason.clone()),
+            Some(_) => {}
+            None => st.subs.push(Sub {
+                session: session.clone(),
+                outbox: outbox.clone(),
+                reasons: vec![reason.clone()],
+            }),
+        }
+        let position = Position {
+            offset: st.offset,
+            epoch: self.epoch.clone(),
+        };
+        let Some(pos) = recover else {
+            return Ok((position, None));
+        };
+        st.history.expire(Instant::now());
+        if pos.epoch != self.epoch || pos.offset > st.offset {
+            let r = Recovery {
+                recovered: false,
+                messages: Vec::new(),
+                position: position.clone(),
+            };
+            return Ok((position, Some(r)));
+        }
+        let range = st.history.after(pos.offset, usize::MAX, st.offset);
+        let r = Recovery {
+            recovered: range.complete,
+            messages: range.messages,
+            position: position.clone(),
+        };
+        Ok((position, Some(r)))
+    }
+
+    /// Removes `reason` from the session's subscription; true when the session no longer
+    /// receives from this channel.
+    pub(crate) fn unsubscribe(&self, session: &SessionId, reason: Option<&Pattern>) -> bool {
+        let mut st = self.lock();
+        let Some(i) = st
+            .subs
+            .iter()
+            .position(|s| Arc::ptr_eq(&s.session, session))
+        else {
+            return true;
+        };
+        let gone = match reason {
+            Some(r) => {
+                st.subs[i].reasons.retain(|x| x != r);
+                st.subs[i].reasons.is_empty()
+            }
+            None => true,
+        };
+        if gone {
+            st.subs.swap_remove(i);
+            if st.subs.is_empty() {
+                st.empty_since = Instant::now();
+            }
+        }
+        gone
+    }
+
+    /// Reads history: after `since` when given, else the newest `limit`.
+    pub(crate) fn history(&self, since: Option<u64>, limit: usize) -> HistoryPage {
+        let mut st = self.lock();
+        st.history.expire(Instant::now());
+        let position = Position {
+            offset: st.offset,
+            epoch: self.epoch.clone(),
+        };
+        match since {
+            Some(s) => {
+                let r = st.history.after(s, limit, st.offset);
+                HistoryPage {
+                    messages: r.messages,
+                    position,
+                    complete: r.complete,
+                }
+            }
+            None => {
+                let messages = st.history.last(limit);
+                let complete = messages
+                    .first()
+                    .and_then(|d| d.envelope().offset)
+                    .map_or(st.offset == 0, |first| first == 1);
+                HistoryPage {
+                    messages,
+                    position,
+                    complete,
+                }
+            }
+        }
+    }
+
+    pub(crate) fn snapshot(&self) -> Snapshot {
+        let st = self.lock();
+        Snapshot {
+            subscribers: st.subs.iter().map(|s| s.session.clone()).collect(),
+            position: Position {
+                offset: st.offset,
+                epoch: self.epoch.clone(),
+            },
+            history_len: st.history.len(),
+        }
+    }
+
+    pub(crate) fn subscriber_count(&self) -> usize {
+        self.lock().subs.len()
+    }
+
+    /// Marks the channel closed when it has no subscribers and, unless `force`, has
+    /// been empty for `idle` with nothing left in history. True when closed.
+    pub(crate) fn close_if_unused(&self, force: bool, idle: std::time::Duration) -> bool {
+        let mut st = self.lock();
+        if !st.subs.is_empty() {
+            return false;
+        }
+        if !force {
+            st.history.expire(Instant::now());
+            if self.persistent || !st.history.is_empty() || st.empty_since.elapsed() < idle {
+                return false;
+            }
+        }
+        st.closed = true;
+        true
+    }
+}

@@ -1,0 +1,581 @@
+//! The bus core: an in-process router of rooms, channels and sessions, with no sockets.
+//!
+//! [`Bus`] is a cheap-clone handle over `Arc<Shared>`. A session, remote (a WebSocket
+//! task) or embedded (an agent in the same process), attaches with [`Bus::connect`] and
+//! gets a [`Member`] to act with and an [`Inbox`] to read from; both paths use exactly
+//! this API. Operators (the task queue, approvals, ...) are sessions too.
+//!
+//! Locking: the channel registry and the presence table are `DashMap`s (sharded, short
+//! sections); each channel has its own mutex (see `channel`). The list of wildcard
+//! subscriptions is a `RwLock`, written only on wildcard join / leave. No lock is held
+//! while another of these is taken, except registry shard -> channel mutex.
+
+mod channel;
+mod delivery;
+mod history;
+mod member;
+mod outbox;
+
+pub use channel::{HistoryPage, Position, Recovery};
+pub use delivery::Delivery;
+pub use member::{JoinOutcome, Member};
+pub use outbox::{Inbox, KickSignal, Lag};
+
+use crate::address::{Address, Pattern};
+use crate::config::BusConfig;
+use crate::error::{ErrorCode, WireError};
+use crate::frame::{now_ts, Envelope};
+use channel::Channel;
+use dashmap::DashMap;
+use outbox::Outbox;
+use serde::Serialize;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+/// A session id (`s-` and 12 hex digits), shared so that comparing two is one pointer
+/// comparison on the fan-out path.
+pub type SessionId = Arc<str>;
+
+/// Who a session says it is, from its HELLO.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PeerInfo {
+    /// `client`, `consumer`, `admin`, `observer`, or another role of the deployment.
+    pub role: String,
+    /// What it can do (for consumers: the task kinds it executes).
+    pub capabilities: Vec<String>,
+    /// A display name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// How many tasks it runs at once (consumers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slots: Option<u32>,
+}
+
+/// One row of presence: a connected session.
+#[derive(Debug, Clone, Serialize)]
+pub struct Presence {
+    /// Session id.
+    pub session: String,
+    /// Its HELLO.
+    #[serde(flatten)]
+    pub info: PeerInfo,
+    /// When it connected.
+    pub connected_at: String,
+}
+
+/// Server-wide counters, as the `status` command reports them.
+#[derive(Debug, Clone, Serialize)]
+pub struct Stats {
+    /// Sessions now attached.
+    pub connections: usize,
+    /// Sessions attached since start.
+    pub connections_total: u64,
+    /// Rooms now.
+    pub rooms: usize,
+    /// Channels now.
+    pub channels: usize,
+    /// Publishes accepted since start.
+    pub messages: u64,
+    /// Frames queued to subscribers since start.
+    pub deliveries: u64,
+    /// Frames dropped or refused by slow-consumer policy since start.
+    pub dropped: u64,
+    /// Seconds since the bus was made.
+    pub uptime_secs: u64,
+}
+
+/// A channel as `list_channels` reports it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChannelSummary {
+    /// `room:channel`.
+    pub address: String,
+    /// Sessions receiving from it.
+    pub subscribers: usize,
+    /// Its position.
+    pub offset: u64,
+    /// Its epoch.
+    pub epoch: String,
+    /// Bootstrap or admin-created.
+    pub persistent: bool,
+}
+
+/// A channel as `channel_info` reports it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChannelInfo {
+    /// `room:channel`.
+    pub address: String,
+    /// Its position.
+    pub offset: u64,
+    /// Its epoch.
+    pub epoch: String,
+    /// Publishes retained.
+    pub history: usize,
+    /// When it was created.
+    pub created_at: String,
+    /// Session that created it, if any.
+    pub created_by: Option<String>,
+    /// Bootstrap or admin-created.
+    pub persistent: bool,
+    /// Who is subscribed, with role and capabilities.
+    pub participants: Vec<Presence>,
+}
+
+/// The in-process bus. Cheap to clone; every clone is the same bus.
+#[derive(Clone)]
+pub struct Bus {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    config: BusConfig,
+    channels: DashMap<Address, Arc<Channel>>,
+    /// Rooms and whether each is persistent (bootstrap or admin-made).
+    rooms: DashMap<String, bool>,
+    sessions: DashMap<SessionId, SessionEntry>,
+    /// Wildcard subscriptions, applied to channels as they are created.
+    patterns: RwLock<Vec<PatternSub>>,
+    started: Instant,
+    connections_total: AtomicU64,
+    messages: AtomicU64,
+    deliveries: AtomicU64,
+    dropped: AtomicU64,
+}
+
+struct SessionEntry {
+    info: PeerInfo,
+    connected_at: String,
+    outbox: Outbox,
+}
+
+#[derive(Clone)]
+struct PatternSub {
+    pattern: Pattern,
+    session: SessionId,
+    outbox: Outbox,
+}
+
+impl Bus {
+    /// Makes a bus and its bootstrap rooms and channels.
+    ///
+    /// # Errors
+    /// [`WireError`] `invalid_address` when a configured room or channel name is invalid.
+    ///
+    /// ```
+    /// let bus = hivebus::Bus::new(Default::default()).unwrap();
+    /// assert_eq!(bus.stats().channels, 0);
+    /// ```
+    pub fn new(config: BusConfig) -> Result<Bus, WireError> {
+        let rooms = config.rooms.clone();
+        let bus = Bus {
+            shared: Arc::new(Shared {
+                config,
+                channels: DashMap::new(),
+                rooms: DashMap::new(),
+                sessions: DashMap::new(),
+                patterns: RwLock::new(Vec::new()),
+                started: Instant::now(),
+                connections_total: AtomicU64::new(0),
+                messages: AtomicU64::new(0),
+                deliveries: AtomicU64::new(0),
+                dropped: AtomicU64::new(0),
+            }),
+        };
+        for room in rooms {
+            Pattern::parse(&room.name)?;
+            bus.shared.rooms.insert(room.name.clone(), true);
+            for ch in room.channels {
+                bus.create_channel(&Address::new(&room.name, &ch)?, None)?;
+            }
+        }
+        Ok(bus)
+    }
+
+    /// The configuration this bus was made with.
+    pub fn config(&self) -> &BusConfig {
+        &self.shared.config
+    }
+
+    /// Attaches a session and returns its handle and inbox. Detaches when the
+    /// [`Member`] is dropped.
+    pub fn connect(&self, info: PeerInfo) -> (Member, Inbox) {
+        let id: SessionId =
+            format!("s-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]).into();
+        let (outbox, inbox) = outbox::outbox(
+            self.shared.config.outbound_queue,
+            self.shared.config.slow_consumer,
+        );
+        self.shared.sessions.insert(
+            id.clone(),
+            SessionEntry {
+                info,
+                connected_at: now_ts(),
+                outbox: outbox.clone(),
+            },
+        );
+        self.shared
+            .connections_total
+            .fetch_add(1, Ordering::Relaxed);
+        (Member::new(self.clone(), id, outbox), inbox)
+    }
+
+    /// Publishes `env` on `addr` as the server (no membership check), creating the
+    /// channel when `auto_create` allows. Stamps `ts`, `room`, `channel`, `offset`,
+    /// `epoch`; keeps `from` as given.
+    ///
+    /// # Errors
+    /// `channel_not_found` / `room_not_found` when the channel does not exist and may
+    /// not be created.
+    pub fn publish(&self, addr: &Address, env: Envelope) -> Result<Position, WireError> {
+        let ch = self.channel_for_publish(addr)?;
+        self.publish_on(&ch, env, None, false)
+    }
+
+    fn publish_on(
+        &self,
+        ch: &Arc<Channel>,
+        mut env: Envelope,
+        sender: Option<&SessionId>,
+        echo: bool,
+    ) -> Result<Position, WireError> {
+        env.ts = Some(now_ts());
+        env.room = Some(ch.addr.room().to_owned());
+        env.channel = Some(ch.addr.channel().to_owned());
+        env.echo = None;
+        let mut current = ch.clone();
+        // A channel removed between lookup and publish is made again (at most twice:
+        // removal needs an idle channel, and this publish makes it busy).
+        for _ in 0..3 {
+            match current.publish(env.clone(), sender, echo) {
+                Ok(f) => {
+                    let s = &self.shared;
+                    s.messages.fetch_add(1, Ordering::Relaxed);
+                    s.deliveries.fetch_add(f.delivered, Ordering::Relaxed);
+                    if f.dropped > 0 {
+                        s.dropped.fetch_add(f.dropped, Ordering::Relaxed);
+                    }
+                    return Ok(Position {
+                        offset: f.offset,
+                        epoch: current.epoch.clone(),
+                    });
+                }
+                Err(channel::Closed) => current = self.channel_for_publish(&ch.addr)?,
+            }
+        }
+        Err(WireError::new(
+            ErrorCode::Internal,
+            "channel kept closing under publish",
+        ))
+    }
+
+    /// Sends `env` to the sessions in `to` directly (no history). Returns the sessions
+    /// that were not found.
+    pub fn send_private(&self, to: &[String], mut env: Envelope) -> Vec<String> {
+        env.ts = Some(now_ts());
+        let d = Delivery::new(env);
+        let mut missing = Vec::new();
+        for id in to {
+            match self.shared.sessions.get(id.as_str()) {
+                Some(entry) => {
+                    entry.outbox.offer(&d, None);
+                }
+                None => missing.push(id.clone()),
+            }
+        }
+        missing
+    }
+
+    /// Sends `env` to every attached session (server notices such as shutdown).
+    pub fn broadcast_system(&self, mut env: Envelope) {
+        env.ts = Some(now_ts());
+        let d = Delivery::new(env);
+        for entry in self.shared.sessions.iter() {
+            entry.outbox.offer(&d, None);
+        }
+    }
+
+    /// Reads a channel's history: after `since` when given, else the newest `limit`.
+    ///
+    /// # Errors
+    /// `channel_not_found` when the channel does not exist.
+    pub fn history(
+        &self,
+        addr: &Address,
+        since: Option<u64>,
+        limit: usize,
+    ) -> Result<HistoryPage, WireError> {
+        let limit = limit.min(self.shared.config.max_history_page);
+        Ok(self.existing(addr)?.history(since, limit))
+    }
+
+    /// Creates a persistent channel (and its room), as an admin or bootstrap config does.
+    ///
+    /// # Errors
+    /// `channel_exists` when it already exists.
+    pub fn create_channel(&self, addr: &Address, by: Option<&str>) -> Result<(), WireError> {
+        self.shared.rooms.insert(addr.room().to_owned(), true);
+        let mut created = false;
+        let ch = self
+            .shared
+            .channels
+            .entry(addr.clone())
+            .or_insert_with(|| {
+                created = true;
+                Channel::new(
+                    addr.clone(),
+                    &self.shared.config,
+                    by.map(str::to_owned),
+                    true,
+                )
+            })
+            .clone();
+        if !created {
+            return Err(WireError::new(
+                ErrorCode::ChannelExists,
+                format!("{addr} already exists"),
+            ));
+        }
+        self.attach_patterns(&ch);
+        Ok(())
+    }
+
+    /// Deletes a channel that nobody is subscribed to; its history goes with it.
+    ///
+    /// # Errors
+    /// `channel_not_found`, or `channel_not_empty` while it has subscribers.
+    pub fn delete_channel(&self, addr: &Address) -> Result<(), WireError> {
+        let ch = self.existing(addr)?;
+        if !ch.close_if_unused(true, Duration::ZERO) {
+            return Err(WireError::new(
+                ErrorCode::ChannelNotEmpty,
+                format!("{addr} has {} subscriber(s)", ch.subscriber_count()),
+            ));
+        }
+        self.shared
+            .channels
+            .remove_if(addr, |_, v| Arc::ptr_eq(v, &ch));
+        Ok(())
+    }
+
+    /// Channels whose room matches `room` (all channels when `None`), sorted by address.
+    pub fn list_channels(&self, room: Option<&str>) -> Vec<ChannelSummary> {
+        let mut out: Vec<ChannelSummary> = self
+            .channels_where(|a| room.is_none_or(|r| a.room() == r))
+            .iter()
+            .map(|ch| {
+                let snap = ch.snapshot();
+                ChannelSummary {
+                    address: ch.addr.to_string(),
+                    subscribers: snap.subscribers.len(),
+                    offset: snap.position.offset,
+                    epoch: snap.position.epoch,
+                    persistent: ch.persistent,
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| a.address.cmp(&b.address));
+        out
+    }
+
+    /// Rooms, sorted.
+    pub fn list_rooms(&self) -> Vec<String> {
+        let mut rooms: Vec<String> = self.shared.rooms.iter().map(|r| r.key().clone()).collect();
+        rooms.sort();
+        rooms
+    }
+
+    /// A channel's position, metadata and participants (presence).
+    ///
+    /// # Errors
+    /// `channel_not_found` when it does not exist.
+    pub fn channel_info(&self, addr: &Address) -> Result<ChannelInfo, WireError> {
+        let ch = self.existing(addr)?;
+        let snap = ch.snapshot();
+        let mut participants: Vec<Presence> = snap
+            .subscribers
+            .iter()
+            .filter_map(|id| self.presence_of(id))
+            .collect();
+        participants.sort_by(|a, b| a.session.cmp(&b.session));
+        Ok(ChannelInfo {
+            address: addr.to_string(),
+            offset: snap.position.offset,
+            epoch: snap.position.epoch,
+            history: snap.history_len,
+            created_at: ch.created_at.clone(),
+            created_by: ch.created_by.clone(),
+            persistent: ch.persistent,
+            participants,
+        })
+    }
+
+    /// One session's presence row.
+    pub fn presence_of(&self, id: &str) -> Option<Presence> {
+        self.shared.sessions.get(id).map(|e| Presence {
+            session: id.to_owned(),
+            info: e.info.clone(),
+            connected_at: e.connected_at.clone(),
+        })
+    }
+
+    /// Every attached session.
+    pub fn presence(&self) -> Vec<Presence> {
+        let ids: Vec<SessionId> = self
+            .shared
+            .sessions
+            .iter()
+            .map(|e| e.key().clone())
+            .collect();
+        ids.iter().filter_map(|id| self.presence_of(id)).collect()
+    }
+
+    /// Server-wide counters.
+    pub fn stats(&self) -> Stats {
+        let s = &self.shared;
+        Stats {
+            connections: s.sessions.len(),
+            connections_total: s.connections_total.load(Ordering::Relaxed),
+            rooms: s.rooms.len(),
+            channels: s.channels.len(),
+            messages: s.messages.load(Ordering::Relaxed),
+            deliveries: s.deliveries.load(Ordering::Relaxed),
+            dropped: s.dropped.load(Ordering::Relaxed),
+            uptime_secs: s.started.elapsed().as_secs(),
+        }
+    }
+
+    /// Removes channels nobody uses: no subscribers, not persistent, nothing left in
+    /// history, empty for `channel_idle_secs`; then rooms left without channels or
+    /// subscriptions. Returns how many channels went. The server calls this
+    /// periodically; an embedding program may too.
+    pub fn sweep(&self) -> usize {
+        let idle = Duration::from_secs(self.shared.config.channel_idle_secs);
+        let mut removed = 0;
+        for ch in self.channels_where(|_| true) {
+            if ch.close_if_unused(false, idle) {
+                self.shared
+                    .channels
+                    .remove_if(&ch.addr, |_, v| Arc::ptr_eq(v, &ch));
+                removed += 1;
+            }
+        }
+        let in_use: std::collections::HashSet<String> = self
+            .shared
+            .channels
+            .iter()
+            .map(|c| c.key().room().to_owned())
+            .collect();
+        let watched = self.read_patterns();
+        self.shared.rooms.retain(|room, persistent| {
+            *persistent
+                || in_use.contains(room)
+                || watched
+                    .iter()
+                    .any(|p| matches!(&p.pattern, Pattern::Room(r) if r == room))
+        });
+        removed
+    }
+
+    // ---- internals used by Member ----
+
+    fn existing(&self, addr: &Address) -> Result<Arc<Channel>, WireError> {
+        self.shared
+            .channels
+            .get(addr)
+            .map(|c| c.clone())
+            .ok_or_else(|| WireError::new(ErrorCode::ChannelNotFound, format!("no channel {addr}")))
+    }
+
+    /// The channel, created on demand when `auto_create` allows.
+    fn channel_for_join(&self, addr: &Address, by: &str) -> Result<Arc<Channel>, WireError> {
+        if let Some(ch) = self.shared.channels.get(addr) {
+            return Ok(ch.clone());
+        }
+        if !self.shared.config.auto_create {
+            return Err(if self.shared.rooms.contains_key(addr.room()) {
+                WireError::new(ErrorCode::ChannelNotFound, format!("no channel {addr}"))
+            } else {
+                WireError::new(ErrorCode::RoomNotFound, format!("no room {}", addr.room()))
+            });
+        }
+        self.shared
+            .rooms
+            .entry(addr.room().to_owned())
+            .or_insert(false);
+        let mut created = false;
+        let ch = self
+            .shared
+            .channels
+            .entry(addr.clone())
+            .or_insert_with(|| {
+                created = true;
+                Channel::new(
+                    addr.clone(),
+                    &self.shared.config,
+                    Some(by.to_owned()),
+                    false,
+                )
+            })
+            .clone();
+        if created {
+            self.attach_patterns(&ch);
+        }
+        Ok(ch)
+    }
+
+    fn channel_for_publish(&self, addr: &Address) -> Result<Arc<Channel>, WireError> {
+        self.channel_for_join(addr, "server")
+    }
+
+    /// Makes sure the room of a room-wide subscription exists.
+    fn ensure_room(&self, room: &str) -> Result<(), WireError> {
+        if self.shared.rooms.contains_key(room) {
+            return Ok(());
+        }
+        if !self.shared.config.auto_create {
+            return Err(WireError::new(
+                ErrorCode::RoomNotFound,
+                format!("no room {room}"),
+            ));
+        }
+        self.shared.rooms.entry(room.to_owned()).or_insert(false);
+        Ok(())
+    }
+
+    fn channels_where(&self, keep: impl Fn(&Address) -> bool) -> Vec<Arc<Channel>> {
+        self.shared
+            .channels
+            .iter()
+            .filter(|c| keep(c.key()))
+            .map(|c| c.value().clone())
+            .collect()
+    }
+
+    fn read_patterns(&self) -> Vec<PatternSub> {
+        self.shared
+            .patterns
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Subscribes the wildcard subscriptions that cover a new channel.
+    fn attach_patterns(&self, ch: &Arc<Channel>) {
+        for p in self.read_patterns() {
+            if p.pattern.matches(&ch.addr) {
+                // A closed channel here was removed already; nothing to attach to.
+                let _ = ch.subscribe(&p.session, &p.outbox, &p.pattern, None);
+            }
+        }
+    }
+
+    fn detach(&self, id: &SessionId) {
+        self.shared.sessions.remove(id);
+    }
+}
+
+impl std::fmt::Debug for Bus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bus").field("stats", &self.stats()).finish()
+    }
+}

@@ -1,0 +1,153 @@
+//! Built-in commands, one file each: parsed from a COMMAND's `{name, args}` into
+//! [`Command`], validated before anything runs, then applied against the bus.
+//!
+//! Names under `op.` go to operators instead (see [`crate::ops`]).
+
+mod channel_info;
+mod create_channel;
+mod delete_channel;
+mod history;
+mod join;
+mod leave;
+mod list_channels;
+mod ping;
+mod status;
+
+pub use channel_info::ChannelInfoCmd;
+pub use create_channel::CreateChannel;
+pub use delete_channel::DeleteChannel;
+pub use history::History;
+pub use join::Join;
+pub use leave::Leave;
+pub use list_channels::ListChannels;
+pub use ping::Ping;
+pub use status::Status;
+
+use crate::bus::{Delivery, Member};
+use crate::error::{ErrorCode, WireError};
+use crate::ops::Operators;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+/// Facts about the running server that commands report.
+#[derive(Debug, Clone)]
+pub struct ServerInfo {
+    /// `hivebus/<version>`.
+    pub server: String,
+    /// Protocol version (1).
+    pub protocol: u32,
+}
+
+/// What a command runs against.
+pub struct Ctx<'a> {
+    /// The calling session.
+    pub member: &'a Member,
+    /// Whether the caller may run admin commands.
+    pub admin: bool,
+    /// Server facts.
+    pub server: &'a ServerInfo,
+    /// The operators, for `status`.
+    pub ops: &'a Operators,
+}
+
+/// A parsed built-in command.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Command {
+    /// `status`
+    Status(Status),
+    /// `ping`
+    Ping(Ping),
+    /// `join` (alias `join_channel`)
+    Join(Join),
+    /// `leave` (alias `leave_channel`)
+    Leave(Leave),
+    /// `list_channels`
+    ListChannels(ListChannels),
+    /// `channel_info`
+    ChannelInfo(ChannelInfoCmd),
+    /// `history`
+    History(History),
+    /// `create_channel` (admin)
+    CreateChannel(CreateChannel),
+    /// `delete_channel` (admin)
+    DeleteChannel(DeleteChannel),
+}
+
+impl Command {
+    /// Parses a built-in command; `Ok(None)` when `name` is not a built-in.
+    ///
+    /// # Errors
+    /// `missing_field`, `invalid_field` or `invalid_address` when the args are wrong.
+    pub fn parse(name: &str, args: Value) -> Result<Option<Command>, WireError> {
+        Ok(Some(match name {
+            "status" => Command::Status(parse_args(args)?),
+            "ping" => Command::Ping(parse_args(args)?),
+            "join" | "join_channel" => Command::Join(Join::parse(args)?),
+            "leave" | "leave_channel" => Command::Leave(Leave::parse(args)?),
+            "list_channels" => Command::ListChannels(parse_args(args)?),
+            "channel_info" => Command::ChannelInfo(ChannelInfoCmd::parse(args)?),
+            "history" => Command::History(History::parse(args)?),
+            "create_channel" => Command::CreateChannel(CreateChannel::parse(args)?),
+            "delete_channel" => Command::DeleteChannel(DeleteChannel::parse(args)?),
+            _ => return Ok(None),
+        }))
+    }
+
+    /// Runs the command.
+    ///
+    /// # Errors
+    /// The command's own errors (`forbidden`, `channel_not_found`, ...).
+    pub fn apply(self, ctx: &Ctx<'_>) -> Result<Value, WireError> {
+        match self {
+            Command::Status(c) => c.apply(ctx),
+            Command::Ping(c) => c.apply(ctx),
+            Command::Join(c) => c.apply(ctx),
+            Command::Leave(c) => c.apply(ctx),
+            Command::ListChannels(c) => c.apply(ctx),
+            Command::ChannelInfo(c) => c.apply(ctx),
+            Command::History(c) => c.apply(ctx),
+            Command::CreateChannel(c) => c.apply(ctx),
+            Command::DeleteChannel(c) => c.apply(ctx),
+        }
+    }
+}
+
+/// Deserializes command args; `null` counts as `{}`. A missing field maps to
+/// `missing_field`, anything else to `invalid_field`.
+pub(crate) fn parse_args<T: DeserializeOwned>(args: Value) -> Result<T, WireError> {
+    let args = if args.is_null() {
+        Value::Object(Default::default())
+    } else {
+        args
+    };
+    serde_json::from_value(args).map_err(|e| {
+        let msg = e.to_string();
+        let code = if msg.starts_with("missing field") {
+            ErrorCode::MissingField
+        } else {
+            ErrorCode::InvalidField
+        };
+        WireError::new(code, format!("args: {msg}"))
+    })
+}
+
+/// The refusal for a non-admin caller.
+pub(crate) fn require_admin(ctx: &Ctx<'_>, name: &str) -> Result<(), WireError> {
+    if ctx.admin {
+        Ok(())
+    } else {
+        Err(WireError::new(
+            ErrorCode::Forbidden,
+            format!("`{name}` is for admin sessions"),
+        ))
+    }
+}
+
+/// Delivered frames as JSON values, for replies that carry history.
+pub(crate) fn messages_json(messages: &[Delivery]) -> Vec<Value> {
+    messages
+        .iter()
+        .map(|d| serde_json::to_value(d.envelope()).unwrap_or(Value::Null))
+        .collect()
+}

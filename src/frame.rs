@@ -1,0 +1,336 @@
+//! Wire types: the one [`Envelope`] every frame uses, its [`FrameType`], and parsing of
+//! peer frames with validation at the edge.
+//!
+//! Nothing outside this module and the session reads raw JSON. Parsing happens once per
+//! inbound frame; each failure maps to a stable [`ErrorCode`] so that a client in any
+//! language can react to it (`docs/PROTOCOL.md` has the table).
+
+use crate::error::{ErrorCode, WireError};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::time::SystemTime;
+
+/// Every frame type of protocol v1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum FrameType {
+    /// Peer -> server, first frame: `{role, capabilities, auth?, name?, slots?}`.
+    Hello,
+    /// Server -> peer, answer to HELLO: `{session, server, protocol, limits}`.
+    Welcome,
+    /// A publish on `room:channel`.
+    Message,
+    /// A direct message to sessions: `{to: [session ids], ...}`.
+    Private,
+    /// A server notice (shutdown, lag, policy).
+    System,
+    /// A command `{name, args}`, answered by REPLY or ERROR.
+    Command,
+    /// The answer to a COMMAND: `{re, ok, result}`.
+    Reply,
+    /// An error `{re?, code, message, details?}`.
+    Error,
+    /// A BIP-43 task.
+    Task,
+    /// Task progress `{stage, message, pct?}`.
+    Event,
+    /// An approval request or decision.
+    Approval,
+    /// A task result `{status, artifacts?, summary}`.
+    Result,
+    /// Liveness; renews a consumer's leases.
+    Heartbeat,
+}
+
+impl FrameType {
+    /// The wire spelling (`"MESSAGE"`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FrameType::Hello => "HELLO",
+            FrameType::Welcome => "WELCOME",
+            FrameType::Message => "MESSAGE",
+            FrameType::Private => "PRIVATE",
+            FrameType::System => "SYSTEM",
+            FrameType::Command => "COMMAND",
+            FrameType::Reply => "REPLY",
+            FrameType::Error => "ERROR",
+            FrameType::Task => "TASK",
+            FrameType::Event => "EVENT",
+            FrameType::Approval => "APPROVAL",
+            FrameType::Result => "RESULT",
+            FrameType::Heartbeat => "HEARTBEAT",
+        }
+    }
+
+    fn from_wire(s: &str) -> Option<Self> {
+        Some(match s {
+            "HELLO" => FrameType::Hello,
+            "WELCOME" => FrameType::Welcome,
+            "MESSAGE" => FrameType::Message,
+            "PRIVATE" => FrameType::Private,
+            "SYSTEM" => FrameType::System,
+            "COMMAND" => FrameType::Command,
+            "REPLY" => FrameType::Reply,
+            "ERROR" => FrameType::Error,
+            "TASK" => FrameType::Task,
+            "EVENT" => FrameType::Event,
+            "APPROVAL" => FrameType::Approval,
+            "RESULT" => FrameType::Result,
+            "HEARTBEAT" => FrameType::Heartbeat,
+            _ => return None,
+        })
+    }
+
+    /// Whether frames of this type travel on a `room:channel` and are stored in history.
+    pub fn is_channel_traffic(self) -> bool {
+        matches!(
+            self,
+            FrameType::Message
+                | FrameType::Task
+                | FrameType::Event
+                | FrameType::Approval
+                | FrameType::Result
+                | FrameType::Error
+        )
+    }
+}
+
+/// The envelope shared by every frame.
+///
+/// `from`, `ts`, `offset` and `epoch` are stamped by the server on what it delivers; when
+/// a peer sends them they are ignored and overwritten.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Envelope {
+    /// Sender-chosen id, unique per session; answers name it in `re`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The frame type.
+    #[serde(rename = "type")]
+    pub kind: FrameType,
+    /// Ties the frames of one task or conversation together.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
+    /// RFC 3339 time the server accepted the frame, with milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ts: Option<String>,
+    /// Room name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room: Option<String>,
+    /// Channel name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    /// Session id of the sender.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// Position in the channel: 1 for the first publish, +1 for each one after.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
+    /// Generation of the channel's history; a new epoch means older offsets are gone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<String>,
+    /// On a publish: deliver to the sender too, when it is subscribed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub echo: Option<bool>,
+    /// Type-specific body.
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    pub payload: Value,
+}
+
+impl Envelope {
+    /// A bare envelope of `kind` with `payload` and nothing else set.
+    pub fn new(kind: FrameType, payload: Value) -> Self {
+        Envelope {
+            id: None,
+            kind,
+            trace_id: None,
+            ts: None,
+            room: None,
+            channel: None,
+            from: None,
+            offset: None,
+            epoch: None,
+            echo: None,
+            payload,
+        }
+    }
+
+    /// Parses and validates a frame sent by a peer.
+    ///
+    /// Server-stamped fields are cleared. Checks that fields each type needs are present:
+    /// `id` on COMMAND and TASK, `room` on channel traffic, `payload.name` on COMMAND.
+    ///
+    /// # Errors
+    /// A [`WireError`] with `invalid_json`, `invalid_field`, `unknown_type` or
+    /// `missing_field`; its `re` is not known here (the session adds it when it can).
+    ///
+    /// ```
+    /// use hivebus::frame::{Envelope, FrameType};
+    /// let e = Envelope::parse_peer(r#"{"id":"1","type":"PING"}"#).unwrap_err();
+    /// assert_eq!(e.code.as_str(), "unknown_type");
+    /// let e = Envelope::parse_peer(r#"{"type":"HEARTBEAT"}"#).unwrap();
+    /// assert_eq!(e.kind, FrameType::Heartbeat);
+    /// ```
+    pub fn parse_peer(text: &str) -> Result<Envelope, WireError> {
+        let raw: RawEnvelope = serde_json::from_str(text).map_err(|e| {
+            let code = if e.is_data() {
+                ErrorCode::InvalidField
+            } else {
+                ErrorCode::InvalidJson
+            };
+            WireError::new(code, e.to_string())
+        })?;
+        let kind_str = raw
+            .kind
+            .ok_or_else(|| WireError::new(ErrorCode::MissingField, "`type` is required"))?;
+        let kind = FrameType::from_wire(&kind_str).ok_or_else(|| {
+            WireError::new(
+                ErrorCode::UnknownType,
+                format!("unknown frame type `{kind_str}`"),
+            )
+        })?;
+        let env = Envelope {
+            id: raw.id,
+            kind,
+            trace_id: raw.trace_id,
+            ts: None,
+            room: raw.room,
+            channel: raw.channel,
+            from: None,
+            offset: None,
+            epoch: None,
+            echo: raw.echo,
+            payload: raw.payload.unwrap_or(Value::Null),
+        };
+        env.check_required()?;
+        Ok(env)
+    }
+
+    fn check_required(&self) -> Result<(), WireError> {
+        let missing = |what: &str| {
+            Err(WireError::new(
+                ErrorCode::MissingField,
+                format!("{} needs `{what}`", self.kind.as_str()),
+            ))
+        };
+        if matches!(self.kind, FrameType::Command | FrameType::Task) && self.id.is_none() {
+            return missing("id");
+        }
+        if self.kind.is_channel_traffic() && self.room.is_none() {
+            return missing("room");
+        }
+        match self.kind {
+            FrameType::Command => match self.payload.get("name") {
+                Some(Value::String(_)) => {}
+                Some(_) => {
+                    return Err(WireError::new(
+                        ErrorCode::InvalidField,
+                        "`payload.name` must be a string",
+                    ))
+                }
+                None => return missing("payload.name"),
+            },
+            FrameType::Private => match self.payload.get("to") {
+                Some(Value::Array(_)) => {}
+                Some(_) => {
+                    return Err(WireError::new(
+                        ErrorCode::InvalidField,
+                        "`payload.to` must be an array of session ids",
+                    ))
+                }
+                None => return missing("payload.to"),
+            },
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Serializes to the JSON text sent on the wire.
+    pub fn to_text(&self) -> String {
+        // Serializing a tree of Strings, numbers and `Value`s cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// What a peer may send, before validation; every field optional so that a missing field
+/// gets its own error code instead of a generic serde message.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawEnvelope {
+    id: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    trace_id: Option<String>,
+    room: Option<String>,
+    channel: Option<String>,
+    echo: Option<bool>,
+    payload: Option<Value>,
+}
+
+/// The current time as RFC 3339 UTC with milliseconds (`2026-11-21T10:00:00.123Z`).
+pub fn now_ts() -> String {
+    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(text: &str) -> ErrorCode {
+        Envelope::parse_peer(text).unwrap_err().code
+    }
+
+    #[test]
+    fn each_kind_of_bad_frame_gets_its_own_code() {
+        assert_eq!(code("{nope"), ErrorCode::InvalidJson);
+        assert_eq!(code(""), ErrorCode::InvalidJson);
+        assert_eq!(code("[1,2]"), ErrorCode::InvalidField);
+        assert_eq!(
+            code(r#"{"id":5,"type":"MESSAGE"}"#),
+            ErrorCode::InvalidField
+        );
+        assert_eq!(code(r#"{"id":"1"}"#), ErrorCode::MissingField);
+        assert_eq!(code(r#"{"id":"1","type":"NOPE"}"#), ErrorCode::UnknownType);
+        assert_eq!(
+            code(r#"{"type":"COMMAND","payload":{"name":"ping"}}"#),
+            ErrorCode::MissingField
+        );
+        assert_eq!(
+            code(r#"{"id":"1","type":"COMMAND","payload":{}}"#),
+            ErrorCode::MissingField
+        );
+        assert_eq!(
+            code(r#"{"id":"1","type":"COMMAND","payload":{"name":3}}"#),
+            ErrorCode::InvalidField
+        );
+        assert_eq!(
+            code(r#"{"id":"1","type":"MESSAGE","payload":{}}"#),
+            ErrorCode::MissingField
+        );
+        assert_eq!(
+            code(r#"{"type":"PRIVATE","payload":{"to":"s-1"}}"#),
+            ErrorCode::InvalidField
+        );
+    }
+
+    #[test]
+    fn server_stamped_fields_from_peers_are_dropped() {
+        let e = Envelope::parse_peer(
+            r#"{"id":"1","type":"MESSAGE","room":"a","channel":"b","from":"evil","offset":9,"epoch":"x","ts":"t"}"#,
+        )
+        .unwrap();
+        assert_eq!((e.from, e.offset, e.epoch, e.ts), (None, None, None, None));
+    }
+
+    #[test]
+    fn envelopes_round_trip_through_text() {
+        let mut e = Envelope::new(FrameType::Message, serde_json::json!({"x": 1}));
+        e.room = Some("r".into());
+        e.offset = Some(3);
+        e.trace_id = Some("t".into());
+        let text = e.to_text();
+        assert!(text.contains(r#""traceId":"t""#));
+        let back: Envelope = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, e);
+    }
+}

@@ -1,0 +1,217 @@
+//! What a session does with each inbound frame once handshaken: validation, duplicate
+//! detection, then dispatch to the bus, a built-in command or an operator.
+//!
+//! Every refusal is an ERROR frame naming the frame's `id` in `re`; the session stays
+//! open. Channel traffic with an `id` is acknowledged with a REPLY carrying the offset
+//! it was given; without an `id` it is fire-and-forget.
+
+use super::session::{Closing, Session};
+use crate::address::Address;
+use crate::cmd::{Command, Ctx};
+use crate::error::{ErrorCode, WireError};
+use crate::frame::{Envelope, FrameType};
+use serde_json::{json, Value};
+use std::collections::{HashSet, VecDeque};
+
+/// The last `cap` envelope ids of a session.
+pub(super) struct Dedup {
+    order: VecDeque<String>,
+    seen: HashSet<String>,
+    cap: usize,
+}
+
+impl Dedup {
+    pub(super) fn new(cap: usize) -> Self {
+        Dedup {
+            order: VecDeque::new(),
+            seen: HashSet::new(),
+            cap,
+        }
+    }
+
+    /// False when `id` is among the last `cap` ids.
+    fn insert(&mut self, id: &str) -> bool {
+        if self.cap == 0 {
+            return true;
+        }
+        if self.seen.contains(id) {
+            return false;
+        }
+        if self.order.len() == self.cap {
+            if let Some(old) = self.order.pop_front() {
+                self.seen.remove(&old);
+            }
+        }
+        self.order.push_back(id.to_owned());
+        self.seen.insert(id.to_owned());
+        true
+    }
+}
+
+/// Best effort at the `id` of a frame that failed validation, for `re`.
+fn id_of(text: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct IdOnly {
+        id: Option<Value>,
+    }
+    match serde_json::from_str::<IdOnly>(text).ok()?.id? {
+        Value::String(s) => Some(s),
+        _ => None,
+    }
+}
+
+impl Session {
+    pub(super) async fn on_text(&mut self, text: &str) -> Result<(), Closing> {
+        super::Counters::inc(&self.ctx.counters.frames_in);
+        if text.len() > self.ctx.config.max_frame {
+            let err = WireError::new(
+                ErrorCode::FrameTooLarge,
+                format!(
+                    "frame of {} bytes; max_frame is {}",
+                    text.len(),
+                    self.ctx.config.max_frame
+                ),
+            )
+            .with_details(json!({"max_frame": self.ctx.config.max_frame}));
+            return self.send_error(id_of(text), &err).await;
+        }
+        let env = match Envelope::parse_peer(text) {
+            Ok(env) => env,
+            Err(err) => return self.send_error(id_of(text), &err).await,
+        };
+        if let Some(id) = &env.id {
+            if !self.dedup.insert(id) {
+                let err = WireError::new(
+                    ErrorCode::DuplicateId,
+                    format!("id `{id}` was already used"),
+                );
+                return self.send_error(env.id.clone(), &err).await;
+            }
+        }
+        let re = env.id.clone();
+        let answer = self.dispatch(env).await;
+        match answer {
+            Ok(Some(result)) if re.is_some() => self.reply(re, result).await,
+            Ok(_) => Ok(()),
+            Err(err) => self.send_error(re, &err).await,
+        }
+    }
+
+    /// Runs one valid frame; `Some(result)` is acknowledged with a REPLY.
+    async fn dispatch(&mut self, env: Envelope) -> Result<Option<Value>, WireError> {
+        match env.kind {
+            FrameType::Hello => Err(WireError::new(
+                ErrorCode::AlreadyHandshaken,
+                "HELLO was already sent",
+            )),
+            FrameType::Welcome | FrameType::System => Err(WireError::new(
+                ErrorCode::UnexpectedType,
+                format!("{} frames are sent by the server only", env.kind.as_str()),
+            )),
+            FrameType::Reply => Err(WireError::new(
+                ErrorCode::UnknownRequest,
+                format!(
+                    "no request {} is waiting for a reply",
+                    env.payload.get("re").unwrap_or(&Value::Null)
+                ),
+            )),
+            FrameType::Command => self.command(env).await.map(Some),
+            FrameType::Private => self.private(env).map(Some),
+            FrameType::Heartbeat => match self.ctx.ops.for_frame(FrameType::Heartbeat).cloned() {
+                Some(op) => op
+                    .frame(&self.caller, env)
+                    .await
+                    .map(|r| r.or(Some(json!({"alive": true})))),
+                None => Ok(Some(json!({"alive": true}))),
+            },
+            kind => {
+                if let Some(op) = self.ctx.ops.for_frame(kind).cloned() {
+                    return op.frame(&self.caller, env).await;
+                }
+                self.publish(env).map(Some)
+            }
+        }
+    }
+
+    fn publish(&mut self, mut env: Envelope) -> Result<Value, WireError> {
+        let room = env.room.take().unwrap_or_default();
+        let addr = Address::from_parts(&room, env.channel.take().as_deref())?;
+        let echo = env.echo.unwrap_or(false);
+        let pos = self.member.publish(&addr, env, echo)?;
+        Ok(json!({"address": addr.to_string(), "offset": pos.offset, "epoch": pos.epoch}))
+    }
+
+    fn private(&mut self, mut env: Envelope) -> Result<Value, WireError> {
+        let to: Vec<String> = match env.payload.get("to").and_then(Value::as_array) {
+            Some(list) if list.iter().all(Value::is_string) => list
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect(),
+            _ => {
+                return Err(WireError::new(
+                    ErrorCode::InvalidField,
+                    "`payload.to` must be an array of session ids",
+                ))
+            }
+        };
+        env.room = None;
+        env.channel = None;
+        let missing = self.member.send_private(&to, env);
+        if missing.len() == to.len() && !to.is_empty() {
+            return Err(
+                WireError::new(ErrorCode::UnknownSession, "no recipient is connected")
+                    .with_details(json!({"missing": missing})),
+            );
+        }
+        Ok(json!({"delivered": to.len() - missing.len(), "missing": missing}))
+    }
+
+    async fn command(&mut self, env: Envelope) -> Result<Value, WireError> {
+        let name = env
+            .payload
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let args = env.payload.get("args").cloned().unwrap_or(Value::Null);
+        if name.starts_with("op.") {
+            let (op, rest) = self.ctx.ops.for_command(&name)?;
+            let op = op.clone();
+            return op.command(&self.caller, rest, args).await;
+        }
+        let cmd = Command::parse(&name, args)?.ok_or_else(|| {
+            WireError::new(
+                ErrorCode::UnknownCommand,
+                format!("unknown command `{name}`"),
+            )
+        })?;
+        let ctx = Ctx {
+            member: &self.member,
+            admin: self.caller.admin,
+            server: &self.ctx.info,
+            ops: &self.ctx.ops,
+        };
+        cmd.apply(&ctx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dedup_forgets_ids_older_than_its_window() {
+        let mut d = Dedup::new(2);
+        assert!(d.insert("a"));
+        assert!(!d.insert("a"));
+        assert!(d.insert("b"));
+        assert!(d.insert("c"));
+        assert!(d.insert("a"), "a fell out of the window");
+    }
+
+    #[test]
+    fn id_is_recovered_from_frames_that_fail_validation() {
+        assert_eq!(id_of(r#"{"id":"7","type":"NOPE"}"#), Some("7".into()));
+        assert_eq!(id_of("{nope"), None);
+    }
+}

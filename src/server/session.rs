@@ -1,0 +1,373 @@
+//! One WebSocket session: handshake, then a single task that owns the socket and
+//! selects over inbound frames, the outbound queue, pings and shutdown.
+//!
+//! Writes are batched: everything queued is `feed` into tungstenite and flushed once
+//! the batch is written, so a busy subscriber costs one syscall per batch rather than
+//! one per message. A write that stalls past `write_timeout` ends the session.
+
+use super::handler::Dedup;
+use super::http::{self, Sniff};
+use super::ServerCtx;
+use crate::bus::{Delivery, Inbox, Member, PeerInfo};
+use crate::error::{close, ErrorCode, WireError};
+use crate::frame::{Envelope, FrameType};
+use crate::ops::Caller;
+use futures_util::{SinkExt, StreamExt};
+use serde::Deserialize;
+use serde_json::json;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio::sync::{watch, OwnedSemaphorePermit};
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+pub(super) type Ws = WebSocketStream<TcpStream>;
+
+/// Why the loop stopped, and the close frame to send (if the socket still works).
+pub(super) struct Closing {
+    pub(super) code: u16,
+    pub(super) reason: String,
+}
+
+impl Closing {
+    pub(super) fn new(code: u16, reason: impl Into<String>) -> Self {
+        Closing {
+            code,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// A live, handshaken session.
+pub(super) struct Session {
+    pub(super) ws: Ws,
+    pub(super) ctx: Arc<ServerCtx>,
+    pub(super) member: Member,
+    pub(super) caller: Caller,
+    pub(super) dedup: Dedup,
+    last_seen: Instant,
+}
+
+/// Serves one accepted TCP connection to the end.
+pub(super) async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    ctx: Arc<ServerCtx>,
+    stop: watch::Receiver<bool>,
+    permit: Option<OwnedSemaphorePermit>,
+) {
+    let _ = stream.set_nodelay(true);
+    match http::sniff(&stream, ctx.config.handshake_timeout()).await {
+        Sniff::Http(path) => return http::serve(stream, path, &ctx).await,
+        Sniff::Gone => return,
+        Sniff::WebSocket => {}
+    }
+    let config = ws_config(&ctx);
+    let upgrade = tokio_tungstenite::accept_async_with_config(stream, Some(config));
+    let mut ws = match tokio::time::timeout(ctx.config.handshake_timeout(), upgrade).await {
+        Ok(Ok(ws)) => ws,
+        Ok(Err(e)) => return tracing::debug!(%peer, error = %e, "websocket upgrade failed"),
+        Err(_) => return,
+    };
+    if permit.is_none() {
+        super::Counters::inc(&ctx.counters.refused);
+        let c = Closing::new(close::TRY_AGAIN_LATER, "max_connections reached");
+        return close_ws(&mut ws, c).await;
+    }
+    let (member, inbox, caller) = match handshake(&mut ws, &ctx).await {
+        Ok(x) => x,
+        Err(c) => return close_ws(&mut ws, c).await,
+    };
+    let id = member.id().to_owned();
+    tracing::debug!(%peer, session = %id, role = %caller.info.role, "session started");
+    let mut session = Session {
+        ws,
+        ctx: ctx.clone(),
+        member,
+        caller,
+        dedup: Dedup::new(ctx.config.dedup_window),
+        last_seen: Instant::now(),
+    };
+    let closing = session.run(inbox, stop).await;
+    tracing::debug!(session = %id, code = closing.code, reason = %closing.reason, "session ended");
+    let Session { mut ws, member, .. } = session;
+    // Detach before the close handshake so that nothing more is queued to us.
+    drop(member);
+    ctx.ops.disconnected(&id);
+    close_ws(&mut ws, closing).await;
+    drop(permit);
+}
+
+fn ws_config(ctx: &ServerCtx) -> WebSocketConfig {
+    let max = ctx.config.max_frame;
+    // Frames up to 16x max_frame are read and refused with an ERROR, keeping the
+    // session; larger ones cannot be read at all and close it with 1009.
+    WebSocketConfig::default()
+        .read_buffer_size(ctx.config.read_buffer)
+        .write_buffer_size(ctx.config.write_buffer)
+        .max_write_buffer_size(ctx.config.write_buffer.max(max) * 4 + (1 << 20))
+        .max_message_size(Some(max.saturating_mul(16)))
+        .max_frame_size(Some(max.saturating_mul(16)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Hello {
+    role: String,
+    #[serde(default)]
+    capabilities: Vec<String>,
+    #[serde(default)]
+    auth: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    slots: Option<u32>,
+}
+
+/// Waits for HELLO, attaches the session and sends WELCOME.
+async fn handshake(ws: &mut Ws, ctx: &ServerCtx) -> Result<(Member, Inbox, Caller), Closing> {
+    let deadline = Instant::now() + ctx.config.handshake_timeout();
+    let text = loop {
+        match tokio::time::timeout_at(deadline, ws.next()).await {
+            Err(_) => return Err(Closing::new(close::HANDSHAKE_TIMEOUT, "no HELLO in time")),
+            Ok(None) | Ok(Some(Err(_))) => return Err(Closing::new(close::NORMAL, "gone")),
+            Ok(Some(Ok(Message::Text(t)))) => break t,
+            Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
+            Ok(Some(Ok(_))) => {
+                return Err(Closing::new(
+                    close::HANDSHAKE_REQUIRED,
+                    "first frame must be a HELLO text frame",
+                ))
+            }
+        }
+    };
+    let env = match Envelope::parse_peer(text.as_str()) {
+        Ok(e) if e.kind == FrameType::Hello => e,
+        Ok(e) => {
+            let err = WireError::new(
+                ErrorCode::UnexpectedType,
+                format!("first frame must be HELLO, got {}", e.kind.as_str()),
+            );
+            return Err(refuse(ws, e.id, err).await);
+        }
+        Err(err) => return Err(refuse(ws, None, err).await),
+    };
+    let hello: Hello = match crate::cmd::parse_args(env.payload.clone()) {
+        Ok(h) => h,
+        Err(err) => return Err(refuse(ws, env.id, err).await),
+    };
+    let _ = hello.auth; // Checked by the auth layer once configured (see SECURITY.md).
+    let info = PeerInfo {
+        role: hello.role,
+        capabilities: hello.capabilities,
+        name: hello.name,
+        slots: hello.slots,
+    };
+    let (member, inbox) = ctx.bus.connect(info.clone());
+    let caller = Caller {
+        session: member.id().to_owned(),
+        admin: info.role == "admin",
+        info,
+    };
+    let c = &ctx.config;
+    let b = ctx.bus.config();
+    let mut welcome = Envelope::new(
+        FrameType::Welcome,
+        json!({
+            "re": env.id,
+            "session": member.id(),
+            "server": ctx.info.server,
+            "protocol": ctx.info.protocol,
+            "role": caller.info.role,
+            "limits": {
+                "max_frame": c.max_frame,
+                "max_subscriptions": b.max_subscriptions,
+                "outbound_queue": b.outbound_queue,
+                "slow_consumer": format!("{:?}", b.slow_consumer).to_lowercase(),
+                "history_size": b.history_size,
+                "history_ttl_secs": b.history_ttl_secs,
+                "max_history_page": b.max_history_page,
+                "ping_interval_ms": c.ping_interval_ms,
+                "idle_timeout_ms": c.idle_timeout_ms,
+                "dedup_window": c.dedup_window,
+            },
+        }),
+    );
+    welcome.ts = Some(crate::frame::now_ts());
+    if ws.send(Message::text(welcome.to_text())).await.is_err() {
+        return Err(Closing::new(close::NORMAL, "gone"));
+    }
+    Ok((member, inbox, caller))
+}
+
+/// Tells the peer why its handshake failed; the caller closes with 4002.
+async fn refuse(ws: &mut Ws, re: Option<String>, err: WireError) -> Closing {
+    let frame = error_frame(re, &err);
+    let _ = ws.send(Message::text(frame.to_text())).await;
+    Closing::new(close::HANDSHAKE_REQUIRED, err.message)
+}
+
+/// An ERROR frame answering `re`.
+pub(super) fn error_frame(re: Option<String>, err: &WireError) -> Envelope {
+    let mut payload = json!({"re": re, "code": err.code, "message": err.message});
+    if let Some(d) = &err.details {
+        payload["details"] = d.clone();
+    }
+    let mut env = Envelope::new(FrameType::Error, payload);
+    env.ts = Some(crate::frame::now_ts());
+    env
+}
+
+async fn close_ws(ws: &mut Ws, c: Closing) {
+    let frame = CloseFrame {
+        code: CloseCode::from(c.code),
+        reason: c.reason.into(),
+    };
+    if ws.close(Some(frame)).await.is_err() {
+        return;
+    }
+    // Give the peer a moment to answer the close, so that it is a clean close.
+    let _ = tokio::time::timeout(Duration::from_millis(500), async {
+        while let Some(Ok(_)) = ws.next().await {}
+    })
+    .await;
+}
+
+impl Session {
+    async fn run(&mut self, mut inbox: Inbox, mut stop: watch::Receiver<bool>) -> Closing {
+        let batch = self.ctx.config.write_batch.max(1);
+        let mut buf: Vec<Delivery> = Vec::with_capacity(batch.min(64));
+        let mut tick = tokio::time::interval(self.ctx.config.ping_interval());
+        tick.tick().await;
+        let kick = inbox.kick_signal();
+        loop {
+            tokio::select! {
+                _ = stop.changed() => {
+                    // Flush what is already queued, then say goodbye.
+                    while let Some(d) = inbox.try_recv() {
+                        buf.push(d);
+                    }
+                    let _ = self.write_batch(&mut buf).await;
+                    return Closing::new(close::GOING_AWAY, "server shutting down");
+                }
+                _ = kick.kicked() => {
+                    super::Counters::inc(&self.ctx.counters.slow_consumers);
+                    return Closing::new(close::SLOW_CONSUMER, "outbound queue overflow");
+                }
+                n = inbox.recv_many(&mut buf, batch) => {
+                    if n == 0 {
+                        return Closing::new(close::NORMAL, "detached");
+                    }
+                    if let Err(c) = self.write_batch(&mut buf).await {
+                        return c;
+                    }
+                    if let Some(lag) = inbox.take_lag() {
+                        let notice = json!({"event": "lagged", "dropped": lag.dropped, "first_missed": lag.first_missed});
+                        if let Err(c) = self.send(Envelope::new(FrameType::System, notice)).await {
+                            return c;
+                        }
+                    }
+                }
+                msg = self.ws.next() => {
+                    self.last_seen = Instant::now();
+                    let flow = match msg {
+                        None => return Closing::new(close::NORMAL, "peer gone"),
+                        Some(Err(e)) => return read_error(e),
+                        Some(Ok(m)) => self.on_message(m).await,
+                    };
+                    if let Err(c) = flow {
+                        return c;
+                    }
+                }
+                _ = tick.tick() => {
+                    if self.last_seen.elapsed() > self.ctx.config.idle_timeout() {
+                        return Closing::new(close::IDLE_TIMEOUT, "idle");
+                    }
+                    if let Err(c) = self.write(Message::Ping(Default::default())).await {
+                        return c;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn on_message(&mut self, m: Message) -> Result<(), Closing> {
+        match m {
+            Message::Text(t) => self.on_text(t.as_str()).await,
+            Message::Binary(_) => {
+                let err =
+                    WireError::new(ErrorCode::BinaryNotSupported, "frames are UTF-8 JSON text");
+                self.send_error(None, &err).await
+            }
+            Message::Close(_) => Err(Closing::new(close::NORMAL, "peer closed")),
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => Ok(()),
+        }
+    }
+
+    /// Writes every frame in `buf` (feed), then flushes once.
+    async fn write_batch(&mut self, buf: &mut Vec<Delivery>) -> Result<(), Closing> {
+        let ws = &mut self.ws;
+        let io = async {
+            for d in buf.drain(..) {
+                ws.feed(Message::Text(d.utf8())).await?;
+            }
+            ws.flush().await
+        };
+        match tokio::time::timeout(self.ctx.config.write_timeout(), io).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(Closing::new(close::NORMAL, "write failed")),
+            Err(_) => Err(Closing::new(close::WRITE_TIMEOUT, "write timed out")),
+        }
+    }
+
+    pub(super) async fn write(&mut self, m: Message) -> Result<(), Closing> {
+        match tokio::time::timeout(self.ctx.config.write_timeout(), self.ws.send(m)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(Closing::new(close::NORMAL, "write failed")),
+            Err(_) => Err(Closing::new(close::WRITE_TIMEOUT, "write timed out")),
+        }
+    }
+
+    /// Sends a server frame, stamped with `ts`.
+    pub(super) async fn send(&mut self, mut env: Envelope) -> Result<(), Closing> {
+        env.ts = Some(crate::frame::now_ts());
+        self.write(Message::text(env.to_text())).await
+    }
+
+    pub(super) async fn send_error(
+        &mut self,
+        re: Option<String>,
+        err: &WireError,
+    ) -> Result<(), Closing> {
+        super::Counters::inc(&self.ctx.counters.errors_out);
+        let frame = error_frame(re, err);
+        self.write(Message::text(frame.to_text())).await
+    }
+
+    pub(super) async fn reply(
+        &mut self,
+        re: Option<String>,
+        result: serde_json::Value,
+    ) -> Result<(), Closing> {
+        self.send(Envelope::new(
+            FrameType::Reply,
+            json!({"re": re, "ok": true, "result": result}),
+        ))
+        .await
+    }
+}
+
+fn read_error(e: tokio_tungstenite::tungstenite::Error) -> Closing {
+    use tokio_tungstenite::tungstenite::error::{CapacityError, Error};
+    match e {
+        Error::Capacity(CapacityError::MessageTooLong { .. }) => {
+            Closing::new(close::TOO_BIG, "frame exceeds the hard read limit")
+        }
+        _ => Closing::new(close::NORMAL, "read failed"),
+    }
+}

@@ -1,0 +1,9 @@
+//! Integration tests of the bus and broker: one binary, modules by concept. Every test
+//! runs a real server on 127.0.0.1:0 and talks to it over real WebSockets.
+
+mod bad_input;
+mod commands;
+mod harness;
+mod messaging;
+mod recovery;
+mod transport;
