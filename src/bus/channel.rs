@@ -91,6 +91,7 @@ pub(crate) struct Fanout {
     pub(crate) offset: u64,
     pub(crate) delivered: u64,
     pub(crate) dropped: u64,
+    pub(crate) delivery: Delivery,
 }
 
 impl Channel {
@@ -157,6 +158,7 @@ impl Channel {
             offset,
             delivered,
             dropped,
+            delivery,
         })
     }
 

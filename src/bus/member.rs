@@ -5,6 +5,7 @@
 //! no registry lookup, and so that dropping the member removes every trace of it.
 
 use super::channel::{Channel, Closed, Position, Recovery};
+use super::delivery::Delivery;
 use super::outbox::Outbox;
 use super::{Bus, PatternSub, SessionId};
 use crate::address::{Address, Pattern};
@@ -229,7 +230,7 @@ impl Member {
 
     /// Publishes `env` on `addr`, stamped as sent by this session. The session must
     /// have joined `addr`, exactly or through a wildcard; `echo` delivers it to the
-    /// session itself as well.
+    /// session itself as well. Returns the frame as subscribers got it.
     ///
     /// # Errors
     /// `not_joined` when no subscription covers `addr`.
@@ -238,7 +239,7 @@ impl Member {
         addr: &Address,
         mut env: Envelope,
         echo: bool,
-    ) -> Result<Position, WireError> {
+    ) -> Result<Delivery, WireError> {
         env.from = Some(self.id.to_string());
         let joined = {
             let subs = self.subs();

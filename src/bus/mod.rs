@@ -221,12 +221,12 @@ impl Bus {
 
     /// Publishes `env` on `addr` as the server (no membership check), creating the
     /// channel when `auto_create` allows. Stamps `ts`, `room`, `channel`, `offset`,
-    /// `epoch`; keeps `from` as given.
+    /// `epoch`; keeps `from` as given. Returns the frame exactly as subscribers got it.
     ///
     /// # Errors
     /// `channel_not_found` / `room_not_found` when the channel does not exist and may
     /// not be created.
-    pub fn publish(&self, addr: &Address, env: Envelope) -> Result<Position, WireError> {
+    pub fn publish(&self, addr: &Address, env: Envelope) -> Result<Delivery, WireError> {
         let ch = self.channel_for_publish(addr)?;
         self.publish_on(&ch, env, None, false)
     }
@@ -237,7 +237,7 @@ impl Bus {
         mut env: Envelope,
         sender: Option<&SessionId>,
         echo: bool,
-    ) -> Result<Position, WireError> {
+    ) -> Result<Delivery, WireError> {
         env.ts = Some(now_ts());
         env.room = Some(ch.addr.room().to_owned());
         env.channel = Some(ch.addr.channel().to_owned());
@@ -254,10 +254,7 @@ impl Bus {
                     if f.dropped > 0 {
                         s.dropped.fetch_add(f.dropped, Ordering::Relaxed);
                     }
-                    return Ok(Position {
-                        offset: f.offset,
-                        epoch: current.epoch.clone(),
-                    });
+                    return Ok(f.delivery);
                 }
                 Err(channel::Closed) => current = self.channel_for_publish(&ch.addr)?,
             }

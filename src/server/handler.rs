@@ -137,8 +137,9 @@ impl Session {
         let room = env.room.take().unwrap_or_default();
         let addr = Address::from_parts(&room, env.channel.take().as_deref())?;
         let echo = env.echo.unwrap_or(false);
-        let pos = self.member.publish(&addr, env, echo)?;
-        Ok(json!({"address": addr.to_string(), "offset": pos.offset, "epoch": pos.epoch}))
+        let d = self.member.publish(&addr, env, echo)?;
+        let e = d.envelope();
+        Ok(json!({"address": addr.to_string(), "offset": e.offset, "epoch": e.epoch}))
     }
 
     fn private(&mut self, mut env: Envelope) -> Result<Value, WireError> {
