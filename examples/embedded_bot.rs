@@ -30,7 +30,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             );
         }
     });
-    let (listener, _) = hivebus::server::port::bind("127.0.0.1".parse()?, None).await?;
+    let (listener, _) =
+        hivebus::server::port::bind("127.0.0.1".parse()?, hivebus::server::port::Want::Any).await?;
     let addr = listener.local_addr()?;
     let port_file = hivebus::server::port::port_file(std::path::Path::new("."));
     hivebus::server::port::write_port_file(&port_file, addr.port())?;

@@ -8,7 +8,7 @@
 //! `HIVE_WS_PORT` sets the port when `--port` is absent. `RUST_LOG` sets the log level.
 
 use clap::Parser;
-use hivebus::server::port::{self, Chosen};
+use hivebus::server::port::{self, Chosen, Want};
 use hivebus::{Bus, Config};
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -22,8 +22,9 @@ struct Args {
     /// Address to bind.
     #[arg(long, default_value = "127.0.0.1")]
     host: IpAddr,
-    /// Port; default: HIVE_WS_PORT, else a free port in 49152-65535.
-    #[arg(long, env = "HIVE_WS_PORT")]
+    /// Port to bind, or fail. Without it: HIVE_WS_PORT if set and free, else a free
+    /// port in 49152-65535 (random start, then the next ones, then OS-assigned).
+    #[arg(long)]
     port: Option<u16>,
     /// TOML configuration file (see docs/PROTOCOL.md, "Limits").
     #[arg(long)]
@@ -55,16 +56,30 @@ async fn run(args: Args) -> Result<(), String> {
         None => Config::default(),
     };
     let bus = Bus::new(config.bus.clone()).map_err(|e| e.to_string())?;
-    let (listener, chosen) = port::bind(args.host, args.port)
+    let want = match (args.port, std::env::var("HIVE_WS_PORT").ok()) {
+        (Some(p), _) => Want::Exactly(p),
+        (None, Some(v)) => Want::Preferably(
+            v.trim()
+                .parse()
+                .map_err(|e| format!("HIVE_WS_PORT={v:?} is not a port: {e}"))?,
+        ),
+        (None, None) => Want::Any,
+    };
+    let (listener, chosen) = port::bind(args.host, want)
         .await
-        .map_err(|e| format!("cannot bind {}:{:?}: {e}", args.host, args.port))?;
+        .map_err(|e| format!("cannot bind {} ({want:?}): {e}", args.host))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    if chosen == Chosen::OsAssigned {
-        tracing::warn!(
+    match (chosen, want) {
+        (Chosen::OsAssigned, _) => tracing::warn!(
             "no free port in {:?}; the OS assigned {}",
             port::RANGE,
             addr.port()
-        );
+        ),
+        (Chosen::Dynamic, Want::Preferably(p)) => tracing::warn!(
+            "HIVE_WS_PORT={p} was taken; fell back to {} (clients: read .hive/port)",
+            addr.port()
+        ),
+        _ => {}
     }
     let port_file = port::port_file(&args.dir);
     port::write_port_file(&port_file, addr.port())

@@ -76,7 +76,7 @@ impl Hello {
 }
 
 enum Request {
-    Send(Envelope, Option<oneshot::Sender<Result<Value, WireError>>>),
+    Send(Box<Envelope>, Option<oneshot::Sender<Result<Value, WireError>>>),
     Close,
 }
 
@@ -190,7 +190,7 @@ impl Client {
         }
         let (tx, rx) = oneshot::channel();
         self.tx
-            .send(Request::Send(env, Some(tx)))
+            .send(Request::Send(Box::new(env), Some(tx)))
             .await
             .map_err(|_| ClientError::Closed)?;
         match tokio::time::timeout(self.timeout, rx).await {
@@ -206,7 +206,7 @@ impl Client {
     /// `Closed` when the connection is gone.
     pub async fn send(&self, env: Envelope) -> Result<(), ClientError> {
         self.tx
-            .send(Request::Send(env, None))
+            .send(Request::Send(Box::new(env), None))
             .await
             .map_err(|_| ClientError::Closed)
     }

@@ -88,7 +88,6 @@ pub(crate) struct Closed;
 
 /// Counts from one fan-out, for the bus statistics.
 pub(crate) struct Fanout {
-    pub(crate) offset: u64,
     pub(crate) delivered: u64,
     pub(crate) dropped: u64,
     pub(crate) delivery: Delivery,
@@ -155,7 +154,6 @@ impl Channel {
             }
         }
         Ok(Fanout {
-            offset,
             delivered,
             dropped,
             delivery,

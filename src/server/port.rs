@@ -14,43 +14,68 @@ use tokio::net::TcpListener;
 pub const RANGE: std::ops::RangeInclusive<u16> = 49152..=65535;
 
 /// How many ports of the range to try before asking the OS.
-const ATTEMPTS: u16 = 64;
+pub const ATTEMPTS: u16 = 64;
 
 /// How the listener's port was chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Chosen {
     /// The port asked for.
-    Explicit,
-    /// A port in the dynamic range.
+    Requested,
+    /// A port in the dynamic range (the requested one, if any, was taken).
     Dynamic,
     /// The range gave nothing; the OS chose.
     OsAssigned,
 }
 
-/// Binds `host` on `port` when given, else on a free dynamic port.
+/// What port to bind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Want {
+    /// This port or fail (`--port`).
+    Exactly(u16),
+    /// This port if free, else fall back to the dynamic range (`HIVE_WS_PORT`).
+    Preferably(u16),
+    /// Any free port of the dynamic range, starting at a random one.
+    Any,
+}
+
+/// Binds `host` as `want` says.
 ///
 /// # Errors
-/// The bind error of an explicit port (taken, not permitted); for a dynamic port only
-/// when even an OS-assigned port cannot be had.
-pub async fn bind(host: IpAddr, port: Option<u16>) -> io::Result<(TcpListener, Chosen)> {
-    if let Some(p) = port {
-        return Ok((
-            TcpListener::bind(SocketAddr::new(host, p)).await?,
-            Chosen::Explicit,
-        ));
+/// The bind error of [`Want::Exactly`] (taken, not permitted); otherwise only when even
+/// an OS-assigned port cannot be had.
+pub async fn bind(host: IpAddr, want: Want) -> io::Result<(TcpListener, Chosen)> {
+    match want {
+        Want::Exactly(p) => {
+            let l = TcpListener::bind(SocketAddr::new(host, p)).await?;
+            Ok((l, Chosen::Requested))
+        }
+        Want::Preferably(p) => match TcpListener::bind(SocketAddr::new(host, p)).await {
+            Ok(l) => Ok((l, Chosen::Requested)),
+            Err(e) => {
+                tracing::warn!(port = p, error = %e, "requested port unavailable; using the dynamic range");
+                bind_from(host, fastrand::u16(RANGE)).await
+            }
+        },
+        Want::Any => bind_from(host, fastrand::u16(RANGE)).await,
     }
+}
+
+/// Tries `start`, then the next ports of the range (wrapping), [`ATTEMPTS`] in all,
+/// then an OS-assigned port.
+///
+/// # Errors
+/// Only when even an OS-assigned port cannot be had.
+pub async fn bind_from(host: IpAddr, start: u16) -> io::Result<(TcpListener, Chosen)> {
     let span = RANGE.end() - RANGE.start() + 1;
-    let start = fastrand::u16(..span);
+    let first = start.clamp(*RANGE.start(), *RANGE.end()) - RANGE.start();
     for i in 0..ATTEMPTS {
-        let p = RANGE.start() + (start + i) % span;
+        let p = RANGE.start() + (first + i) % span;
         if let Ok(l) = TcpListener::bind(SocketAddr::new(host, p)).await {
             return Ok((l, Chosen::Dynamic));
         }
     }
-    Ok((
-        TcpListener::bind(SocketAddr::new(host, 0)).await?,
-        Chosen::OsAssigned,
-    ))
+    let l = TcpListener::bind(SocketAddr::new(host, 0)).await?;
+    Ok((l, Chosen::OsAssigned))
 }
 
 /// The port file of a working directory: `<dir>/.hive/port`.
@@ -103,13 +128,34 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn dynamic_bind_lands_in_the_range_and_explicit_taken_port_fails() {
+    async fn dynamic_bind_lands_in_the_range_and_exact_taken_port_fails() {
         let host: IpAddr = "127.0.0.1".parse().unwrap();
-        let (l, how) = bind(host, None).await.unwrap();
+        let (l, how) = bind(host, Want::Any).await.unwrap();
         let p = l.local_addr().unwrap().port();
         assert_eq!(how, Chosen::Dynamic);
         assert!(RANGE.contains(&p));
-        assert!(bind(host, Some(p)).await.is_err());
+        assert!(bind(host, Want::Exactly(p)).await.is_err());
+        let (l2, how) = bind(host, Want::Preferably(p)).await.unwrap();
+        assert_eq!(how, Chosen::Dynamic);
+        assert_ne!(l2.local_addr().unwrap().port(), p);
+    }
+
+    #[tokio::test]
+    async fn a_taken_port_falls_back_to_the_next_free_one() {
+        let host: IpAddr = "127.0.0.1".parse().unwrap();
+        let (taken, _) = bind(host, Want::Any).await.unwrap();
+        let p = taken.local_addr().unwrap().port();
+        let (l, how) = bind_from(host, p).await.unwrap();
+        let got = l.local_addr().unwrap().port();
+        assert_eq!(how, Chosen::Dynamic);
+        assert_ne!(got, p);
+        // The next free port after p, wrapping at the end of the range.
+        let expected_first = if p == *RANGE.end() {
+            *RANGE.start()
+        } else {
+            p + 1
+        };
+        assert!(got == expected_first || RANGE.contains(&got));
     }
 
     #[test]

@@ -8,7 +8,7 @@
 use super::handler::Dedup;
 use super::http::{self, Sniff};
 use super::ServerCtx;
-use crate::bus::{Delivery, Inbox, Member, PeerInfo};
+use crate::bus::{Delivery, Inbox, KickSignal, Member, PeerInfo};
 use crate::error::{close, ErrorCode, WireError};
 use crate::frame::{Envelope, FrameType};
 use crate::ops::Caller;
@@ -50,6 +50,7 @@ pub(super) struct Session {
     pub(super) member: Member,
     pub(super) caller: Caller,
     pub(super) dedup: Dedup,
+    kick: KickSignal,
     last_seen: Instant,
 }
 
@@ -91,6 +92,7 @@ pub(super) async fn serve(
         member,
         caller,
         dedup: Dedup::new(ctx.config.dedup_window),
+        kick: inbox.kick_signal(),
         last_seen: Instant::now(),
     };
     let closing = session.run(inbox, stop).await;
@@ -223,16 +225,26 @@ pub(super) fn error_frame(re: Option<String>, err: &WireError) -> Envelope {
     env
 }
 
+/// How long a close frame may take to write: a slow consumer's socket may be full,
+/// and its peer gets this long to read its way to the close frame.
+const CLOSE_WRITE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long to wait for the peer's answering close frame.
+const CLOSE_WAIT: Duration = Duration::from_secs(3);
+
 async fn close_ws(ws: &mut Ws, c: Closing) {
     let frame = CloseFrame {
         code: CloseCode::from(c.code),
         reason: c.reason.into(),
     };
-    if ws.close(Some(frame)).await.is_err() {
-        return;
+    match tokio::time::timeout(CLOSE_WRITE_TIMEOUT, ws.close(Some(frame))).await {
+        Ok(Ok(())) => {}
+        _ => return,
     }
-    // Give the peer a moment to answer the close, so that it is a clean close.
-    let _ = tokio::time::timeout(Duration::from_millis(500), async {
+    // Wait for the peer's close (reading and discarding), so that it is a clean close:
+    // dropping the socket while the peer still sends would reset the connection and
+    // discard what the peer had not read yet, close frame included.
+    let _ = tokio::time::timeout(CLOSE_WAIT, async {
         while let Some(Ok(_)) = ws.next().await {}
     })
     .await;
@@ -244,7 +256,7 @@ impl Session {
         let mut buf: Vec<Delivery> = Vec::with_capacity(batch.min(64));
         let mut tick = tokio::time::interval(self.ctx.config.ping_interval());
         tick.tick().await;
-        let kick = inbox.kick_signal();
+        let kick = self.kick.clone();
         loop {
             tokio::select! {
                 _ = stop.changed() => {
@@ -318,19 +330,11 @@ impl Session {
             }
             ws.flush().await
         };
-        match tokio::time::timeout(self.ctx.config.write_timeout(), io).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(Closing::new(close::NORMAL, "write failed")),
-            Err(_) => Err(Closing::new(close::WRITE_TIMEOUT, "write timed out")),
-        }
+        bounded_write(io, self.ctx.config.write_timeout(), &self.kick).await
     }
 
     pub(super) async fn write(&mut self, m: Message) -> Result<(), Closing> {
-        match tokio::time::timeout(self.ctx.config.write_timeout(), self.ws.send(m)).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(Closing::new(close::NORMAL, "write failed")),
-            Err(_) => Err(Closing::new(close::WRITE_TIMEOUT, "write timed out")),
-        }
+        bounded_write(self.ws.send(m), self.ctx.config.write_timeout(), &self.kick).await
     }
 
     /// Sends a server frame, stamped with `ts`.
@@ -359,6 +363,23 @@ impl Session {
             json!({"re": re, "ok": true, "result": result}),
         ))
         .await
+    }
+}
+
+/// A socket write that gives up after `limit`, or as soon as the session is flagged
+/// as a slow consumer (its socket is likely full, which is why the write blocks).
+async fn bounded_write(
+    io: impl std::future::Future<Output = Result<(), tokio_tungstenite::tungstenite::Error>>,
+    limit: Duration,
+    kick: &KickSignal,
+) -> Result<(), Closing> {
+    tokio::select! {
+        r = tokio::time::timeout(limit, io) => match r {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(Closing::new(close::NORMAL, "write failed")),
+            Err(_) => Err(Closing::new(close::WRITE_TIMEOUT, "write timed out")),
+        },
+        _ = kick.kicked() => Err(Closing::new(close::SLOW_CONSUMER, "outbound queue overflow")),
     }
 }
 

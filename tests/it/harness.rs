@@ -129,13 +129,6 @@ impl Raw {
             }
         }
     }
-
-    /// Asserts that nothing arrives within `t`.
-    pub async fn silent_for(&mut self, t: Duration) {
-        if let Ok(Some(Ok(Message::Text(x)))) = tokio::time::timeout(t, self.ws.next()).await {
-            panic!("unexpected frame {x}");
-        }
-    }
 }
 
 /// Asserts an ERROR frame with `code` answering `re`.
