@@ -50,7 +50,9 @@ async fn python_client_follows_protocol_doc() {
         out.status
     );
     assert!(
-        stdout.lines().any(|l| l.starts_with("conformance: ") && l.ends_with(" passed, 0 failed")),
+        stdout
+            .lines()
+            .any(|l| l.starts_with("conformance: ") && l.ends_with(" passed, 0 failed")),
         "no summary line in the output:\n{stdout}"
     );
 }
