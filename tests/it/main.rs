@@ -6,6 +6,7 @@
 
 mod bad_input;
 mod commands;
+mod conformance;
 mod harness;
 mod messaging;
 mod recovery;
