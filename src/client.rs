@@ -76,7 +76,10 @@ impl Hello {
 }
 
 enum Request {
-    Send(Box<Envelope>, Option<oneshot::Sender<Result<Value, WireError>>>),
+    Send(
+        Box<Envelope>,
+        Option<oneshot::Sender<Result<Value, WireError>>>,
+    ),
     Close,
 }
 

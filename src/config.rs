@@ -133,6 +133,12 @@ pub struct BusConfig {
     pub channel_idle_secs: u64,
     /// Most messages one `history` call returns.
     pub max_history_page: usize,
+    /// Byte budget of one `history` page or one `join` recovery (JSON of the messages;
+    /// at least one message is always returned). Larger ranges are paged.
+    pub max_page_bytes: usize,
+    /// Most channels on the bus; creating one more (by join, publish or admin) is
+    /// refused with `overloaded`.
+    pub max_channels: usize,
 }
 
 impl Default for BusConfig {
@@ -147,6 +153,8 @@ impl Default for BusConfig {
             slow_consumer: SlowConsumer::Disconnect,
             channel_idle_secs: 60,
             max_history_page: 1000,
+            max_page_bytes: 1 << 20,
+            max_channels: 100_000,
         }
     }
 }

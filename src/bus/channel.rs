@@ -30,6 +30,10 @@ pub struct Position {
 pub struct Recovery {
     /// True when `messages` is exactly everything published after the given position.
     pub recovered: bool,
+    /// True when nothing was lost but the missed publishes did not fit in one reply
+    /// (`max_page_bytes`): `recovered` is then false, and the client pages the rest
+    /// with `history {since}` from the last offset it got.
+    pub more: bool,
     /// What history still held after the position (nothing when the epoch changed).
     pub messages: Vec<Delivery>,
     /// The channel's position now.
@@ -43,8 +47,10 @@ pub struct HistoryPage {
     pub messages: Vec<Delivery>,
     /// The channel's position now.
     pub position: Position,
-    /// False when publishes after `since` were already evicted.
+    /// False when publishes in the asked range were already evicted.
     pub complete: bool,
+    /// True when the byte budget cut the page; ask again from its last offset.
+    pub more: bool,
 }
 
 /// What `channel_info` reports, before presence details are added.
@@ -62,6 +68,8 @@ pub(crate) struct Channel {
     pub(crate) created_by: Option<String>,
     /// Bootstrap and admin-created channels are never swept.
     pub(crate) persistent: bool,
+    /// Byte budget of one history page or recovery (`max_page_bytes`).
+    page_bytes: usize,
     state: Mutex<State>,
 }
 
@@ -106,6 +114,7 @@ impl Channel {
             created_at: now_ts(),
             created_by,
             persistent,
+            page_bytes: config.max_page_bytes,
             state: Mutex::new(State {
                 offset: 0,
                 history: History::new(config.history_size, config.history_ttl()),
@@ -197,14 +206,18 @@ impl Channel {
         if pos.epoch != self.epoch || pos.offset > st.offset {
             let r = Recovery {
                 recovered: false,
+                more: false,
                 messages: Vec::new(),
                 position: position.clone(),
             };
             return Ok((position, Some(r)));
         }
-        let range = st.history.after(pos.offset, usize::MAX, st.offset);
+        let range = st
+            .history
+            .after(pos.offset, usize::MAX, st.offset, self.page_bytes);
         let r = Recovery {
-            recovered: range.complete,
+            recovered: range.complete && !range.more,
+            more: range.more,
             messages: range.messages,
             position: position.clone(),
         };
@@ -246,27 +259,15 @@ impl Channel {
             offset: st.offset,
             epoch: self.epoch.clone(),
         };
-        match since {
-            Some(s) => {
-                let r = st.history.after(s, limit, st.offset);
-                HistoryPage {
-                    messages: r.messages,
-                    position,
-                    complete: r.complete,
-                }
-            }
-            None => {
-                let messages = st.history.last(limit);
-                let complete = messages
-                    .first()
-                    .and_then(|d| d.envelope().offset)
-                    .map_or(st.offset == 0, |first| first == 1);
-                HistoryPage {
-                    messages,
-                    position,
-                    complete,
-                }
-            }
+        let r = match since {
+            Some(s) => st.history.after(s, limit, st.offset, self.page_bytes),
+            None => st.history.last(limit, st.offset, self.page_bytes),
+        };
+        HistoryPage {
+            messages: r.messages,
+            position,
+            complete: r.complete,
+            more: r.more,
         }
     }
 

@@ -146,6 +146,7 @@ impl Member {
             }
         }
         outcome.channels.sort_by(|a, b| a.0.cmp(&b.0));
+        outcome.recovery.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(outcome)
     }
 

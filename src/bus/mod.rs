@@ -269,6 +269,7 @@ impl Bus {
     /// that were not found.
     pub fn send_private(&self, to: &[String], mut env: Envelope) -> Vec<String> {
         env.ts = Some(now_ts());
+        env.echo = None;
         let d = Delivery::new(env);
         let mut missing = Vec::new();
         for id in to {
@@ -310,6 +311,7 @@ impl Bus {
     /// # Errors
     /// `channel_exists` when it already exists.
     pub fn create_channel(&self, addr: &Address, by: Option<&str>) -> Result<(), WireError> {
+        self.check_channel_room()?;
         self.shared.rooms.insert(addr.room().to_owned(), true);
         let mut created = false;
         let ch = self
@@ -495,6 +497,7 @@ impl Bus {
                 WireError::new(ErrorCode::RoomNotFound, format!("no room {}", addr.room()))
             });
         }
+        self.check_channel_room()?;
         self.shared
             .rooms
             .entry(addr.room().to_owned())
@@ -518,6 +521,20 @@ impl Bus {
             self.attach_patterns(&ch);
         }
         Ok(ch)
+    }
+
+    /// Refuses a new channel at `max_channels`. Checked before creating, so that a
+    /// burst of concurrent creations may overshoot by at most the number of racers.
+    fn check_channel_room(&self) -> Result<(), WireError> {
+        let max = self.shared.config.max_channels;
+        if self.shared.channels.len() >= max {
+            return Err(WireError::new(
+                ErrorCode::Overloaded,
+                format!("the bus holds its maximum of {max} channels"),
+            )
+            .with_details(serde_json::json!({"max_channels": max})));
+        }
+        Ok(())
     }
 
     fn channel_for_publish(&self, addr: &Address) -> Result<Arc<Channel>, WireError> {

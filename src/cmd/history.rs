@@ -11,8 +11,8 @@ pub(super) const DEFAULT_LIMIT: usize = 100;
 
 /// `history {address, since?, limit?}`: with `since`, the publishes after that offset
 /// (oldest first); without, the newest `limit`. The reply says `complete: false` when
-/// publishes in the asked range were already evicted, and gives the current `offset`
-/// and `epoch`.
+/// publishes in the asked range were already evicted, `more: true` when the byte budget
+/// (`max_page_bytes`) cut the page, and gives the current `offset` and `epoch`.
 #[derive(Debug)]
 pub struct History {
     address: Address,
@@ -50,6 +50,7 @@ impl History {
             "offset": page.position.offset,
             "epoch": page.position.epoch,
             "complete": page.complete,
+            "more": page.more,
             "messages": messages_json(&page.messages),
         }))
     }

@@ -84,6 +84,7 @@ impl Join {
                 per.push(json!({
                     "address": addr.to_string(),
                     "recovered": r.recovered,
+                    "more": r.more,
                     "count": r.messages.len(),
                     "offset": r.position.offset,
                     "epoch": r.position.epoch,

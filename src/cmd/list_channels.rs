@@ -18,6 +18,12 @@ impl ListChannels {
     pub(crate) fn apply(self, ctx: &Ctx<'_>) -> Result<Value, WireError> {
         let bus = ctx.member.bus();
         if let Some(r) = &self.room {
+            if r.contains([':', '*']) {
+                return Err(WireError::new(
+                    crate::error::ErrorCode::InvalidAddress,
+                    format!("`room` is a room name, not a pattern: {r:?}"),
+                ));
+            }
             crate::address::Pattern::parse(r)?;
         }
         Ok(json!({

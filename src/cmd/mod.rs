@@ -116,10 +116,15 @@ impl Command {
 /// Deserializes command args; `null` counts as `{}`. A missing field maps to
 /// `missing_field`, anything else to `invalid_field`.
 pub(crate) fn parse_args<T: DeserializeOwned>(args: Value) -> Result<T, WireError> {
-    let args = if args.is_null() {
-        Value::Object(Default::default())
-    } else {
-        args
+    let args = match args {
+        Value::Null => Value::Object(Default::default()),
+        Value::Object(_) => args,
+        _ => {
+            return Err(WireError::new(
+                ErrorCode::InvalidField,
+                "args must be a JSON object",
+            ))
+        }
     };
     serde_json::from_value(args).map_err(|e| {
         let msg = e.to_string();

@@ -29,13 +29,15 @@ impl Dedup {
         }
     }
 
-    /// False when `id` is among the last `cap` ids.
-    fn insert(&mut self, id: &str) -> bool {
-        if self.cap == 0 {
-            return true;
-        }
-        if self.seen.contains(id) {
-            return false;
+    /// Whether `id` is among the last `cap` ids of applied frames.
+    fn contains(&self, id: &str) -> bool {
+        self.seen.contains(id)
+    }
+
+    /// Remembers the id of an applied frame, forgetting the oldest beyond `cap`.
+    fn insert(&mut self, id: &str) {
+        if self.cap == 0 || self.seen.contains(id) {
+            return;
         }
         if self.order.len() == self.cap {
             if let Some(old) = self.order.pop_front() {
@@ -44,7 +46,6 @@ impl Dedup {
         }
         self.order.push_back(id.to_owned());
         self.seen.insert(id.to_owned());
-        true
     }
 }
 
@@ -80,7 +81,7 @@ impl Session {
             Err(err) => return self.send_error(id_of(text), &err).await,
         };
         if let Some(id) = &env.id {
-            if !self.dedup.insert(id) {
+            if self.dedup.contains(id) {
                 let err = WireError::new(
                     ErrorCode::DuplicateId,
                     format!("id `{id}` was already used"),
@@ -90,6 +91,10 @@ impl Session {
         }
         let re = env.id.clone();
         let answer = self.dispatch(env).await;
+        // Only applied frames use up their id: a refused one may be sent again.
+        if let (Ok(_), Some(id)) = (&answer, &re) {
+            self.dedup.insert(id);
+        }
         match answer {
             Ok(Some(result)) if re.is_some() => self.reply(re, result).await,
             Ok(_) => Ok(()),
@@ -203,11 +208,12 @@ mod tests {
     #[test]
     fn dedup_forgets_ids_older_than_its_window() {
         let mut d = Dedup::new(2);
-        assert!(d.insert("a"));
-        assert!(!d.insert("a"));
-        assert!(d.insert("b"));
-        assert!(d.insert("c"));
-        assert!(d.insert("a"), "a fell out of the window");
+        d.insert("a");
+        assert!(d.contains("a"));
+        d.insert("b");
+        d.insert("c");
+        assert!(!d.contains("a"), "a fell out of the window");
+        assert!(d.contains("b") && d.contains("c"));
     }
 
     #[test]

@@ -22,9 +22,8 @@ pub(super) enum Sniff {
 const PATHS: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
 
 /// Peeks at the request line (bounded by `limit` and 1 KiB).
-pub(super) async fn sniff(stream: &TcpStream, limit: Duration) -> Sniff {
+pub(super) async fn sniff(stream: &TcpStream, deadline: tokio::time::Instant) -> Sniff {
     let mut buf = [0u8; 1024];
-    let deadline = tokio::time::Instant::now() + limit;
     loop {
         let n = match tokio::time::timeout_at(deadline, stream.peek(&mut buf)).await {
             Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return Sniff::Gone,

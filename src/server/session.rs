@@ -63,14 +63,16 @@ pub(super) async fn serve(
     permit: Option<OwnedSemaphorePermit>,
 ) {
     let _ = stream.set_nodelay(true);
-    match http::sniff(&stream, ctx.config.handshake_timeout()).await {
+    // One deadline covers the HTTP sniff, the upgrade and the HELLO.
+    let deadline = Instant::now() + ctx.config.handshake_timeout();
+    match http::sniff(&stream, deadline).await {
         Sniff::Http(path) => return http::serve(stream, path, &ctx).await,
         Sniff::Gone => return,
         Sniff::WebSocket => {}
     }
     let config = ws_config(&ctx);
     let upgrade = tokio_tungstenite::accept_async_with_config(stream, Some(config));
-    let mut ws = match tokio::time::timeout(ctx.config.handshake_timeout(), upgrade).await {
+    let mut ws = match tokio::time::timeout_at(deadline, upgrade).await {
         Ok(Ok(ws)) => ws,
         Ok(Err(e)) => return tracing::debug!(%peer, error = %e, "websocket upgrade failed"),
         Err(_) => return,
@@ -80,7 +82,7 @@ pub(super) async fn serve(
         let c = Closing::new(close::TRY_AGAIN_LATER, "max_connections reached");
         return close_ws(&mut ws, c).await;
     }
-    let (member, inbox, caller) = match handshake(&mut ws, &ctx).await {
+    let (member, inbox, caller) = match handshake(&mut ws, &ctx, deadline).await {
         Ok(x) => x,
         Err(c) => return close_ws(&mut ws, c).await,
     };
@@ -109,16 +111,19 @@ fn ws_config(ctx: &ServerCtx) -> WebSocketConfig {
     let max = ctx.config.max_frame;
     // Frames up to 16x max_frame are read and refused with an ERROR, keeping the
     // session; larger ones cannot be read at all and close it with 1009.
+    // The write buffer must hold the largest frame we send: a history page or a
+    // recovery (max_page_bytes of messages plus one message and the envelope).
+    let largest_out = 2 * ctx.bus.config().max_page_bytes + 4 * max + (64 << 10);
     WebSocketConfig::default()
         .read_buffer_size(ctx.config.read_buffer)
         .write_buffer_size(ctx.config.write_buffer)
-        .max_write_buffer_size(ctx.config.write_buffer.max(max) * 4 + (1 << 20))
+        .max_write_buffer_size(ctx.config.write_buffer + largest_out)
         .max_message_size(Some(max.saturating_mul(16)))
         .max_frame_size(Some(max.saturating_mul(16)))
 }
 
+/// HELLO's payload. Unknown fields are ignored, so that later versions may add some.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct Hello {
     role: String,
     #[serde(default)]
@@ -132,8 +137,11 @@ struct Hello {
 }
 
 /// Waits for HELLO, attaches the session and sends WELCOME.
-async fn handshake(ws: &mut Ws, ctx: &ServerCtx) -> Result<(Member, Inbox, Caller), Closing> {
-    let deadline = Instant::now() + ctx.config.handshake_timeout();
+async fn handshake(
+    ws: &mut Ws,
+    ctx: &ServerCtx,
+    deadline: Instant,
+) -> Result<(Member, Inbox, Caller), Closing> {
     let text = loop {
         match tokio::time::timeout_at(deadline, ws.next()).await {
             Err(_) => return Err(Closing::new(close::HANDSHAKE_TIMEOUT, "no HELLO in time")),

@@ -237,3 +237,71 @@ async fn a_session_that_sends_nothing_is_closed_with_4001() {
     assert_eq!(r.closed_with().await, 4001);
     srv.stop().await;
 }
+
+#[tokio::test]
+async fn command_args_must_be_an_object_and_list_channels_takes_a_room_name() {
+    let srv = start(Config::default()).await;
+    let mut r = session_with_one_publish(&srv).await;
+    let e = r.command("a", "join", json!(["r:c"])).await;
+    assert_error(&e, "invalid_field", Some("a"));
+    for (i, room) in ["r:*", "bip-*", "r:c"].iter().enumerate() {
+        let id = format!("l{i}");
+        let e = r.command(&id, "list_channels", json!({"room": room})).await;
+        assert_error(&e, "invalid_address", Some(&id));
+    }
+    still_alive_and_nothing_lost(&mut r, "h").await;
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn a_refused_frame_does_not_use_up_its_id() {
+    let srv = start(Config::default()).await;
+    let mut r = srv.raw_hello("client").await;
+    let publish =
+        json!({"id": "p1", "type": "MESSAGE", "room": "r", "channel": "c", "payload": {}});
+    r.send(publish.clone()).await;
+    assert_error(&r.recv().await, "not_joined", Some("p1"));
+    reply_of(
+        &r.command("j", "join", json!({"address": "r:c"})).await,
+        "j",
+    );
+    r.send(publish.clone()).await;
+    assert_eq!(reply_of(&r.recv().await, "p1")["offset"], 1);
+    r.send(publish).await;
+    assert_error(&r.recv().await, "duplicate_id", Some("p1"));
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn channels_past_max_channels_are_refused_as_overloaded() {
+    let mut config = Config::default();
+    config.bus.max_channels = 2;
+    let srv = start(config).await;
+    let mut r = srv.raw_hello("client").await;
+    reply_of(
+        &r.command("1", "join", json!({"address": "r:a"})).await,
+        "1",
+    );
+    reply_of(
+        &r.command("2", "join", json!({"address": "r:b"})).await,
+        "2",
+    );
+    let e = r.command("3", "join", json!({"address": "r:c"})).await;
+    assert_error(&e, "overloaded", Some("3"));
+    assert_eq!(e["payload"]["details"]["max_channels"], 2);
+    reply_of(
+        &r.command("4", "join", json!({"address": "r:a"})).await,
+        "4",
+    );
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn hello_may_carry_fields_this_version_does_not_know() {
+    let srv = start(Config::default()).await;
+    let mut r = srv.raw().await;
+    r.send(json!({"id": "h", "type": "HELLO", "payload": {"role": "client", "protocol": 2, "x-future": true}}))
+        .await;
+    assert_eq!(r.recv().await["type"], "WELCOME");
+    srv.stop().await;
+}

@@ -179,3 +179,79 @@ async fn a_recreated_channel_has_a_new_epoch() {
     assert_ne!(r["recovery"][0]["epoch"], json!(e1.epoch));
     srv.stop().await;
 }
+
+#[tokio::test]
+async fn large_history_is_paged_by_bytes_and_the_session_survives() {
+    let srv = start(Config::default()).await;
+    let p = srv.client("client").await;
+    let j = p.join("r:big").await.unwrap();
+    let epoch = j["channels"][0]["epoch"].as_str().unwrap().to_owned();
+    let pad = "z".repeat(60 * 1024);
+    for n in 1..=30 {
+        p.publish("r:big", json!({"n": n, "pad": pad}))
+            .await
+            .unwrap();
+    }
+    // 30 x 60 KiB is more than one page (1 MiB): paged, never a broken session.
+    let mut since = 0;
+    let mut got = Vec::new();
+    loop {
+        let h = p
+            .command(
+                "history",
+                json!({"address": "r:big", "since": since, "limit": 1000}),
+            )
+            .await
+            .unwrap();
+        assert_eq!(h["complete"], true);
+        let page = payload_ns(&h);
+        assert!(!page.is_empty() && page.len() < 30, "paged: {}", page.len());
+        since = *page.last().unwrap() as u64;
+        got.extend(page);
+        if h["more"] == false {
+            break;
+        }
+    }
+    assert_eq!(got, (1..=30).collect::<Vec<i64>>());
+    // A recovery that does not fit in one reply says so instead of claiming success.
+    let s = srv.client("client").await;
+    let r = s
+        .join_recover("r:big", &Position { offset: 0, epoch })
+        .await
+        .unwrap();
+    assert_eq!(r["recovered"], false);
+    assert_eq!(r["recovery"][0]["more"], true);
+    let first = payload_ns(&r);
+    assert_eq!(first, (1..=first.len() as i64).collect::<Vec<i64>>());
+    s.command("ping", json!({})).await.unwrap();
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn history_without_since_is_complete_unless_eviction_shortened_it() {
+    let mut config = Config::default();
+    config.bus.history_size = 3;
+    let srv = start(config).await;
+    let p = srv.client("client").await;
+    p.join("r:h").await.unwrap();
+    for n in 1..=5 {
+        p.publish("r:h", json!({"n": n})).await.unwrap();
+    }
+    let h = p
+        .command("history", json!({"address": "r:h", "limit": 2}))
+        .await
+        .unwrap();
+    assert_eq!(
+        (h["complete"].clone(), payload_ns(&h)),
+        (json!(true), vec![4, 5])
+    );
+    let h = p
+        .command("history", json!({"address": "r:h", "limit": 5}))
+        .await
+        .unwrap();
+    assert_eq!(
+        (h["complete"].clone(), payload_ns(&h)),
+        (json!(false), vec![3, 4, 5])
+    );
+    srv.stop().await;
+}
