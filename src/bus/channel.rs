@@ -138,10 +138,11 @@ impl Channel {
         mut env: Envelope,
         sender: Option<&SessionId>,
         echo: bool,
-    ) -> Result<Fanout, Closed> {
+    ) -> Result<Fanout, Box<Envelope>> {
         let mut st = self.lock();
         if st.closed {
-            return Err(Closed);
+            // Hand the envelope back so the caller can retry without having cloned it.
+            return Err(Box::new(env));
         }
         st.offset += 1;
         let offset = st.offset;

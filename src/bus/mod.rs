@@ -246,7 +246,7 @@ impl Bus {
         // A channel removed between lookup and publish is made again (at most twice:
         // removal needs an idle channel, and this publish makes it busy).
         for _ in 0..3 {
-            match current.publish(env.clone(), sender, echo) {
+            match current.publish(env, sender, echo) {
                 Ok(f) => {
                     let s = &self.shared;
                     s.messages.fetch_add(1, Ordering::Relaxed);
@@ -256,7 +256,10 @@ impl Bus {
                     }
                     return Ok(f.delivery);
                 }
-                Err(channel::Closed) => current = self.channel_for_publish(&ch.addr)?,
+                Err(back) => {
+                    env = *back;
+                    current = self.channel_for_publish(&ch.addr)?;
+                }
             }
         }
         Err(WireError::new(
@@ -591,5 +594,59 @@ impl Bus {
 impl std::fmt::Debug for Bus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Bus").field("stats", &self.stats()).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::FrameType;
+
+    fn bus(idle_secs: u64) -> Bus {
+        Bus::new(BusConfig {
+            channel_idle_secs: idle_secs,
+            ..Default::default()
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn a_publish_racing_a_sweep_lands_on_the_recreated_channel() {
+        let bus = bus(0);
+        let addr = Address::parse("r:c").unwrap();
+        let held = bus.channel_for_publish(&addr).unwrap();
+        assert_eq!(bus.sweep(), 1, "empty, idle, no history: swept");
+        let env = Envelope::new(FrameType::Message, serde_json::json!({"n": 1}));
+        let d = bus.publish_on(&held, env, None, false).unwrap();
+        assert_eq!(d.envelope().offset, Some(1));
+        assert_ne!(d.envelope().epoch.as_deref(), Some(held.epoch.as_str()));
+        assert_eq!(bus.history(&addr, None, 10).unwrap().messages.len(), 1);
+    }
+
+    #[test]
+    fn sweep_keeps_channels_with_history_subscribers_or_persistence() {
+        let bus = bus(0);
+        let (m, _inbox) = bus.connect(PeerInfo::default());
+        m.join(&Pattern::parse("r:joined").unwrap(), &Default::default())
+            .unwrap();
+        bus.publish(
+            &Address::parse("r:history").unwrap(),
+            Envelope::new(FrameType::Message, serde_json::Value::Null),
+        )
+        .unwrap();
+        bus.create_channel(&Address::parse("p:kept").unwrap(), None)
+            .unwrap();
+        bus.channel_for_publish(&Address::parse("r:empty").unwrap())
+            .unwrap();
+        assert_eq!(bus.sweep(), 1);
+        let left: Vec<String> = bus
+            .list_channels(None)
+            .into_iter()
+            .map(|c| c.address)
+            .collect();
+        assert_eq!(left, vec!["p:kept", "r:history", "r:joined"]);
+        drop(m);
+        assert_eq!(bus.sweep(), 1, "r:joined goes once its subscriber does");
+        assert_eq!(bus.list_rooms(), vec!["p", "r"]);
     }
 }
