@@ -13,11 +13,13 @@
 mod channel;
 mod delivery;
 mod history;
+mod info;
 mod member;
 mod outbox;
 
 pub use channel::{HistoryPage, Position, Recovery};
 pub use delivery::Delivery;
+pub use info::{ChannelInfo, ChannelSummary, PeerInfo, Presence, Stats};
 pub use member::{JoinOutcome, Member};
 pub use outbox::{Inbox, KickSignal, Lag};
 
@@ -28,7 +30,6 @@ use crate::frame::{now_ts, Envelope};
 use channel::Channel;
 use dashmap::DashMap;
 use outbox::Outbox;
-use serde::Serialize;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -36,90 +37,6 @@ use std::time::{Duration, Instant};
 /// A session id (`s-` and 12 hex digits), shared so that comparing two is one pointer
 /// comparison on the fan-out path.
 pub type SessionId = Arc<str>;
-
-/// Who a session says it is, from its HELLO.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct PeerInfo {
-    /// `client`, `consumer`, `admin`, `observer`, or another role of the deployment.
-    pub role: String,
-    /// What it can do (for consumers: the task kinds it executes).
-    pub capabilities: Vec<String>,
-    /// A display name.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// How many tasks it runs at once (consumers).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub slots: Option<u32>,
-}
-
-/// One row of presence: a connected session.
-#[derive(Debug, Clone, Serialize)]
-pub struct Presence {
-    /// Session id.
-    pub session: String,
-    /// Its HELLO.
-    #[serde(flatten)]
-    pub info: PeerInfo,
-    /// When it connected.
-    pub connected_at: String,
-}
-
-/// Server-wide counters, as the `status` command reports them.
-#[derive(Debug, Clone, Serialize)]
-pub struct Stats {
-    /// Sessions now attached.
-    pub connections: usize,
-    /// Sessions attached since start.
-    pub connections_total: u64,
-    /// Rooms now.
-    pub rooms: usize,
-    /// Channels now.
-    pub channels: usize,
-    /// Publishes accepted since start.
-    pub messages: u64,
-    /// Frames queued to subscribers since start.
-    pub deliveries: u64,
-    /// Frames dropped or refused by slow-consumer policy since start.
-    pub dropped: u64,
-    /// Seconds since the bus was made.
-    pub uptime_secs: u64,
-}
-
-/// A channel as `list_channels` reports it.
-#[derive(Debug, Clone, Serialize)]
-pub struct ChannelSummary {
-    /// `room:channel`.
-    pub address: String,
-    /// Sessions receiving from it.
-    pub subscribers: usize,
-    /// Its position.
-    pub offset: u64,
-    /// Its epoch.
-    pub epoch: String,
-    /// Bootstrap or admin-created.
-    pub persistent: bool,
-}
-
-/// A channel as `channel_info` reports it.
-#[derive(Debug, Clone, Serialize)]
-pub struct ChannelInfo {
-    /// `room:channel`.
-    pub address: String,
-    /// Its position.
-    pub offset: u64,
-    /// Its epoch.
-    pub epoch: String,
-    /// Publishes retained.
-    pub history: usize,
-    /// When it was created.
-    pub created_at: String,
-    /// Session that created it, if any.
-    pub created_by: Option<String>,
-    /// Bootstrap or admin-created.
-    pub persistent: bool,
-    /// Who is subscribed, with role and capabilities.
-    pub participants: Vec<Presence>,
-}
 
 /// The in-process bus. Cheap to clone; every clone is the same bus.
 #[derive(Clone)]
