@@ -5,6 +5,8 @@
 //! [`Bus`](crate::Bus) API as any agent; the bus core never imports an operator. The
 //! server hands each matching command or frame to the operator with the [`Caller`].
 
+pub mod queue;
+
 use crate::bus::PeerInfo;
 use crate::error::{ErrorCode, WireError};
 use crate::frame::{Envelope, FrameType};

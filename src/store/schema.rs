@@ -1,0 +1,58 @@
+//! The SQLite schema and connection settings of the queue store.
+//!
+//! `tasks` holds one row per task, its full record as JSON in `body` (the columns beside
+//! it exist for recovery and listing queries). `stream` holds each task's published
+//! frames by sequence, for replay. `results` is an append-only log of recorded results:
+//! its key is a rowid, not the task, so a result recorded twice would show up there
+//! (the crash test counts them) instead of being silently overwritten.
+
+use rusqlite::Connection;
+
+/// Creates tables and indexes when absent.
+pub(crate) const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS tasks (
+    id TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    idem TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    updated_ms INTEGER NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tasks_state ON tasks(state);
+CREATE INDEX IF NOT EXISTS tasks_created ON tasks(created_ms);
+CREATE TABLE IF NOT EXISTS stream (
+    task TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    frame TEXT NOT NULL,
+    PRIMARY KEY (task, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS results (
+    task TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    at_ms INTEGER NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS results_task ON results(task);
+";
+
+/// Opens (creating) the database in WAL mode with the chosen `synchronous` level.
+///
+/// # Errors
+/// SQLite errors from opening or from the pragmas.
+pub(crate) fn open(path: Option<&std::path::Path>, full: bool) -> rusqlite::Result<Connection> {
+    let conn = match path {
+        Some(p) => Connection::open(p)?,
+        None => Connection::open_in_memory()?,
+    };
+    // journal_mode returns a row, so it is read rather than executed.
+    let _mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+    conn.execute_batch(if full {
+        "PRAGMA synchronous=FULL;"
+    } else {
+        "PRAGMA synchronous=NORMAL;"
+    })?;
+    conn.execute_batch("PRAGMA busy_timeout=5000; PRAGMA temp_store=MEMORY;")?;
+    conn.execute_batch(SCHEMA)?;
+    Ok(conn)
+}
