@@ -32,6 +32,9 @@ pub(crate) struct BrokerArgs {
     /// Backoff base in ms.
     #[arg(long, default_value_t = 1_000)]
     backoff_base_ms: u64,
+    /// Default attempts before dead-lettering.
+    #[arg(long, default_value_t = 5)]
+    max_attempts: u32,
     /// No ndjson trace logs.
     #[arg(long)]
     no_logs: bool,
@@ -47,6 +50,7 @@ pub(crate) async fn run(a: &BrokerArgs, dir: &Path) -> Result<(), String> {
         soft_limit: a.soft,
         hard_limit: a.hard,
         backoff_base_ms: a.backoff_base_ms,
+        max_attempts: a.max_attempts,
         ..QueueConfig::default()
     };
     let config = Config::default();
