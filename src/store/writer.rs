@@ -48,8 +48,10 @@ fn apply(conn: &mut Connection, batch: &mut [Op]) -> rusqlite::Result<()> {
     let tx = conn.transaction()?;
     {
         let mut put = tx.prepare_cached(
-            "INSERT OR REPLACE INTO tasks (id, state, kind, idem, created_ms, updated_ms, body)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO tasks (id, state, kind, idem, created_ms, updated_ms, body)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT(id) DO UPDATE SET
+                state = excluded.state, updated_ms = excluded.updated_ms, body = excluded.body",
         )?;
         let mut stream = tx.prepare_cached(
             "INSERT OR REPLACE INTO stream (task, seq, frame) VALUES (?1, ?2, ?3)",

@@ -9,23 +9,45 @@ use serde_json::json;
 
 #[tokio::test(start_paused = true)]
 async fn each_threshold_gets_its_own_answer() {
-    let q = start(QueueConfig { soft_limit: 2, hard_limit: 4, retry_after_ms: 750, ..config() }).await;
+    let q = start(QueueConfig {
+        soft_limit: 2,
+        hard_limit: 4,
+        retry_after_ms: 750,
+        ..config()
+    })
+    .await;
     let c = q.client().await;
     for i in 0..2 {
-        let r = submit(&c, task("work", &format!("b{i}"), "normal")).await.unwrap();
+        let r = submit(&c, task("work", &format!("b{i}"), "normal"))
+            .await
+            .unwrap();
         assert_eq!(r["position"], i);
         assert!(r.get("hint").is_none(), "{r}");
     }
     for i in 2..4 {
-        let r = submit(&c, task("work", &format!("b{i}"), "normal")).await.unwrap();
-        assert_eq!((r["position"].as_u64(), r["backpressure"].as_str()), (Some(i), Some("soft")));
+        let r = submit(&c, task("work", &format!("b{i}"), "normal"))
+            .await
+            .unwrap();
+        assert_eq!(
+            (r["position"].as_u64(), r["backpressure"].as_str()),
+            (Some(i), Some("soft"))
+        );
         assert!(r["hint"].as_str().unwrap().contains("slow down"), "{r}");
     }
     let e = submit(&c, task("work", "b4", "normal")).await.unwrap_err();
     assert_eq!(e.code(), Some("overloaded"));
-    let hivebus::client::ClientError::Server(w) = e else { unreachable!() };
+    let hivebus::client::ClientError::Server(w) = e else {
+        unreachable!()
+    };
     let d = w.details.unwrap();
-    assert_eq!((d["retry_after_ms"].as_u64(), d["depth"].as_u64(), d["hard"].as_u64()), (Some(750), Some(4), Some(4)));
+    assert_eq!(
+        (
+            d["retry_after_ms"].as_u64(),
+            d["depth"].as_u64(),
+            d["hard"].as_u64()
+        ),
+        (Some(750), Some(4), Some(4))
+    );
     // The same through a TASK frame on bip-43:work.
     let mut frame = Envelope::new(FrameType::Task, json!({"idempotencyKey": "b5"}));
     frame.room = Some("bip-43".into());
@@ -51,10 +73,22 @@ async fn bad_submits_get_stable_codes() {
     let c = q.client().await;
     let cases = [
         (json!({"kind": "work", "bipId": 1}), "missing_field"),
-        (json!({"kind": "Bad Kind", "bipId": 1, "idempotencyKey": "k"}), "invalid_field"),
-        (json!({"kind": "work", "bipId": "x", "idempotencyKey": "k"}), "invalid_field"),
-        (json!({"kind": "work", "bipId": 1, "idempotencyKey": "k", "max_attempts": 0}), "invalid_field"),
-        (json!({"kind": "work", "bipId": 1, "idempotencyKey": "k", "timeout": "soon"}), "invalid_field"),
+        (
+            json!({"kind": "Bad Kind", "bipId": 1, "idempotencyKey": "k"}),
+            "invalid_field",
+        ),
+        (
+            json!({"kind": "work", "bipId": "x", "idempotencyKey": "k"}),
+            "invalid_field",
+        ),
+        (
+            json!({"kind": "work", "bipId": 1, "idempotencyKey": "k", "max_attempts": 0}),
+            "invalid_field",
+        ),
+        (
+            json!({"kind": "work", "bipId": 1, "idempotencyKey": "k", "timeout": "soon"}),
+            "invalid_field",
+        ),
         (json!([1, 2]), "invalid_field"),
     ];
     for (body, code) in cases {
@@ -64,10 +98,16 @@ async fn bad_submits_get_stable_codes() {
     let mut frame = Envelope::new(FrameType::Task, json!({"idempotencyKey": "k"}));
     frame.room = Some("general".into());
     frame.channel = Some("work".into());
-    assert_eq!(c.request(frame).await.unwrap_err().code(), Some("invalid_field"));
+    assert_eq!(
+        c.request(frame).await.unwrap_err().code(),
+        Some("invalid_field")
+    );
     let e = c.command("op.queue.nope", json!({})).await.unwrap_err();
     assert_eq!(e.code(), Some("unknown_command"));
-    let e = c.request(Envelope::new(FrameType::Result, json!({"status": "ok"}))).await.unwrap_err();
+    let e = c
+        .request(Envelope::new(FrameType::Result, json!({"status": "ok"})))
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Some("missing_field"));
     q.stop().await;
 }

@@ -23,7 +23,11 @@ pub fn hive() -> PathBuf {
 /// The example consumer, built by `cargo test` beside the binaries.
 fn example_consumer() -> PathBuf {
     let p = hive().parent().unwrap().join("examples").join("consumer");
-    assert!(p.exists(), "{} missing: run `cargo test` (it builds the examples)", p.display());
+    assert!(
+        p.exists(),
+        "{} missing: run `cargo test` (it builds the examples)",
+        p.display()
+    );
     p
 }
 
@@ -58,7 +62,14 @@ fn submit_then_tail_shows_a_live_task_end_to_end() {
     let (_broker, port) = broker(&dir, &[]);
     let _consumer = Reaped(
         Command::new(example_consumer())
-            .args(["--url", &format!("ws://127.0.0.1:{port}/"), "--kinds", "verify_bip", "--slots", "2"])
+            .args([
+                "--url",
+                &format!("ws://127.0.0.1:{port}/"),
+                "--kinds",
+                "verify_bip",
+                "--slots",
+                "2",
+            ])
             .args(["--steps", "5", "--step-ms", "150"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -68,11 +79,25 @@ fn submit_then_tail_shows_a_live_task_end_to_end() {
     let out = Command::new(hive())
         .arg("--dir")
         .arg(&dir)
-        .args(["task", "submit", "verify_bip", "--bip", "43", "--priority", "core", "--arg", "checklist=all"])
+        .args([
+            "task",
+            "submit",
+            "verify_bip",
+            "--bip",
+            "43",
+            "--priority",
+            "core",
+            "--arg",
+            "checklist=all",
+        ])
         .env_remove("HIVE_WS_PORT")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let reply: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let trace = reply["traceId"].as_str().unwrap().to_owned();
     assert_eq!(reply["state"], "queued");
@@ -85,16 +110,32 @@ fn submit_then_tail_shows_a_live_task_end_to_end() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(text.contains("TASK"), "{text}");
     assert!(text.contains("[####################] 100%"), "{text}");
     assert!(text.contains("RESULT  ok (succeeded)"), "{text}");
     // A late tail replays the same history and exits the same way.
-    let again = Command::new(hive()).arg("--dir").arg(&dir).args(["tail", &trace]).env_remove("HIVE_WS_PORT").output().unwrap();
+    let again = Command::new(hive())
+        .arg("--dir")
+        .arg(&dir)
+        .args(["tail", &trace])
+        .env_remove("HIVE_WS_PORT")
+        .output()
+        .unwrap();
     assert_eq!(again.status.code(), Some(0));
     assert_eq!(String::from_utf8_lossy(&again.stdout), text);
     // `--help` everywhere.
-    for args in [vec!["--help"], vec!["task", "submit", "--help"], vec!["dlq", "--help"], vec!["tail", "--help"]] {
+    for args in [
+        vec!["--help"],
+        vec!["task", "submit", "--help"],
+        vec!["dlq", "--help"],
+        vec!["tail", "--help"],
+    ] {
         let h = Command::new(hive()).args(&args).output().unwrap();
         assert!(h.status.success() && !h.stdout.is_empty(), "{args:?}");
     }

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const TASKS: usize = 3_000;
+const TASKS: usize = 5_000;
 const KILLS: usize = 12;
 const CONSUMERS: usize = 4;
 const WINDOW: usize = 100;
@@ -61,7 +61,10 @@ async fn submitter(dir: PathBuf, acked: Arc<Mutex<HashMap<usize, String>>>) {
             for (i, r) in join_all(reqs).await {
                 match r {
                     Ok(v) => {
-                        acked.lock().unwrap().insert(i, v["task"].as_str().unwrap().to_owned());
+                        acked
+                            .lock()
+                            .unwrap()
+                            .insert(i, v["task"].as_str().unwrap().to_owned());
                     }
                     Err(_) => lost = true,
                 }
@@ -108,7 +111,15 @@ async fn consumer(dir: PathBuf, stop: Arc<AtomicBool>, sent: Arc<AtomicU64>) {
 async fn sigkill_at_random_moments_loses_no_task_and_records_no_result_twice() {
     let started = Instant::now();
     let dir = crate::harness::temp_dir("crash");
-    let flags = ["--lease-ms", "3000", "--backoff-base-ms", "20", "--max-attempts", "50", "--no-logs"];
+    let flags = [
+        "--lease-ms",
+        "3000",
+        "--backoff-base-ms",
+        "20",
+        "--max-attempts",
+        "50",
+        "--no-logs",
+    ];
     let (mut child, _) = broker(&dir, &flags);
     let acked = Arc::new(Mutex::new(HashMap::new()));
     let stop = Arc::new(AtomicBool::new(false));
@@ -121,13 +132,16 @@ async fn sigkill_at_random_moments_loses_no_task_and_records_no_result_twice() {
     let mut kills = 0;
     let mut acked_at_kill = Vec::new();
     while kills < KILLS {
-        tokio::time::sleep(Duration::from_millis(rng.u64(150..600))).await;
+        tokio::time::sleep(Duration::from_millis(rng.u64(100..500))).await;
         drop(child); // SIGKILL (Child::kill) and reap
         kills += 1;
         acked_at_kill.push(acked.lock().unwrap().len());
         child = broker(&dir, &flags).0;
     }
-    tokio::time::timeout(Duration::from_secs(120), sub).await.expect("submitter stuck").unwrap();
+    tokio::time::timeout(Duration::from_secs(120), sub)
+        .await
+        .expect("submitter stuck")
+        .unwrap();
     // Wait until every accepted task is final, reading SQLite beside the broker.
     let db = dir.join(".hive").join("queue.db");
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -136,7 +150,9 @@ async fn sigkill_at_random_moments_loses_no_task_and_records_no_result_twice() {
         let open: i64 = conn
             .query_row("SELECT COUNT(*) FROM tasks WHERE state NOT IN ('succeeded','dead','cancelled','failed')", [], |r| r.get(0))
             .unwrap();
-        let total: i64 = conn.query_row("SELECT COUNT(*) FROM tasks", [], |r| r.get(0)).unwrap();
+        let total: i64 = conn
+            .query_row("SELECT COUNT(*) FROM tasks", [], |r| r.get(0))
+            .unwrap();
         if open == 0 && total as usize >= TASKS {
             break;
         }
@@ -153,13 +169,27 @@ async fn sigkill_at_random_moments_loses_no_task_and_records_no_result_twice() {
     let conn = rusqlite::Connection::open(&db).unwrap();
     let mut states: HashMap<String, (String, String)> = HashMap::new();
     let mut q = conn.prepare("SELECT id, state, idem FROM tasks").unwrap();
-    for row in q.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))).unwrap() {
+    for row in q
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })
+        .unwrap()
+    {
         let (id, state, idem) = row.unwrap();
         states.insert(id, (state, idem));
     }
     let mut results: HashMap<String, i64> = HashMap::new();
-    let mut q = conn.prepare("SELECT task, COUNT(*) FROM results GROUP BY task").unwrap();
-    for row in q.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))).unwrap() {
+    let mut q = conn
+        .prepare("SELECT task, COUNT(*) FROM results GROUP BY task")
+        .unwrap();
+    for row in q
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+        .unwrap()
+    {
         let (t, n) = row.unwrap();
         results.insert(t, n);
     }
@@ -180,10 +210,16 @@ async fn sigkill_at_random_moments_loses_no_task_and_records_no_result_twice() {
     );
     assert!(kills >= 10);
     assert_eq!(acked.len(), TASKS, "every key was accepted in the end");
-    assert_eq!(states.len(), TASKS, "one task per idempotency key, none lost, none doubled");
+    assert_eq!(
+        states.len(),
+        TASKS,
+        "one task per idempotency key, none lost, none doubled"
+    );
     assert_eq!(keys.len(), TASKS);
     for (i, id) in &acked {
-        let (state, idem) = states.get(id).unwrap_or_else(|| panic!("accepted task {id} lost"));
+        let (state, idem) = states
+            .get(id)
+            .unwrap_or_else(|| panic!("accepted task {id} lost"));
         assert_eq!(idem, &format!("crash-{i}"));
         assert_eq!(state, "succeeded", "task {id}");
         assert_eq!(results.get(id), Some(&1), "task {id}: one result recorded");

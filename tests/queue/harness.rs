@@ -59,7 +59,10 @@ pub async fn start_in(mut cfg: QueueConfig, dir: PathBuf) -> Q {
     let addr = listener.local_addr().unwrap();
     let config = Config::default();
     let bus = Bus::new(config.bus.clone()).unwrap();
-    let opts = StoreOptions { blocking_acks: true, ..StoreOptions::default() };
+    let opts = StoreOptions {
+        blocking_acks: true,
+        ..StoreOptions::default()
+    };
     let queue = Queue::open_with(bus.clone(), cfg, opts).unwrap();
     let ops = Operators::new().with(Arc::new(queue.clone()));
     let server = ServerConfig {
@@ -75,12 +78,20 @@ pub async fn start_in(mut cfg: QueueConfig, dir: PathBuf) -> Q {
         .await
         .unwrap();
     });
-    Q { url: format!("ws://{addr}/"), queue, dir, stop: Some(tx), handle }
+    Q {
+        url: format!("ws://{addr}/"),
+        queue,
+        dir,
+        stop: Some(tx),
+        handle,
+    }
 }
 
 impl Q {
     pub async fn client(&self) -> Client {
-        let mut c = Client::connect(&self.url, Hello::role("client")).await.unwrap();
+        let mut c = Client::connect(&self.url, Hello::role("client"))
+            .await
+            .unwrap();
         c.set_timeout(WAIT);
         c
     }
@@ -162,8 +173,12 @@ pub fn about(lease: &Envelope, kind: FrameType, mut payload: Value) -> Envelope 
 
 /// Sends a RESULT and waits for the durable acknowledgement.
 pub async fn finish(c: &Client, lease: &Envelope, status: &str) -> Result<Value, ClientError> {
-    c.request(about(lease, FrameType::Result, json!({"status": status, "summary": format!("{status}!")})))
-        .await
+    c.request(about(
+        lease,
+        FrameType::Result,
+        json!({"status": status, "summary": format!("{status}!")}),
+    ))
+    .await
 }
 
 pub fn task_id(lease: &Envelope) -> String {
@@ -171,5 +186,7 @@ pub fn task_id(lease: &Envelope) -> String {
 }
 
 pub async fn show(c: &Client, id: &str) -> Value {
-    c.command("op.queue.show", json!({"task": id})).await.unwrap()
+    c.command("op.queue.show", json!({"task": id}))
+        .await
+        .unwrap()
 }

@@ -430,10 +430,7 @@ impl Core {
             .map(|(s, _)| s.clone())
             .collect();
         for session in free {
-            loop {
-                let Some(c) = self.consumers.get(&session) else {
-                    break;
-                };
+            while let Some(c) = self.consumers.get(&session) {
                 if c.held.len() as u32 >= c.slots {
                     break;
                 }
@@ -490,7 +487,8 @@ impl Core {
             c.held.insert(id.to_owned());
         }
         self.counters.leases += 1;
-        self.persist(id);
+        // The lease itself is not written: after a crash every running attempt is
+        // over anyway (see `recover`), so the row stays `queued` until the result.
         self.arm(id, now + length);
         let missing = self.bus.send_private(&[session.to_owned()], env);
         self.publish(

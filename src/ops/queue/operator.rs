@@ -418,8 +418,8 @@ impl Queue {
                                 };
                                 q.answer(&session, re, r);
                             });
-                        } else if let Err(e) = out {
-                            return Err(e);
+                        } else {
+                            out?;
                         }
                         Ok(None)
                     }
