@@ -55,6 +55,18 @@ async fn run(args: Args) -> Result<(), String> {
         None => Config::default(),
     };
     let bus = Bus::new(config.bus.clone()).map_err(|e| e.to_string())?;
+    // The task queue operator, its state under <dir>/.hive/ (queue.db, logs/).
+    let hive = args.dir.join(".hive");
+    let queue = hivebus::ops::queue::Queue::open(
+        bus.clone(),
+        hivebus::ops::queue::QueueConfig {
+            db_path: Some(hive.join("queue.db")),
+            logs_dir: Some(hive.join("logs")),
+            ..Default::default()
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    let ops = hivebus::ops::Operators::new().with(std::sync::Arc::new(queue.clone()));
     let (listener, chosen) = port::bind(args.host, args.port)
         .await
         .map_err(|e| format!("cannot bind {}:{:?}: {e}", args.host, args.port))?;
@@ -74,10 +86,11 @@ async fn run(args: Args) -> Result<(), String> {
         listener,
         bus,
         config.server,
-        Default::default(),
+        ops,
         shutdown_signal(),
     )
     .await;
+    queue.shutdown().await;
     // Only remove the file if it still names us (another broker may have taken over).
     if port::read_port_file(&port_file).ok() == Some(addr.port()) {
         let _ = std::fs::remove_file(&port_file);

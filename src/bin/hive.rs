@@ -91,7 +91,7 @@ enum TaskCmd {
 
 #[derive(Args)]
 struct SubmitArgs {
-    /// Task kind (the channel: bip-<N>:<kind>).
+    /// Task kind (the channel: `bip-<N>:<kind>`).
     kind: String,
     /// BIP number.
     #[arg(long)]

@@ -10,7 +10,7 @@
 //! replay, and appended to `.hive/logs/<traceId>.ndjson`. `docs/QUEUE.md` explains the
 //! choices.
 //!
-//! Concurrency: the scheduling state lives in one [`core`] behind a `std::sync::Mutex`,
+//! Concurrency: the scheduling state lives in one `core` behind a `std::sync::Mutex`,
 //! held for short synchronous sections only (never across an await); durability waits
 //! happen outside it. One timer task fires lease expiries and backoff ends.
 //!
