@@ -82,14 +82,7 @@ async fn run(args: Args) -> Result<(), String> {
     port::write_port_file(&port_file, addr.port())
         .map_err(|e| format!("cannot write {}: {e}", port_file.display()))?;
     tracing::info!(%addr, port_file = %port_file.display(), "hivebus broker listening on ws://{addr}/");
-    let result = hivebus::server::run(
-        listener,
-        bus,
-        config.server,
-        ops,
-        shutdown_signal(),
-    )
-    .await;
+    let result = hivebus::server::run(listener, bus, config.server, ops, shutdown_signal()).await;
     queue.shutdown().await;
     // Only remove the file if it still names us (another broker may have taken over).
     if port::read_port_file(&port_file).ok() == Some(addr.port()) {

@@ -63,8 +63,9 @@ pub(crate) enum Op {
         seq: u64,
         frame: String,
     },
-    Result {
-        task: String,
+    /// A task row and its result, in the same transaction.
+    Finish {
+        row: Row,
         attempt: u32,
         at_ms: u64,
         body: String,
@@ -235,10 +236,11 @@ impl Store {
         });
     }
 
-    /// Enqueues a recorded result (append-only).
-    pub fn result(&self, task: &str, attempt: u32, at_ms: u64, body: String) {
-        self.send(Op::Result {
-            task: task.to_owned(),
+    /// Enqueues a task row together with its recorded result (append-only): both land
+    /// in the same transaction, so a final state never lacks its result.
+    pub fn finish(&self, row: Row, attempt: u32, at_ms: u64, body: String) {
+        self.send(Op::Finish {
+            row,
             attempt,
             at_ms,
             body,

@@ -75,13 +75,22 @@ fn apply(conn: &mut Connection, batch: &mut [Op]) -> rusqlite::Result<()> {
                 Op::Stream { task, seq, frame } => {
                     stream.execute(params![task, *seq as i64, frame])?;
                 }
-                Op::Result {
-                    task,
+                Op::Finish {
+                    row: r,
                     attempt,
                     at_ms,
                     body,
                 } => {
-                    result.execute(params![task, *attempt, *at_ms as i64, body])?;
+                    put.execute(params![
+                        r.id,
+                        r.state,
+                        r.kind,
+                        r.idem,
+                        r.created_ms as i64,
+                        r.updated_ms as i64,
+                        r.body
+                    ])?;
+                    result.execute(params![r.id, *attempt, *at_ms as i64, body])?;
                 }
                 Op::Delete(id) => {
                     tx.execute("DELETE FROM tasks WHERE id = ?1", [id])?;

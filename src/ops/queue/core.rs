@@ -151,15 +151,12 @@ impl Core {
         }
     }
 
-    /// Enqueues the task's row to the store.
-    pub(crate) fn persist(&self, id: &str) {
-        let Some(live) = self.tasks.get(id) else {
-            return;
-        };
-        let r = &live.rec;
+    /// The task's row as the store writes it.
+    pub(crate) fn row(&self, id: &str) -> Option<Row> {
+        let r = &self.tasks.get(id)?.rec;
         // A record of strings, numbers and `Value`s always serializes.
         let body = serde_json::to_string(r).unwrap_or_default();
-        self.store.put(Row {
+        Some(Row {
             id: r.id.clone(),
             state: r.state.as_str(),
             kind: r.spec.kind.clone(),
@@ -167,7 +164,14 @@ impl Core {
             created_ms: r.created_ms,
             updated_ms: r.updated_ms,
             body,
-        });
+        })
+    }
+
+    /// Enqueues the task's row to the store.
+    pub(crate) fn persist(&self, id: &str) {
+        if let Some(row) = self.row(id) {
+            self.store.put(row);
+        }
     }
 
     /// Publishes a frame of the task's stream on its channel, stores and logs it.

@@ -201,8 +201,9 @@ impl Core {
         payload["state"] = json!("succeeded");
         live.rec.result = Some(payload.clone());
         self.free_slot(lease.as_ref(), r.task);
-        self.persist(r.task);
-        self.store.result(r.task, attempt, now, payload.to_string());
+        if let Some(row) = self.row(r.task) {
+            self.store.finish(row, attempt, now, payload.to_string());
+        }
         self.counters.succeeded += 1;
         self.publish(r.task, FrameType::Result, payload);
         self.terminal_order.push_back(r.task.to_owned());
