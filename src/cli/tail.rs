@@ -140,6 +140,21 @@ pub(crate) async fn run(mut c: Client, a: &TailArgs) -> Result<ExitCode, String>
                 if let Some(code) = t.replay(&c).await? {
                     return Ok(code);
                 }
+                // The final frame of the stream can be missing after a broker crash
+                // (the stored state and the stored stream are separate writes): the
+                // task's record decides then.
+                let rec = c
+                    .command("op.queue.show", json!({"task": t.task}))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let state = rec["state"].as_str().unwrap_or_default();
+                if matches!(state, "succeeded" | "failed" | "dead" | "cancelled") {
+                    let mut env = Envelope::new(FrameType::Result, rec["result"].clone());
+                    env.payload["state"] = json!(state);
+                    if let Some(code) = t.show(&env) {
+                        return Ok(code);
+                    }
+                }
             }
             Err(e) => return Err(e.to_string()),
         }

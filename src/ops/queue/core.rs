@@ -102,6 +102,8 @@ pub(crate) struct Core {
     pub(crate) boot: String,
     pub(crate) counters: Counters,
     pub(crate) wake: std::sync::Arc<tokio::sync::Notify>,
+    /// The last task id's number (see `next_task_id`).
+    pub(crate) last_id: u64,
 }
 
 pub(crate) fn new_id(prefix: &str) -> String {
@@ -139,6 +141,7 @@ impl Core {
             boot: new_id("")[..6].to_owned(),
             counters: Counters::default(),
             wake,
+            last_id: 0,
         }
     }
 
@@ -270,7 +273,7 @@ impl Core {
                 "depth": depth, "soft": eff.soft, "hard": eff.hard,
             })));
         }
-        let id = new_id("t-");
+        let id = self.next_task_id();
         let trace_id = trace.unwrap_or_else(|| id.clone());
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -330,6 +333,20 @@ impl Core {
             ticket: self.store.ack(),
             created: Some(id),
         })
+    }
+
+    /// A new task id: `t-` and 16 hex digits of a number that only grows: the wall
+    /// clock in microseconds, or one more than the last id (also the largest
+    /// recovered one). Growing ids make every SQLite insert an append to the end of
+    /// its B-tree (tasks by id, stream by task and seq), so a commit writes a few
+    /// pages instead of one page per row; they also sort by submission.
+    fn next_task_id(&mut self) -> String {
+        let now_us = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_micros() as u64)
+            .unwrap_or(0);
+        self.last_id = now_us.max(self.last_id + 1);
+        format!("t-{:016x}", self.last_id)
     }
 
     fn dup_reply(live: &Live) -> Value {

@@ -431,6 +431,12 @@ impl Core {
         };
         let id = rec.id.clone();
         self.next_seq = self.next_seq.max(rec.seq + 1);
+        if let Some(n) = id
+            .strip_prefix("t-")
+            .and_then(|h| u64::from_str_radix(h, 16).ok())
+        {
+            self.last_id = self.last_id.max(n);
+        }
         self.idem.insert(
             rec.spec.idempotency_key.clone(),
             (id.clone(), rec.created_ms),
