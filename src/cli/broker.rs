@@ -63,9 +63,9 @@ pub(crate) async fn run(a: &BrokerArgs, dir: &Path) -> Result<(), String> {
     let port_file = port::port_file(dir);
     port::write_port_file(&port_file, addr.port()).map_err(|e| e.to_string())?;
     tracing::info!(%addr, "hive broker listening on ws://{addr}/");
-    let ops = Operators::new().with(Arc::new(queue.clone()));
-    let result = hivebus::server::run(listener, bus, config.server, ops, shutdown()).await;
-    queue.shutdown().await;
+    let ops = Operators::new().with(Arc::new(queue));
+    let result = hivebus::server::run(listener, bus, config.server, ops.clone(), shutdown()).await;
+    ops.stop().await;
     if port::read_port_file(&port_file).ok() == Some(addr.port()) {
         let _ = std::fs::remove_file(&port_file);
     }

@@ -470,4 +470,8 @@ impl Operator for Queue {
     fn disconnected(&self, session: &str) {
         self.lock().consumer_gone(session);
     }
+
+    fn stop(&self) -> BoxFuture<'_, ()> {
+        Box::pin(self.shutdown())
+    }
 }
