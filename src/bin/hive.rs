@@ -225,13 +225,14 @@ fn server_error(e: ClientError) -> String {
 }
 
 async fn run(cli: Cli) -> Result<ExitCode, String> {
-    if let Cmd::Broker(b) = &cli.cmd {
-        return broker::run(b, &cli.dir).await.map(|()| ExitCode::SUCCESS);
-    }
+    let cmd = match cli.cmd {
+        Cmd::Broker(b) => return broker::run(&b, &cli.dir).await.map(|()| ExitCode::SUCCESS),
+        other => other,
+    };
     let client = connect(&cli.url, &cli.dir).await?;
-    let (name, args) = match cli.cmd {
+    let (name, args) = match cmd {
         Cmd::Tail(t) => return tail::run(client, &t).await,
-        Cmd::Broker(_) => unreachable!("handled above"),
+        Cmd::Broker(_) => return Err("`broker` does not take a client connection".into()),
         Cmd::Status => {
             let bus = client
                 .command("status", json!({}))

@@ -56,6 +56,9 @@ pub struct QueueConfig {
     pub aging_ms: u64,
     /// A repeated idempotency key within this window returns the original task.
     pub idempotency_window_ms: u64,
+    /// Most idempotency keys remembered; past it the oldest are forgotten before the
+    /// window ends (memory bound: about 100 bytes per key).
+    pub max_keys: usize,
     /// Waiting tasks of one kind above which submits get a hint.
     pub soft_limit: usize,
     /// Waiting tasks of one kind above which submits are refused.
@@ -91,6 +94,7 @@ impl Default for QueueConfig {
             jitter: true,
             aging_ms: 30_000,
             idempotency_window_ms: 24 * 3_600_000,
+            max_keys: 2_000_000,
             soft_limit: 10_000,
             hard_limit: 50_000,
             retry_after_ms: 1_000,

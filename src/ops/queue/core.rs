@@ -302,6 +302,13 @@ impl Core {
         let key = rec.spec.idempotency_key.clone();
         self.idem.insert(key.clone(), (id.clone(), now));
         self.idem_order.push_back((now, key));
+        if self.idem_order.len() > self.cfg.max_keys {
+            if let Some((at, old)) = self.idem_order.pop_front() {
+                if self.idem.get(&old).is_some_and(|(_, c)| *c == at) {
+                    self.idem.remove(&old);
+                }
+            }
+        }
         self.traces.insert(trace_id.clone(), id.clone());
         let mut reply = json!({
             "task": id, "traceId": trace_id, "state": "queued",
@@ -569,33 +576,5 @@ impl Core {
         let _ = self
             .bus
             .send_private(std::slice::from_ref(&lease.consumer), env);
-    }
-
-    /// Drops tasks that left memory's bounds, and idempotency keys past the window.
-    pub(crate) fn prune(&mut self) {
-        let now = now_ms();
-        while let Some((at, key)) = self.idem_order.front().cloned() {
-            if now.saturating_sub(at) < self.cfg.idempotency_window_ms {
-                break;
-            }
-            self.idem_order.pop_front();
-            if self.idem.get(&key).is_some_and(|(_, c)| *c == at) {
-                self.idem.remove(&key);
-            }
-        }
-        while self.terminal_order.len() > self.cfg.max_terminal_in_memory {
-            let Some(id) = self.terminal_order.pop_front() else {
-                break;
-            };
-            let keep = self.tasks.get(&id).is_some_and(|l| {
-                matches!(l.rec.state, TaskState::Dead | TaskState::Failed)
-                    || !l.rec.state.is_terminal()
-            });
-            if !keep {
-                if let Some(l) = self.tasks.remove(&id) {
-                    self.traces.remove(&l.rec.trace_id);
-                }
-            }
-        }
     }
 }
