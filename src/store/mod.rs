@@ -3,7 +3,7 @@
 //!
 //! The queue keeps its scheduling state in memory; this store is its durable log. Writes
 //! are enqueued in order without waiting ([`Store::put`], [`Store::stream`],
-//! [`Store::result`]); a caller that must know they are durable enqueues an
+//! [`Store::finish`]); a caller that must know they are durable enqueues an
 //! acknowledgement ([`Store::ack`]) and awaits it. Reads run on the writer thread
 //! too, so they see every write enqueued before them.
 
