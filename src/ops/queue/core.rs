@@ -192,13 +192,12 @@ impl Core {
             Ok(a) => a,
             Err(e) => return tracing::warn!(task = %id, error = %e, "task address invalid"),
         };
-        let text = match self.bus.publish(&addr, env.clone()) {
+        let text = match self.bus.publish(&addr, env) {
             Ok(d) => d.text().to_owned(),
             Err(e) => {
-                tracing::warn!(task = %id, error = %e, "publishing the task stream failed");
-                env.room = Some(addr.room().to_owned());
-                env.channel = Some(addr.channel().to_owned());
-                env.to_text()
+                // Only when the bus may not create the channel (`auto_create` off and
+                // no such channel): the frame is neither published nor stored.
+                return tracing::warn!(task = %id, error = %e, "publishing the task stream failed");
             }
         };
         let seq = live.stream_next;
