@@ -61,6 +61,8 @@ pub struct Lease {
     out: mpsc::Sender<Envelope>,
     lost: watch::Receiver<Option<LeaseLoss>>,
     decisions: tokio::sync::Mutex<mpsc::Receiver<Value>>,
+    /// Set once a RESULT or ERROR was sent; a lease dropped before that is abandoned.
+    done: bool,
 }
 
 impl Lease {
@@ -131,7 +133,14 @@ impl Lease {
         if let Some(a) = artifacts {
             p["artifacts"] = a;
         }
-        self.send(self.frame(FrameType::Result, p)).await
+        self.end(FrameType::Result, p).await
+    }
+
+    /// Sends the frame that ends this attempt.
+    async fn end(mut self, kind: FrameType, payload: Value) -> Result<(), ClientError> {
+        self.done = true;
+        let env = self.frame(kind, payload);
+        self.send(env).await
     }
 
     /// Finishes with RESULT `fail`: the queue retries, parks or dead-letters the task.
@@ -152,7 +161,7 @@ impl Lease {
     /// `Closed` when the connection is gone.
     pub async fn error(self, code: &str, message: &str, details: Value) -> Result<(), ClientError> {
         let p = json!({"code": code, "message": message, "details": details});
-        self.send(self.frame(FrameType::Error, p)).await
+        self.end(FrameType::Error, p).await
     }
 
     /// Why the lease was lost, if it was (cancelled or expired).
@@ -168,6 +177,21 @@ impl Lease {
             Ok(v) => v.unwrap_or(LeaseLoss::Cancelled),
             // The driver is gone: the connection died, so the lease is lost too.
             Err(_) => LeaseLoss::Expired,
+        }
+    }
+}
+
+impl Drop for Lease {
+    /// A lease dropped without a result is abandoned: the queue is told at once (an
+    /// ERROR `abandoned`), since the automatic heartbeat would otherwise keep renewing
+    /// it forever.
+    fn drop(&mut self) {
+        if !self.done && self.lost().is_none() {
+            let env = self.frame(
+                FrameType::Error,
+                json!({"code": "abandoned", "message": "the consumer dropped the lease without a result"}),
+            );
+            let _ = self.out.try_send(env);
         }
     }
 }
@@ -263,6 +287,7 @@ async fn drive(mut client: Client, leases: mpsc::Sender<Lease>, period: Duration
                             out: out_tx.clone(),
                             lost,
                             decisions: tokio::sync::Mutex::new(dec_rx),
+                            done: false,
                         };
                         if leases.send(lease).await.is_err() {
                             return;

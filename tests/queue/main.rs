@@ -13,4 +13,5 @@ mod idempotency;
 mod leases;
 mod ordering;
 mod retries;
+mod sdk;
 mod streaming;
