@@ -66,7 +66,7 @@ async fn run(args: Args) -> Result<(), String> {
         },
     )
     .map_err(|e| e.to_string())?;
-    let ops = hivebus::ops::Operators::new().with(std::sync::Arc::new(queue.clone()));
+    let ops = hivebus::ops::Operators::new().with(std::sync::Arc::new(queue));
     let (listener, chosen) = port::bind(args.host, args.port)
         .await
         .map_err(|e| format!("cannot bind {}:{:?}: {e}", args.host, args.port))?;
@@ -82,8 +82,10 @@ async fn run(args: Args) -> Result<(), String> {
     port::write_port_file(&port_file, addr.port())
         .map_err(|e| format!("cannot write {}: {e}", port_file.display()))?;
     tracing::info!(%addr, port_file = %port_file.display(), "hivebus broker listening on ws://{addr}/");
-    let result = hivebus::server::run(listener, bus, config.server, ops, shutdown_signal()).await;
-    queue.shutdown().await;
+    let result =
+        hivebus::server::run(listener, bus, config.server, ops.clone(), shutdown_signal()).await;
+    // Operators stop after the server: the queue flushes and closes its store.
+    ops.stop().await;
     // Only remove the file if it still names us (another broker may have taken over).
     if port::read_port_file(&port_file).ok() == Some(addr.port()) {
         let _ = std::fs::remove_file(&port_file);
