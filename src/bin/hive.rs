@@ -7,6 +7,8 @@
 //! Exit codes: 0 success (for `tail`: the task succeeded); 1 the task failed or went
 //! to the dead-letter store; 3 the task was cancelled; 2 usage, connection or server
 //! errors.
+//!
+//! `HIVE_WORKERS` sets the number of runtime worker threads (default: one per core).
 
 #[path = "../cli/broker.rs"]
 mod broker;
@@ -288,8 +290,25 @@ fn strip_nulls(mut v: Value) -> Value {
     v
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    // `HIVE_WORKERS` sets the runtime's worker threads (default: one per core).
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = std::env::var("HIVE_WORKERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        rt.worker_threads(n);
+    }
+    match rt.enable_all().build() {
+        Ok(rt) => rt.block_on(async_main()),
+        Err(e) => {
+            eprintln!("hive: cannot start the runtime: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn async_main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
