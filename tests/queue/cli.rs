@@ -129,6 +129,31 @@ fn submit_then_tail_shows_a_live_task_end_to_end() {
         .unwrap();
     assert_eq!(again.status.code(), Some(0));
     assert_eq!(String::from_utf8_lossy(&again.stdout), text);
+    // The other subcommands answer through the same port discovery.
+    let run = |args: &[&str]| {
+        Command::new(hive())
+            .arg("--dir")
+            .arg(&dir)
+            .args(args)
+            .env_remove("HIVE_WS_PORT")
+            .output()
+            .unwrap()
+    };
+    let list = run(&["task", "list", "--state", "succeeded"]);
+    assert!(list.status.success());
+    let list: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    assert_eq!(list["tasks"][0]["traceId"], trace.as_str());
+    let status: serde_json::Value = serde_json::from_slice(&run(&["status"]).stdout).unwrap();
+    assert_eq!(status["queue"]["counters"]["succeeded"], 1);
+    let dlq: serde_json::Value = serde_json::from_slice(&run(&["dlq", "list"]).stdout).unwrap();
+    assert_eq!(dlq["total"], 0);
+    let bad = run(&["task", "cancel", &trace]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("conflict"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
     // `--help` everywhere.
     for args in [
         vec!["--help"],
