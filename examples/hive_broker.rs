@@ -56,6 +56,18 @@ async fn run(args: Args) -> Result<(), String> {
         None => Config::default(),
     };
     let bus = Bus::new(config.bus.clone()).map_err(|e| e.to_string())?;
+    // The task queue operator, its state under <dir>/.hive/ (queue.db, logs/).
+    let hive = args.dir.join(".hive");
+    let queue = hivebus::ops::queue::Queue::open(
+        bus.clone(),
+        hivebus::ops::queue::QueueConfig {
+            db_path: Some(hive.join("queue.db")),
+            logs_dir: Some(hive.join("logs")),
+            ..Default::default()
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    let ops = hivebus::ops::Operators::new().with(std::sync::Arc::new(queue));
     let want = match (args.port, std::env::var("HIVE_WS_PORT").ok()) {
         (Some(p), _) => Want::Exactly(p),
         (None, Some(v)) => Want::Preferably(
@@ -85,14 +97,10 @@ async fn run(args: Args) -> Result<(), String> {
     port::write_port_file(&port_file, addr.port())
         .map_err(|e| format!("cannot write {}: {e}", port_file.display()))?;
     tracing::info!(%addr, port_file = %port_file.display(), "hivebus broker listening on ws://{addr}/");
-    let result = hivebus::server::run(
-        listener,
-        bus,
-        config.server,
-        Default::default(),
-        shutdown_signal(),
-    )
-    .await;
+    let result =
+        hivebus::server::run(listener, bus, config.server, ops.clone(), shutdown_signal()).await;
+    // Operators stop after the server: the queue flushes and closes its store.
+    ops.stop().await;
     // Only remove the file if it still names us (another broker may have taken over).
     if port::read_port_file(&port_file).ok() == Some(addr.port()) {
         let _ = std::fs::remove_file(&port_file);

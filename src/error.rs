@@ -66,6 +66,9 @@ pub enum ErrorCode {
     NotFound,
     /// The request conflicts with the object's current state.
     Conflict,
+    /// A consumer frame names a lease that is no longer the task's current one (an
+    /// older attempt, an expired or cancelled lease).
+    StaleLease,
 }
 
 impl ErrorCode {
@@ -99,6 +102,7 @@ impl ErrorCode {
             ErrorCode::OperatorError => "operator_error",
             ErrorCode::NotFound => "not_found",
             ErrorCode::Conflict => "conflict",
+            ErrorCode::StaleLease => "stale_lease",
         }
     }
 }

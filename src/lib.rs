@@ -14,16 +14,21 @@
 //! - [`cmd`]: built-in commands, one file each.
 //! - [`server`]: the WebSocket transport, port selection, HTTP health and metrics.
 //! - [`client`]: the Rust SDK used by the CLI, examples, load generator and tests.
+//! - [`ops`]: operators; [`ops::queue`] is the BIP-43 task queue.
+//! - [`store`]: SQLite durable state for operators (WAL, group commit).
+//! - [`consumer`]: the consumer SDK on top of [`client`].
 
 pub mod address;
 pub mod bus;
 pub mod client;
 pub mod cmd;
 pub mod config;
+pub mod consumer;
 pub mod error;
 pub mod frame;
 pub mod ops;
 pub mod server;
+pub mod store;
 
 pub use address::{Address, Pattern};
 pub use bus::{Bus, Delivery, Inbox, Member, PeerInfo};

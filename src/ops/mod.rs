@@ -5,6 +5,8 @@
 //! [`Bus`](crate::Bus) API as any agent; the bus core never imports an operator. The
 //! server hands each matching command or frame to the operator with the [`Caller`].
 
+pub mod queue;
+
 use crate::bus::PeerInfo;
 use crate::error::{ErrorCode, WireError};
 use crate::frame::{Envelope, FrameType};
@@ -61,6 +63,13 @@ pub trait Operator: Send + Sync + 'static {
     fn disconnected(&self, session: &str) {
         let _ = session;
     }
+
+    /// Stops the operator's background work and flushes its state. The broker calls
+    /// it (through [`Operators::stop`]) once the server has stopped; an operator
+    /// starts when it is built.
+    fn stop(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
 }
 
 /// The operators a server runs, looked up by namespace and by claimed frame type.
@@ -115,6 +124,13 @@ impl Operators {
     pub fn disconnected(&self, session: &str) {
         for op in &self.list {
             op.disconnected(session);
+        }
+    }
+
+    /// Stops every operator, in registration order.
+    pub async fn stop(&self) {
+        for op in &self.list {
+            op.stop().await;
         }
     }
 

@@ -1,0 +1,334 @@
+//! The consumer SDK: write a task consumer in a few lines.
+//!
+//! [`Consumer::connect`] handshakes with role `consumer`, the task kinds as
+//! capabilities and a number of slots, and registers with the queue
+//! (`op.queue.consume`). A background task then owns the connection: it turns each
+//! leased TASK frame into a [`Lease`], sends a HEARTBEAT every third of the lease
+//! length (renewing every lease this consumer holds), and routes cancellations, lease
+//! expiries and approval decisions to the lease they concern. A [`Lease`] streams
+//! progress, asks for approvals and ends with a result.
+//!
+//! Delivery is at least once: a lease that expires, or a broker that restarts, gives
+//! the task to a consumer again as a new attempt; results of an older attempt are
+//! refused (`stale_lease`).
+//!
+//! ```no_run
+//! # async fn doc() -> Result<(), hivebus::client::ClientError> {
+//! use hivebus::consumer::Consumer;
+//! let mut c = Consumer::connect("ws://127.0.0.1:50000/", &["verify_bip"], 4).await?;
+//! while let Some(lease) = c.next_lease().await {
+//!     lease.event("build", "cargo test", Some(50)).await?;
+//!     lease.complete("all green", None).await?;
+//! }
+//! # Ok(()) }
+//! ```
+
+use crate::client::{Client, ClientError, Hello};
+use crate::frame::{Envelope, FrameType};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+
+/// Why a lease ended without the consumer finishing it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseLoss {
+    /// A client cancelled the task.
+    Cancelled,
+    /// The lease expired; the task went to another attempt.
+    Expired,
+}
+
+/// One leased attempt of a task.
+#[derive(Debug)]
+pub struct Lease {
+    /// Task id.
+    pub task: String,
+    /// Lease id; every frame about this attempt carries it.
+    pub lease: String,
+    /// Attempt number (1 for the first).
+    pub attempt: u32,
+    /// Task kind.
+    pub kind: String,
+    /// The task's arguments.
+    pub args: Value,
+    /// The task's trace id.
+    pub trace_id: String,
+    /// The full TASK payload (repo, branch, priority, bipId, ...).
+    pub payload: Value,
+    room: String,
+    channel: String,
+    out: mpsc::Sender<Envelope>,
+    lost: watch::Receiver<Option<LeaseLoss>>,
+    decisions: tokio::sync::Mutex<mpsc::Receiver<Value>>,
+    /// Set once a RESULT or ERROR was sent; a lease dropped before that is abandoned.
+    done: bool,
+}
+
+impl Lease {
+    fn frame(&self, kind: FrameType, mut payload: Value) -> Envelope {
+        if let Some(o) = payload.as_object_mut() {
+            o.insert("task".into(), json!(self.task));
+            o.insert("lease".into(), json!(self.lease));
+        }
+        let mut env = Envelope::new(kind, payload);
+        env.trace_id = Some(self.trace_id.clone());
+        env.room = Some(self.room.clone());
+        env.channel = Some(self.channel.clone());
+        env
+    }
+
+    async fn send(&self, env: Envelope) -> Result<(), ClientError> {
+        self.out.send(env).await.map_err(|_| ClientError::Closed)
+    }
+
+    /// Streams progress `{stage, message, pct?}`; also renews the lease.
+    ///
+    /// # Errors
+    /// `Closed` when the connection is gone.
+    pub async fn event(
+        &self,
+        stage: &str,
+        message: &str,
+        pct: Option<u8>,
+    ) -> Result<(), ClientError> {
+        let mut p = json!({"stage": stage, "message": message});
+        if let Some(pct) = pct {
+            p["pct"] = json!(pct.min(100));
+        }
+        self.send(self.frame(FrameType::Event, p)).await
+    }
+
+    /// Asks for an approval and waits for the decision payload
+    /// (`{decision, scope?, by}`), or `None` if the lease is lost first.
+    ///
+    /// # Errors
+    /// `Closed` when the connection is gone.
+    pub async fn approval(
+        &self,
+        action: &str,
+        reason: &str,
+        suggested: &str,
+    ) -> Result<Option<Value>, ClientError> {
+        let p = json!({"action": action, "reason": reason, "suggestedCommand": suggested});
+        self.send(self.frame(FrameType::Approval, p)).await?;
+        let mut lost = self.lost.clone();
+        let mut rx = self.decisions.lock().await;
+        tokio::select! {
+            d = rx.recv() => Ok(d),
+            _ = lost.wait_for(Option::is_some) => Ok(None),
+        }
+    }
+
+    /// Finishes with RESULT `ok`.
+    ///
+    /// # Errors
+    /// `Closed` when the connection is gone.
+    pub async fn complete(
+        self,
+        summary: &str,
+        artifacts: Option<Value>,
+    ) -> Result<(), ClientError> {
+        let mut p = json!({"status": "ok", "summary": summary});
+        if let Some(a) = artifacts {
+            p["artifacts"] = a;
+        }
+        self.end(FrameType::Result, p).await
+    }
+
+    /// Sends the frame that ends this attempt.
+    async fn end(mut self, kind: FrameType, payload: Value) -> Result<(), ClientError> {
+        self.done = true;
+        let env = self.frame(kind, payload);
+        self.send(env).await
+    }
+
+    /// Finishes with RESULT `fail`: the queue retries, parks or dead-letters the task.
+    ///
+    /// # Errors
+    /// `Closed` when the connection is gone.
+    pub async fn fail(self, summary: &str) -> Result<(), ClientError> {
+        self.send(self.frame(
+            FrameType::Result,
+            json!({"status": "fail", "summary": summary}),
+        ))
+        .await
+    }
+
+    /// Finishes with an ERROR `{code, message, details}` (the attempt failed).
+    ///
+    /// # Errors
+    /// `Closed` when the connection is gone.
+    pub async fn error(self, code: &str, message: &str, details: Value) -> Result<(), ClientError> {
+        let p = json!({"code": code, "message": message, "details": details});
+        self.end(FrameType::Error, p).await
+    }
+
+    /// Why the lease was lost, if it was (cancelled or expired).
+    pub fn lost(&self) -> Option<LeaseLoss> {
+        *self.lost.borrow()
+    }
+
+    /// Resolves when the lease is lost; use in a `select!` beside the work.
+    pub async fn until_lost(&self) -> LeaseLoss {
+        let mut rx = self.lost.clone();
+        let seen = rx.wait_for(Option::is_some).await.map(|v| *v);
+        match seen {
+            Ok(v) => v.unwrap_or(LeaseLoss::Cancelled),
+            // The driver is gone: the connection died, so the lease is lost too.
+            Err(_) => LeaseLoss::Expired,
+        }
+    }
+}
+
+impl Drop for Lease {
+    /// A lease dropped without a result is abandoned: the queue is told at once (an
+    /// ERROR `abandoned`), since the automatic heartbeat would otherwise keep renewing
+    /// it forever.
+    fn drop(&mut self) {
+        if !self.done && self.lost().is_none() {
+            let env = self.frame(
+                FrameType::Error,
+                json!({"code": "abandoned", "message": "the consumer dropped the lease without a result"}),
+            );
+            let _ = self.out.try_send(env);
+        }
+    }
+}
+
+/// A connected consumer. Dropping it closes the connection; the queue then retries
+/// the attempts it held.
+pub struct Consumer {
+    leases: mpsc::Receiver<Lease>,
+    session: String,
+    registration: Value,
+    driver: tokio::task::JoinHandle<()>,
+}
+
+impl Consumer {
+    /// Connects to `url`, declares `kinds` and `slots`, and registers with the queue.
+    ///
+    /// # Errors
+    /// [`ClientError`] when connecting or registering fails.
+    pub async fn connect(url: &str, kinds: &[&str], slots: u32) -> Result<Consumer, ClientError> {
+        let mut hello = Hello::role("consumer");
+        hello.capabilities = kinds.iter().map(|k| (*k).to_owned()).collect();
+        hello.slots = Some(slots);
+        let client = Client::connect(url, hello).await?;
+        let registration = client.command("op.queue.consume", json!({})).await?;
+        let lease_ms = registration["lease_ms"].as_u64().unwrap_or(30_000);
+        let period = Duration::from_millis((lease_ms / 3).max(50));
+        let (tx, leases) = mpsc::channel(slots.max(1) as usize * 2 + 16);
+        let session = client.session().to_owned();
+        let driver = tokio::spawn(drive(client, tx, period));
+        Ok(Consumer {
+            leases,
+            session,
+            registration,
+            driver,
+        })
+    }
+
+    /// The next leased attempt; `None` once the connection is closed.
+    pub async fn next_lease(&mut self) -> Option<Lease> {
+        self.leases.recv().await
+    }
+
+    /// The session id.
+    pub fn session(&self) -> &str {
+        &self.session
+    }
+
+    /// What `op.queue.consume` answered (kinds, slots, lease_ms).
+    pub fn registration(&self) -> &Value {
+        &self.registration
+    }
+}
+
+impl Drop for Consumer {
+    fn drop(&mut self) {
+        self.driver.abort();
+    }
+}
+
+struct Routes {
+    lost: watch::Sender<Option<LeaseLoss>>,
+    decisions: mpsc::Sender<Value>,
+}
+
+async fn drive(mut client: Client, leases: mpsc::Sender<Lease>, period: Duration) {
+    // Frames from leases; bounded so that a runaway consumer is slowed, not buffered.
+    let (out_tx, mut out_rx) = mpsc::channel::<Envelope>(1024);
+    let mut routes: HashMap<String, Routes> = HashMap::new();
+    let mut beat = tokio::time::interval(period);
+    beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            ev = client.next_event() => {
+                let Some(env) = ev else { return };
+                let task = env.payload.get("task").and_then(Value::as_str).unwrap_or_default().to_owned();
+                match env.kind {
+                    FrameType::Task if env.payload.get("lease").is_some() => {
+                        let (lost_tx, lost) = watch::channel(None);
+                        let (dec_tx, dec_rx) = mpsc::channel(4);
+                        routes.insert(task.clone(), Routes { lost: lost_tx, decisions: dec_tx });
+                        routes.retain(|_, r| !r.lost.is_closed());
+                        let p = &env.payload;
+                        let lease = Lease {
+                            task,
+                            lease: p["lease"].as_str().unwrap_or_default().to_owned(),
+                            attempt: p["attempt"].as_u64().unwrap_or(1) as u32,
+                            kind: p["kind"].as_str().unwrap_or_default().to_owned(),
+                            args: p["args"].clone(),
+                            trace_id: env.trace_id.clone().unwrap_or_default(),
+                            room: env.room.clone().unwrap_or_default(),
+                            channel: env.channel.clone().unwrap_or_default(),
+                            payload: env.payload.clone(),
+                            out: out_tx.clone(),
+                            lost,
+                            decisions: tokio::sync::Mutex::new(dec_rx),
+                            done: false,
+                        };
+                        if leases.send(lease).await.is_err() {
+                            return;
+                        }
+                    }
+                    FrameType::System => {
+                        let loss = match env.payload.get("event").and_then(Value::as_str) {
+                            Some("cancel") => Some(LeaseLoss::Cancelled),
+                            Some("lease_expired") => Some(LeaseLoss::Expired),
+                            _ => None,
+                        };
+                        if let (Some(loss), Some(r)) = (loss, routes.remove(&task)) {
+                            let _ = r.lost.send(Some(loss));
+                        }
+                    }
+                    FrameType::Approval => {
+                        if let Some(r) = routes.get(&task) {
+                            let _ = r.decisions.try_send(env.payload.clone());
+                        }
+                    }
+                    FrameType::Error => {
+                        tracing::debug!(payload = %env.payload, "queue refused a consumer frame");
+                    }
+                    _ => {}
+                }
+            }
+            Some(env) = out_rx.recv() => {
+                if env.kind == FrameType::Result || env.kind == FrameType::Error {
+                    if let Some(t) = env.payload.get("task").and_then(Value::as_str) {
+                        routes.remove(t);
+                    }
+                }
+                if client.send(env).await.is_err() {
+                    return;
+                }
+            }
+            _ = beat.tick() => {
+                if client.send(Envelope::new(FrameType::Heartbeat, Value::Null)).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}

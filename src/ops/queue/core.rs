@@ -1,0 +1,579 @@
+//! The queue's in-memory state machine: tasks, ready lanes, consumers, timers. One
+//! `std::sync::Mutex` guards it (see `mod.rs`); every method here runs under that lock
+//! and never awaits.
+//!
+//! Side effects happen under the lock on purpose, in the order of the state changes:
+//! store writes are *enqueued* to the writer thread (never awaited here), frames are
+//! published with `Bus::publish` and leases sent with `Bus::send_private` (both
+//! synchronous, bounded by the bus's own queues). Keeping publish and the stored-stream
+//! append inside one critical section is what makes `hive tail` gap-free: a replay
+//! read enqueued under the same lock sees every frame published before it.
+
+use super::config::QueueConfig;
+use super::model::{now_ms, TaskRecord, TaskSpec, TaskState};
+use super::scheduler::{Ready, Scheduler};
+use super::tracelog::TraceLog;
+use crate::address::Address;
+use crate::bus::Bus;
+use crate::error::{ErrorCode, WireError};
+use crate::frame::{Envelope, FrameType};
+use crate::store::{Row, Store, Ticket};
+use serde_json::{json, Value};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// A task the queue holds in memory.
+#[derive(Debug)]
+pub(crate) struct Live {
+    pub(crate) rec: TaskRecord,
+    /// False until the submit's commit: the task is reported as `submitted` and is
+    /// not yet in a ready lane.
+    pub(crate) durable: bool,
+    pub(crate) lease: Option<Lease>,
+    /// Backoff: becomes ready at this instant.
+    pub(crate) not_before: Option<Instant>,
+    pub(crate) stream_next: u64,
+    pub(crate) stream_dropped: u64,
+    /// Bumped whenever a timer for this task is armed; older heap entries are ignored.
+    pub(crate) timer_gen: u64,
+}
+
+/// A consumer's hold on one attempt of a task.
+#[derive(Debug, Clone)]
+pub(crate) struct Lease {
+    pub(crate) id: String,
+    pub(crate) consumer: String,
+    pub(crate) expires: Instant,
+    pub(crate) length: Duration,
+}
+
+/// A consumer session: what it runs and how many at once.
+#[derive(Debug)]
+pub(crate) struct ConsumerState {
+    pub(crate) kinds: Vec<String>,
+    pub(crate) slots: u32,
+    pub(crate) held: HashSet<String>,
+}
+
+/// Counters for `stats`.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub(crate) struct Counters {
+    pub(crate) submitted: u64,
+    pub(crate) duplicates: u64,
+    pub(crate) rejected: u64,
+    pub(crate) leases: u64,
+    pub(crate) expired: u64,
+    pub(crate) retries: u64,
+    pub(crate) succeeded: u64,
+    pub(crate) dead: u64,
+    pub(crate) stale_refused: u64,
+    pub(crate) cancelled: u64,
+}
+
+/// What a submit answers, and the commit to wait for before answering.
+pub(crate) struct SubmitOutcome {
+    pub(crate) reply: Value,
+    pub(crate) ticket: Ticket,
+    /// The new task's id when this submit created one (to finish after commit).
+    pub(crate) created: Option<String>,
+}
+
+pub(crate) struct Core {
+    pub(crate) cfg: QueueConfig,
+    pub(crate) bus: Bus,
+    pub(crate) store: Store,
+    pub(crate) log: Option<TraceLog>,
+    pub(crate) tasks: HashMap<String, Live>,
+    /// idempotency key -> (task id, created ms); kept for the whole window even after
+    /// the task left memory (it is then read back from SQLite).
+    pub(crate) idem: HashMap<String, (String, u64)>,
+    pub(crate) idem_order: VecDeque<(u64, String)>,
+    pub(crate) traces: HashMap<String, String>,
+    pub(crate) sched: Scheduler,
+    pub(crate) consumers: HashMap<String, ConsumerState>,
+    pub(crate) timers: BinaryHeap<Reverse<(Instant, u64, String)>>,
+    pub(crate) terminal_order: VecDeque<String>,
+    pub(crate) rng: fastrand::Rng,
+    pub(crate) next_seq: u64,
+    pub(crate) lease_counter: u64,
+    /// Distinguishes lease ids across broker restarts.
+    pub(crate) boot: String,
+    pub(crate) counters: Counters,
+    pub(crate) wake: std::sync::Arc<tokio::sync::Notify>,
+    /// The last task id's number (see `next_task_id`).
+    pub(crate) last_id: u64,
+}
+
+pub(crate) fn new_id(prefix: &str) -> String {
+    format!(
+        "{prefix}{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..16]
+    )
+}
+
+impl Core {
+    pub(crate) fn new(
+        cfg: QueueConfig,
+        bus: Bus,
+        store: Store,
+        log: Option<TraceLog>,
+        wake: std::sync::Arc<tokio::sync::Notify>,
+    ) -> Core {
+        let aging = Duration::from_millis(cfg.aging_ms);
+        Core {
+            cfg,
+            bus,
+            store,
+            log,
+            tasks: HashMap::new(),
+            idem: HashMap::new(),
+            idem_order: VecDeque::new(),
+            traces: HashMap::new(),
+            sched: Scheduler::new(aging),
+            consumers: HashMap::new(),
+            timers: BinaryHeap::new(),
+            terminal_order: VecDeque::new(),
+            rng: fastrand::Rng::new(),
+            next_seq: 1,
+            lease_counter: 0,
+            boot: new_id("")[..6].to_owned(),
+            counters: Counters::default(),
+            wake,
+            last_id: 0,
+        }
+    }
+
+    /// The state a client sees.
+    pub(crate) fn visible_state(live: &Live) -> TaskState {
+        if live.durable {
+            live.rec.state
+        } else {
+            TaskState::Submitted
+        }
+    }
+
+    /// The task's row as the store writes it.
+    pub(crate) fn row(&self, id: &str) -> Option<Row> {
+        let r = &self.tasks.get(id)?.rec;
+        // A record of strings, numbers and `Value`s always serializes.
+        let body = serde_json::to_string(r).unwrap_or_default();
+        Some(Row {
+            id: r.id.clone(),
+            state: r.state.as_str(),
+            kind: r.spec.kind.clone(),
+            idem: r.spec.idempotency_key.clone(),
+            created_ms: r.created_ms,
+            updated_ms: r.updated_ms,
+            body,
+        })
+    }
+
+    /// Enqueues the task's row to the store.
+    pub(crate) fn persist(&self, id: &str) {
+        if let Some(row) = self.row(id) {
+            self.store.put(row);
+        }
+    }
+
+    /// Publishes a frame of the task's stream on its channel, stores and logs it.
+    pub(crate) fn publish(&mut self, id: &str, kind: FrameType, payload: Value) {
+        let Some(live) = self.tasks.get_mut(id) else {
+            return;
+        };
+        let mut env = Envelope::new(kind, payload);
+        env.trace_id = Some(live.rec.trace_id.clone());
+        env.from = Some("queue".to_owned());
+        let addr = match Address::new(
+            &format!("bip-{}", live.rec.spec.bip_id),
+            &live.rec.spec.kind,
+        ) {
+            Ok(a) => a,
+            Err(e) => return tracing::warn!(task = %id, error = %e, "task address invalid"),
+        };
+        let text = match self.bus.publish(&addr, env) {
+            Ok(d) => d.text().to_owned(),
+            Err(e) => {
+                // Only when the bus may not create the channel (`auto_create` off and
+                // no such channel): the frame is neither published nor stored.
+                return tracing::warn!(task = %id, error = %e, "publishing the task stream failed");
+            }
+        };
+        let seq = live.stream_next;
+        live.stream_next += 1;
+        if (seq as usize) <= self.cfg.max_stream {
+            self.store.stream(id, seq, text.clone());
+        } else {
+            live.stream_dropped += 1;
+        }
+        if let Some(log) = &self.log {
+            log.append(&live.rec.trace_id, text);
+        }
+    }
+
+    fn arm(&mut self, id: &str, at: Instant) {
+        let Some(live) = self.tasks.get_mut(id) else {
+            return;
+        };
+        live.timer_gen += 1;
+        let earlier = self.timers.peek().is_none_or(|r| at < r.0 .0);
+        self.timers
+            .push(Reverse((at, live.timer_gen, id.to_owned())));
+        if earlier {
+            // The timer task sleeps until the earliest deadline; wake it to re-plan.
+            self.wake.notify_one();
+        }
+    }
+
+    /// The earliest armed deadline.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        self.timers.peek().map(|r| r.0 .0)
+    }
+
+    /// Validates and accepts a submit. The reply must be sent only after `ticket`.
+    ///
+    /// # Errors
+    /// `overloaded` above the hard threshold (with `retry_after_ms`).
+    pub(crate) fn submit(
+        &mut self,
+        spec: TaskSpec,
+        trace: Option<String>,
+    ) -> Result<SubmitOutcome, WireError> {
+        let now = now_ms();
+        if let Some((task, created)) = self.idem.get(&spec.idempotency_key).cloned() {
+            if now.saturating_sub(created) < self.cfg.idempotency_window_ms {
+                self.counters.duplicates += 1;
+                let reply = match self.tasks.get(&task) {
+                    Some(live) => Self::dup_reply(live),
+                    // Left memory: the operator reads it back from SQLite.
+                    None => json!({"task": task, "duplicate": true, "evicted": true}),
+                };
+                return Ok(SubmitOutcome {
+                    reply,
+                    ticket: self.store.ack(),
+                    created: None,
+                });
+            }
+        }
+        let eff = self.cfg.for_kind(&spec.kind);
+        let depth = self.sched.depth(&spec.kind);
+        if depth >= eff.hard {
+            self.counters.rejected += 1;
+            return Err(WireError::new(
+                ErrorCode::Overloaded,
+                format!(
+                    "queue `{}` holds {depth} waiting tasks (hard limit {})",
+                    spec.kind, eff.hard
+                ),
+            )
+            .with_details(json!({
+                "retry_after_ms": self.cfg.retry_after_ms,
+                "depth": depth, "soft": eff.soft, "hard": eff.hard,
+            })));
+        }
+        let id = self.next_task_id();
+        let trace_id = trace.unwrap_or_else(|| id.clone());
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let position = self.sched.position_of_new(&spec.kind, spec.priority);
+        let mut rec = TaskRecord {
+            id: id.clone(),
+            trace_id: trace_id.clone(),
+            spec,
+            state: TaskState::Submitted,
+            attempt: 0,
+            seq,
+            created_ms: now,
+            updated_ms: now,
+            result: None,
+            history: Vec::new(),
+        };
+        rec.history.push(super::model::HistoryEntry {
+            at_ms: now,
+            state: TaskState::Submitted,
+            attempt: 0,
+            note: "submitted".into(),
+        });
+        // Submitted -> Queued is always legal; the row is written as queued because
+        // the client is answered only once that row is durable.
+        let _ = rec.advance(TaskState::Queued, now, "durable".into());
+        let key = rec.spec.idempotency_key.clone();
+        self.idem.insert(key.clone(), (id.clone(), now));
+        self.idem_order.push_back((now, key));
+        if self.idem_order.len() > self.cfg.max_keys {
+            if let Some((at, old)) = self.idem_order.pop_front() {
+                if self.idem.get(&old).is_some_and(|(_, c)| *c == at) {
+                    self.idem.remove(&old);
+                }
+            }
+        }
+        self.traces.insert(trace_id.clone(), id.clone());
+        let mut reply = json!({
+            "task": id, "traceId": trace_id, "state": "queued",
+            "position": position, "address": rec.spec.address(), "duplicate": false,
+        });
+        if depth >= eff.soft {
+            reply["backpressure"] = json!("soft");
+            reply["hint"] = json!(format!(
+                "queue `{}` is busy ({depth} waiting, soft limit {}); slow down",
+                rec.spec.kind, eff.soft
+            ));
+        }
+        self.tasks.insert(
+            id.clone(),
+            Live {
+                rec,
+                durable: false,
+                lease: None,
+                not_before: None,
+                stream_next: 1,
+                stream_dropped: 0,
+                timer_gen: 0,
+            },
+        );
+        self.counters.submitted += 1;
+        self.persist(&id);
+        Ok(SubmitOutcome {
+            reply,
+            ticket: self.store.ack(),
+            created: Some(id),
+        })
+    }
+
+    /// A new task id: `t-` and 16 hex digits of a number that only grows: the wall
+    /// clock in microseconds, or one more than the last id (also the largest
+    /// recovered one). Growing ids make every SQLite insert an append to the end of
+    /// its B-tree (tasks by id, stream by task and seq), so a commit writes a few
+    /// pages instead of one page per row; they also sort by submission.
+    fn next_task_id(&mut self) -> String {
+        let now_us = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_micros() as u64)
+            .unwrap_or(0);
+        self.last_id = now_us.max(self.last_id + 1);
+        format!("t-{:016x}", self.last_id)
+    }
+
+    fn dup_reply(live: &Live) -> Value {
+        let mut v = json!({
+            "task": live.rec.id, "traceId": live.rec.trace_id,
+            "state": Self::visible_state(live), "duplicate": true,
+            "address": live.rec.spec.address(),
+        });
+        if live.rec.state.is_terminal() {
+            v["result"] = live.rec.result.clone().unwrap_or(Value::Null);
+        }
+        v
+    }
+
+    /// After the submit's commit: the task becomes ready and is announced.
+    pub(crate) fn submitted_durable(&mut self, id: &str) {
+        let Some(live) = self.tasks.get_mut(id) else {
+            return;
+        };
+        if live.durable {
+            return;
+        }
+        live.durable = true;
+        let r = &live.rec;
+        let payload = json!({
+            "task": r.id, "state": "queued", "kind": r.spec.kind, "args": r.spec.args,
+            "repo": r.spec.repo, "branch": r.spec.branch,
+            "idempotencyKey": r.spec.idempotency_key, "priority": r.spec.priority,
+            "bipId": r.spec.bip_id, "idempotent": r.spec.idempotent,
+        });
+        self.make_ready(id);
+        self.publish(id, FrameType::Task, payload);
+        self.dispatch();
+    }
+
+    /// The submit's commit failed: forget the task.
+    pub(crate) fn submit_failed(&mut self, id: &str) {
+        if let Some(live) = self.tasks.remove(id) {
+            self.idem.remove(&live.rec.spec.idempotency_key);
+            self.traces.remove(&live.rec.trace_id);
+        }
+    }
+
+    /// Puts a queued task in its lane (or arms its backoff timer).
+    pub(crate) fn make_ready(&mut self, id: &str) {
+        let now = Instant::now();
+        let Some(live) = self.tasks.get_mut(id) else {
+            return;
+        };
+        if let Some(at) = live.not_before {
+            if at > now {
+                self.arm(id, at);
+                return;
+            }
+            live.not_before = None;
+        }
+        let r = &live.rec;
+        self.sched.push(
+            &r.spec.kind,
+            r.spec.priority,
+            Ready {
+                id: r.id.clone(),
+                seq: r.seq,
+                since: now,
+            },
+        );
+    }
+
+    /// Registers (or updates) a consumer session.
+    pub(crate) fn register(
+        &mut self,
+        session: &str,
+        kinds: Vec<String>,
+        slots: Option<u32>,
+    ) -> Value {
+        let slots = slots
+            .unwrap_or(self.cfg.default_slots)
+            .clamp(1, self.cfg.max_slots);
+        let c = self
+            .consumers
+            .entry(session.to_owned())
+            .or_insert_with(|| ConsumerState {
+                kinds: Vec::new(),
+                slots,
+                held: HashSet::new(),
+            });
+        c.kinds = kinds.clone();
+        c.slots = slots;
+        self.dispatch();
+        json!({"session": session, "kinds": kinds, "slots": slots, "lease_ms": self.cfg.lease_ms})
+    }
+
+    /// Leases ready tasks to consumers with free slots.
+    pub(crate) fn dispatch(&mut self) {
+        let now = Instant::now();
+        let free: Vec<String> = self
+            .consumers
+            .iter()
+            .filter(|(_, c)| {
+                (c.held.len() as u32) < c.slots && c.kinds.iter().any(|k| self.sched.has(k))
+            })
+            .map(|(s, _)| s.clone())
+            .collect();
+        for session in free {
+            while let Some(c) = self.consumers.get(&session) {
+                if c.held.len() as u32 >= c.slots {
+                    break;
+                }
+                let Some(ready) = self.sched.pop_any(&c.kinds, now) else {
+                    break;
+                };
+                self.lease(&ready.id, &session, now);
+            }
+        }
+    }
+
+    fn lease(&mut self, id: &str, session: &str, now: Instant) {
+        let Some(live) = self.tasks.get_mut(id) else {
+            return;
+        };
+        if live.rec.state != TaskState::Queued {
+            return;
+        }
+        let eff = self.cfg.for_kind(&live.rec.spec.kind);
+        let length = live
+            .rec
+            .spec
+            .timeout_ms
+            .map_or(eff.lease, Duration::from_millis);
+        self.lease_counter += 1;
+        let lease_id = format!("l-{}-{}", self.boot, self.lease_counter);
+        live.rec.attempt += 1;
+        let _ = live
+            .rec
+            .advance(TaskState::Leased, now_ms(), format!("leased to {session}"));
+        live.lease = Some(Lease {
+            id: lease_id.clone(),
+            consumer: session.to_owned(),
+            expires: now + length,
+            length,
+        });
+        let r = &live.rec;
+        let mut env = Envelope::new(
+            FrameType::Task,
+            json!({
+                "task": r.id, "lease": lease_id, "attempt": r.attempt, "kind": r.spec.kind,
+                "args": r.spec.args, "repo": r.spec.repo, "branch": r.spec.branch,
+                "priority": r.spec.priority, "bipId": r.spec.bip_id,
+                "idempotencyKey": r.spec.idempotency_key, "idempotent": r.spec.idempotent,
+                "lease_ms": length.as_millis() as u64,
+            }),
+        );
+        env.trace_id = Some(r.trace_id.clone());
+        env.room = Some(format!("bip-{}", r.spec.bip_id));
+        env.channel = Some(r.spec.kind.clone());
+        env.from = Some("queue".into());
+        let attempt = r.attempt;
+        if let Some(c) = self.consumers.get_mut(session) {
+            c.held.insert(id.to_owned());
+        }
+        self.counters.leases += 1;
+        // The lease itself is not written: after a crash every running attempt is
+        // over anyway (see `recover`), so the row stays `queued` until the result.
+        self.arm(id, now + length);
+        let missing = self.bus.send_private(&[session.to_owned()], env);
+        self.publish(
+            id,
+            FrameType::Event,
+            json!({"task": id, "stage": "leased", "message": format!("attempt {attempt} leased to {session}"), "attempt": attempt}),
+        );
+        if !missing.is_empty() {
+            // The consumer vanished between registration and now.
+            self.consumer_gone(session);
+        }
+    }
+
+    /// Fires every timer due at `now`: expired leases and finished backoffs.
+    pub(crate) fn fire_due(&mut self, now: Instant) {
+        let mut woke = false;
+        while let Some(Reverse((at, gen, id))) = self.timers.peek().cloned() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            let Some(live) = self.tasks.get_mut(&id) else {
+                continue;
+            };
+            if live.timer_gen != gen {
+                continue;
+            }
+            if let Some(lease) = &live.lease {
+                if lease.expires > now {
+                    // Renewed since this entry was armed: re-arm at the new expiry.
+                    let exp = lease.expires;
+                    self.timers.push(Reverse((exp, gen, id)));
+                    continue;
+                }
+                self.counters.expired += 1;
+                let lease = lease.clone();
+                self.tell_consumer(&lease, "lease_expired", &id);
+                self.attempt_failed(&id, "lease expired", json!({"code": "lease_expired"}));
+                woke = true;
+            } else if live.rec.state == TaskState::Queued && live.not_before.is_some() {
+                live.not_before = None;
+                self.make_ready(&id);
+                woke = true;
+            }
+        }
+        if woke {
+            self.dispatch();
+        }
+    }
+
+    /// Sends a SYSTEM notice about a lease to its consumer.
+    pub(crate) fn tell_consumer(&self, lease: &Lease, event: &str, task: &str) {
+        let env = Envelope::new(
+            FrameType::System,
+            json!({"event": event, "task": task, "lease": lease.id}),
+        );
+        let _ = self
+            .bus
+            .send_private(std::slice::from_ref(&lease.consumer), env);
+    }
+}

@@ -1,0 +1,509 @@
+//! What happens to a task after it is leased: progress, approvals, results, failures
+//! with retry / park / dead-letter, cancellation, human retry and DLQ requeue / purge,
+//! consumer loss, and recovery after a restart. All under the core lock (see `core`).
+
+use super::backoff;
+use super::core::{Core, Lease, Live};
+use super::model::{now_ms, TaskRecord, TaskState};
+use crate::error::{ErrorCode, WireError};
+use crate::frame::FrameType;
+use serde_json::{json, Value};
+use tokio::time::Instant;
+
+/// A consumer frame that names a task and the lease it holds.
+#[derive(Debug)]
+pub(crate) struct LeaseRef<'a> {
+    pub(crate) session: &'a str,
+    pub(crate) task: &'a str,
+    pub(crate) lease: &'a str,
+}
+
+fn stale(task: &str, why: &str, current: Option<u32>) -> WireError {
+    WireError::new(ErrorCode::StaleLease, format!("task {task}: {why}"))
+        .with_details(json!({"task": task, "attempt": current}))
+}
+
+impl Core {
+    /// The live task behind a consumer frame, when its lease is the current one.
+    ///
+    /// # Errors
+    /// `not_found` for an unknown task; `stale_lease` when the lease is not the task's
+    /// current lease, or belongs to another session.
+    fn check_lease(&mut self, r: &LeaseRef<'_>) -> Result<&mut Live, WireError> {
+        let Some(live) = self.tasks.get_mut(r.task) else {
+            return Err(WireError::new(
+                ErrorCode::NotFound,
+                format!("no task {}", r.task),
+            ));
+        };
+        let attempt = live.rec.attempt;
+        match &live.lease {
+            Some(l) if l.id == r.lease && l.consumer == r.session => Ok(live),
+            Some(l) if l.id == r.lease => Err(stale(
+                r.task,
+                "lease held by another session",
+                Some(attempt),
+            )),
+            _ => {
+                self.counters.stale_refused += 1;
+                Err(stale(
+                    r.task,
+                    &format!(
+                        "lease {} is not current (task is {})",
+                        r.lease,
+                        live.rec.state.as_str()
+                    ),
+                    Some(attempt),
+                ))
+            }
+        }
+    }
+
+    /// Renews every lease a consumer holds (HEARTBEAT).
+    pub(crate) fn heartbeat(&mut self, session: &str) -> usize {
+        let now = Instant::now();
+        let Some(c) = self.consumers.get(session) else {
+            return 0;
+        };
+        let held: Vec<String> = c.held.iter().cloned().collect();
+        for id in &held {
+            if let Some(l) = self.tasks.get_mut(id).and_then(|t| t.lease.as_mut()) {
+                l.expires = now + l.length;
+            }
+        }
+        held.len()
+    }
+
+    /// A progress EVENT: renews the lease, marks the task working, publishes it.
+    pub(crate) fn event(
+        &mut self,
+        r: &LeaseRef<'_>,
+        mut payload: Value,
+    ) -> Result<Value, WireError> {
+        let now = Instant::now();
+        let live = self.check_lease(r)?;
+        if let Some(l) = live.lease.as_mut() {
+            l.expires = now + l.length;
+        }
+        if live.rec.state == TaskState::Leased {
+            live.rec
+                .advance(TaskState::Working, now_ms(), "progress".into())?;
+            self.persist(r.task);
+        }
+        let attempt = self.tasks.get(r.task).map_or(0, |l| l.rec.attempt);
+        strip(&mut payload, attempt);
+        self.publish(r.task, FrameType::Event, payload);
+        Ok(json!({"task": r.task, "renewed": true}))
+    }
+
+    /// An APPROVAL request from the consumer: the task waits for a decision.
+    pub(crate) fn approval_request(
+        &mut self,
+        r: &LeaseRef<'_>,
+        mut payload: Value,
+    ) -> Result<Value, WireError> {
+        let now = Instant::now();
+        let live = self.check_lease(r)?;
+        if let Some(l) = live.lease.as_mut() {
+            l.expires = now + l.length;
+        }
+        live.rec.advance(
+            TaskState::WaitingApproval,
+            now_ms(),
+            "approval requested".into(),
+        )?;
+        let attempt = live.rec.attempt;
+        self.persist(r.task);
+        strip(&mut payload, attempt);
+        self.publish(r.task, FrameType::Approval, payload);
+        Ok(json!({"task": r.task, "state": "waiting_approval"}))
+    }
+
+    /// An APPROVAL decision `{task, decision, scope?}` from anyone: forwarded to the
+    /// consumer, published, and the task is working again.
+    pub(crate) fn approval_decision(
+        &mut self,
+        task: &str,
+        by: &str,
+        payload: Value,
+    ) -> Result<Value, WireError> {
+        let live = self
+            .tasks
+            .get_mut(task)
+            .ok_or_else(|| WireError::new(ErrorCode::NotFound, format!("no task {task}")))?;
+        if live.rec.state != TaskState::WaitingApproval {
+            return Err(WireError::new(
+                ErrorCode::Conflict,
+                format!(
+                    "task {task} is {}, not waiting for an approval",
+                    live.rec.state.as_str()
+                ),
+            ));
+        }
+        live.rec.advance(
+            TaskState::Working,
+            now_ms(),
+            format!("approval decided by {by}"),
+        )?;
+        let lease = live.lease.clone();
+        self.persist(task);
+        let mut p = payload;
+        if let Some(o) = p.as_object_mut() {
+            o.insert("task".into(), json!(task));
+            o.insert("by".into(), json!(by));
+        }
+        if let Some(l) = lease {
+            let mut env = crate::frame::Envelope::new(FrameType::Approval, p.clone());
+            if let Some(o) = env.payload.as_object_mut() {
+                o.insert("lease".into(), json!(l.id));
+            }
+            let _ = self
+                .bus
+                .send_private(std::slice::from_ref(&l.consumer), env);
+        }
+        self.publish(task, FrameType::Approval, p);
+        Ok(json!({"task": task, "state": "working"}))
+    }
+
+    /// A RESULT `{status: ok|fail, summary, artifacts?}` from the lease holder.
+    pub(crate) fn result(
+        &mut self,
+        r: &LeaseRef<'_>,
+        mut payload: Value,
+    ) -> Result<Value, WireError> {
+        let status = payload
+            .get("status")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        if status != "ok" && status != "fail" {
+            return Err(
+                WireError::new(ErrorCode::InvalidField, "`status` must be ok or fail")
+                    .with_details(json!({"field": "status"})),
+            );
+        }
+        self.check_lease(r)?;
+        if status == "fail" {
+            let summary = payload
+                .get("summary")
+                .and_then(Value::as_str)
+                .unwrap_or("failed")
+                .to_owned();
+            return Ok(self.attempt_failed(r.task, &summary, payload));
+        }
+        let now = now_ms();
+        let live = self.check_lease(r)?;
+        let lease = live.lease.take();
+        live.rec
+            .advance(TaskState::Succeeded, now, "result ok".into())?;
+        let attempt = live.rec.attempt;
+        strip(&mut payload, attempt);
+        payload["state"] = json!("succeeded");
+        live.rec.result = Some(payload.clone());
+        self.free_slot(lease.as_ref(), r.task);
+        if let Some(row) = self.row(r.task) {
+            self.store.finish(row, attempt, now, payload.to_string());
+        }
+        self.counters.succeeded += 1;
+        self.publish(r.task, FrameType::Result, payload);
+        self.terminal_order.push_back(r.task.to_owned());
+        self.dispatch();
+        Ok(json!({"task": r.task, "state": "succeeded"}))
+    }
+
+    /// An ERROR `{code, message, details}` from the lease holder: the attempt failed.
+    pub(crate) fn consumer_error(
+        &mut self,
+        r: &LeaseRef<'_>,
+        payload: Value,
+    ) -> Result<Value, WireError> {
+        self.check_lease(r)?;
+        let msg = payload
+            .get("message")
+            .and_then(Value::as_str)
+            .unwrap_or("error")
+            .to_owned();
+        Ok(self.attempt_failed(r.task, &msg, payload))
+    }
+
+    fn free_slot(&mut self, lease: Option<&Lease>, task: &str) {
+        if let Some(l) = lease {
+            if let Some(c) = self.consumers.get_mut(&l.consumer) {
+                c.held.remove(task);
+            }
+        }
+    }
+
+    /// The current attempt ended badly: retry after backoff, park (non-idempotent) or
+    /// dead-letter (out of attempts).
+    pub(crate) fn attempt_failed(&mut self, id: &str, why: &str, detail: Value) -> Value {
+        let now = now_ms();
+        let Some(live) = self.tasks.get_mut(id) else {
+            return Value::Null;
+        };
+        let lease = live.lease.take();
+        let eff = self.cfg.for_kind(&live.rec.spec.kind);
+        let max = live.rec.spec.max_attempts.unwrap_or(eff.max_attempts);
+        let attempt = live.rec.attempt;
+        let failure = json!({"attempt": attempt, "reason": why, "detail": detail});
+        let (state, reply) = if !live.rec.spec.idempotent {
+            (TaskState::Failed, "failed")
+        } else if attempt >= max {
+            (TaskState::Dead, "dead")
+        } else {
+            (TaskState::Queued, "queued")
+        };
+        let note = format!("attempt {attempt} failed: {why}");
+        if live.rec.advance(state, now, note).is_err() {
+            return Value::Null;
+        }
+        self.free_slot(lease.as_ref(), id);
+        let Some(live) = self.tasks.get_mut(id) else {
+            return Value::Null;
+        };
+        let mut out = json!({"task": id, "state": reply, "attempt": attempt});
+        match state {
+            TaskState::Queued => {
+                let d = backoff::delay(attempt, eff.base, eff.cap, self.cfg.jitter, &mut self.rng);
+                live.not_before = Some(Instant::now() + d);
+                out["retry_in_ms"] = json!(d.as_millis() as u64);
+                self.counters.retries += 1;
+                self.persist(id);
+                self.publish(
+                    id,
+                    FrameType::Error,
+                    json!({"task": id, "code": "attempt_failed", "message": why,
+                           "details": {"attempt": attempt, "retry_in_ms": d.as_millis() as u64, "failure": failure}}),
+                );
+                self.make_ready(id);
+            }
+            _ => {
+                live.rec.result = Some(
+                    json!({"status": "fail", "state": reply, "summary": why, "failure": failure}),
+                );
+                if state == TaskState::Dead {
+                    self.counters.dead += 1;
+                }
+                let summary = if state == TaskState::Failed {
+                    format!("attempt {attempt} failed ({why}); not idempotent: waiting for a human `retry`")
+                } else {
+                    format!("dead after {attempt} attempt(s): {why}")
+                };
+                self.persist(id);
+                self.publish(
+                    id,
+                    FrameType::Result,
+                    json!({"task": id, "status": "fail", "state": reply, "summary": summary, "attempt": attempt}),
+                );
+            }
+        }
+        self.dispatch();
+        out
+    }
+
+    /// Cancels a task that is not final; the consumer holding it is told.
+    ///
+    /// # Errors
+    /// `not_found`, or `conflict` for a final or not-yet-durable task.
+    pub(crate) fn cancel(&mut self, id: &str, by: &str) -> Result<Value, WireError> {
+        let live = self
+            .tasks
+            .get_mut(id)
+            .ok_or_else(|| WireError::new(ErrorCode::NotFound, format!("no task {id}")))?;
+        if !live.durable {
+            return Err(WireError::new(
+                ErrorCode::Conflict,
+                "task is not durable yet; try again",
+            ));
+        }
+        live.rec
+            .advance(TaskState::Cancelled, now_ms(), format!("cancelled by {by}"))?;
+        live.timer_gen += 1; // disarms a pending backoff or lease timer
+        live.not_before = None;
+        let lease = live.lease.take();
+        live.rec.result = Some(
+            json!({"status": "fail", "state": "cancelled", "summary": format!("cancelled by {by}")}),
+        );
+        let kind = live.rec.spec.kind.clone();
+        self.sched.remove(&kind, id);
+        if let Some(l) = &lease {
+            self.tell_consumer(l, "cancel", id);
+        }
+        self.free_slot(lease.as_ref(), id);
+        self.counters.cancelled += 1;
+        self.persist(id);
+        self.publish(
+            id,
+            FrameType::Result,
+            json!({"task": id, "status": "fail", "state": "cancelled", "summary": format!("cancelled by {by}")}),
+        );
+        self.terminal_order.push_back(id.to_owned());
+        self.dispatch();
+        Ok(json!({"task": id, "state": "cancelled", "consumer_told": lease.is_some()}))
+    }
+
+    /// A human retry of a parked (failed) task, or a DLQ requeue of a dead one,
+    /// optionally with new args. Attempts start again from zero.
+    ///
+    /// # Errors
+    /// `not_found`; `conflict` unless the task is in `from`.
+    pub(crate) fn requeue(
+        &mut self,
+        id: &str,
+        from: TaskState,
+        args: Option<Value>,
+        by: &str,
+    ) -> Result<Value, WireError> {
+        let live = self
+            .tasks
+            .get_mut(id)
+            .ok_or_else(|| WireError::new(ErrorCode::NotFound, format!("no task {id}")))?;
+        if live.rec.state != from {
+            return Err(WireError::new(
+                ErrorCode::Conflict,
+                format!(
+                    "task {id} is {}, not {}",
+                    live.rec.state.as_str(),
+                    from.as_str()
+                ),
+            ));
+        }
+        live.rec
+            .advance(TaskState::Queued, now_ms(), format!("requeued by {by}"))?;
+        live.rec.attempt = 0;
+        live.rec.result = None;
+        live.not_before = None;
+        if let Some(a) = args {
+            live.rec.spec.args = a;
+        }
+        self.persist(id);
+        self.publish(
+            id,
+            FrameType::Event,
+            json!({"task": id, "stage": "requeued", "message": format!("requeued by {by}")}),
+        );
+        self.make_ready(id);
+        self.dispatch();
+        Ok(json!({"task": id, "state": "queued"}))
+    }
+
+    /// Removes dead tasks from memory and storage.
+    pub(crate) fn purge(&mut self, ids: &[String]) -> Vec<String> {
+        let mut gone = Vec::new();
+        for id in ids {
+            if self
+                .tasks
+                .get(id)
+                .is_some_and(|l| l.rec.state == TaskState::Dead)
+            {
+                if let Some(l) = self.tasks.remove(id) {
+                    self.traces.remove(&l.rec.trace_id);
+                }
+                self.store.delete(id);
+                gone.push(id.clone());
+            }
+        }
+        gone
+    }
+
+    /// A consumer session ended: every attempt it held failed.
+    pub(crate) fn consumer_gone(&mut self, session: &str) {
+        let Some(c) = self.consumers.remove(session) else {
+            return;
+        };
+        for id in c.held {
+            if self.tasks.get(&id).is_some_and(|l| l.lease.is_some()) {
+                self.attempt_failed(
+                    &id,
+                    "consumer disconnected",
+                    json!({"code": "consumer_gone"}),
+                );
+            }
+        }
+    }
+
+    /// Loads one stored task at startup. Attempts that were running when the broker
+    /// stopped are over: they are retried (or parked, for non-idempotent tasks).
+    pub(crate) fn recover(&mut self, body: &str, stream_next: u64) {
+        let rec: TaskRecord = match serde_json::from_str(body) {
+            Ok(r) => r,
+            Err(e) => return tracing::error!(error = %e, "unreadable task row skipped"),
+        };
+        let id = rec.id.clone();
+        self.next_seq = self.next_seq.max(rec.seq + 1);
+        if let Some(n) = id
+            .strip_prefix("t-")
+            .and_then(|h| u64::from_str_radix(h, 16).ok())
+        {
+            self.last_id = self.last_id.max(n);
+        }
+        self.idem.insert(
+            rec.spec.idempotency_key.clone(),
+            (id.clone(), rec.created_ms),
+        );
+        self.idem_order
+            .push_back((rec.created_ms, rec.spec.idempotency_key.clone()));
+        self.traces.insert(rec.trace_id.clone(), id.clone());
+        let running = rec.state.is_running();
+        let state = rec.state;
+        self.tasks.insert(
+            id.clone(),
+            Live {
+                rec,
+                durable: true,
+                lease: None,
+                not_before: None,
+                stream_next,
+                stream_dropped: 0,
+                timer_gen: 0,
+            },
+        );
+        if running {
+            self.attempt_failed(
+                &id,
+                "broker restarted during the attempt",
+                json!({"code": "broker_restart"}),
+            );
+        } else if state == TaskState::Queued {
+            self.make_ready(&id);
+        } else if state.is_terminal() {
+            self.terminal_order.push_back(id);
+        }
+    }
+
+    /// Drops tasks that left memory's bounds, and idempotency keys past the window.
+    pub(crate) fn prune(&mut self) {
+        let now = now_ms();
+        while let Some((at, key)) = self.idem_order.front().cloned() {
+            if now.saturating_sub(at) < self.cfg.idempotency_window_ms {
+                break;
+            }
+            self.idem_order.pop_front();
+            if self.idem.get(&key).is_some_and(|(_, c)| *c == at) {
+                self.idem.remove(&key);
+            }
+        }
+        while self.terminal_order.len() > self.cfg.max_terminal_in_memory {
+            let Some(id) = self.terminal_order.pop_front() else {
+                break;
+            };
+            let keep = self.tasks.get(&id).is_some_and(|l| {
+                matches!(l.rec.state, TaskState::Dead | TaskState::Failed)
+                    || !l.rec.state.is_terminal()
+            });
+            if !keep {
+                if let Some(l) = self.tasks.remove(&id) {
+                    self.traces.remove(&l.rec.trace_id);
+                }
+            }
+        }
+    }
+}
+
+/// Removes the lease from a consumer payload and stamps the attempt.
+fn strip(payload: &mut Value, attempt: u32) {
+    if let Some(o) = payload.as_object_mut() {
+        o.remove("lease");
+        o.insert("attempt".into(), json!(attempt));
+    }
+}

@@ -1,0 +1,204 @@
+//! The task queue operator (BIP-43): durable TASK lifecycle on top of the bus.
+//!
+//! A TASK published on `bip-<id>:<kind>` (or `op.queue.submit`) is validated, made
+//! durable in SQLite (group commit, see [`crate::store`]) and only then acknowledged;
+//! it is ordered (`critical > core > normal`, FIFO, aging), deduplicated by
+//! `idempotencyKey`, leased to a consumer whose capabilities include its kind (a
+//! private TASK frame), renewed by HEARTBEAT and EVENT, retried with backoff and full
+//! jitter, parked for a human when not idempotent, dead-lettered after `max_attempts`.
+//! Everything a task does is published on its channel with its `traceId`, stored for
+//! replay, and appended to `.hive/logs/<traceId>.ndjson`. `docs/QUEUE.md` explains the
+//! choices.
+//!
+//! Concurrency: the scheduling state lives in one `core` behind a `std::sync::Mutex`,
+//! held for short synchronous sections only (never across an await); durability waits
+//! happen outside it. One timer task fires lease expiries and backoff ends.
+//!
+//! # Layout
+//! - `model`: task spec, states and the transition table, the stored record.
+//! - `config`: every knob and its default.
+//! - `scheduler`: ready lanes with priority, FIFO and aging.
+//! - `backoff`: exponential backoff with full jitter.
+//! - `core`: submit, idempotency, backpressure, dispatch, leases, timers.
+//! - `lifecycle`: progress, approvals, results, retries, cancel, DLQ, recovery.
+//! - `operator`: the [`Operator`](crate::ops::Operator) glue: commands and frames.
+//! - `tracelog`: ndjson trace files with rotation.
+
+mod backoff;
+pub mod config;
+mod core;
+mod lifecycle;
+pub mod model;
+mod operator;
+mod scheduler;
+pub mod tracelog;
+
+pub use config::{KindConfig, QueueConfig};
+pub use model::{Priority, TaskRecord, TaskSpec, TaskState};
+
+use crate::bus::Bus;
+use crate::store::{Store, StoreError, StoreOptions};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinHandle;
+
+/// Why the queue could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum QueueError {
+    /// The store failed to open or recover.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// The trace-log directory could not be made.
+    #[error("trace logs: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The queue operator. Cheap to clone; register it with
+/// [`Operators::with`](crate::ops::Operators::with).
+#[derive(Clone)]
+pub struct Queue {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    core: Mutex<core::Core>,
+    store: Store,
+    bus: Bus,
+    wake: Arc<Notify>,
+    stop: watch::Sender<bool>,
+    timer: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Queue {
+    /// Opens the store, recovers every task that is not final, and starts the timer
+    /// task. Must run inside a tokio runtime.
+    ///
+    /// # Errors
+    /// [`QueueError`] when the database or the log directory cannot be opened.
+    ///
+    /// ```no_run
+    /// # async fn doc() -> Result<(), Box<dyn std::error::Error>> {
+    /// use hivebus::ops::{queue::{Queue, QueueConfig}, Operators};
+    /// let bus = hivebus::Bus::new(Default::default())?;
+    /// let cfg = QueueConfig { db_path: Some(".hive/queue.db".into()), ..Default::default() };
+    /// let queue = Queue::open(bus.clone(), cfg)?;
+    /// let ops = Operators::new().with(std::sync::Arc::new(queue.clone()));
+    /// # Ok(()) }
+    /// ```
+    pub fn open(bus: Bus, cfg: QueueConfig) -> Result<Queue, QueueError> {
+        Self::open_with(bus, cfg, StoreOptions::default())
+    }
+
+    /// [`Queue::open`] with explicit store options (`blocking_acks` for tests on a
+    /// paused clock). `synchronous_full` and `max_batch` come from `cfg`.
+    ///
+    /// # Errors
+    /// As [`Queue::open`].
+    pub fn open_with(bus: Bus, cfg: QueueConfig, opts: StoreOptions) -> Result<Queue, QueueError> {
+        let opts = StoreOptions {
+            synchronous_full: cfg.synchronous_full,
+            max_batch: cfg.max_batch,
+            ..opts
+        };
+        let keep_since = model::now_ms().saturating_sub(cfg.idempotency_window_ms);
+        let (store, recovered) = Store::open(cfg.db_path.as_deref(), keep_since, opts)?;
+        let log = match &cfg.logs_dir {
+            Some(d) => Some(tracelog::TraceLog::start(
+                d.clone(),
+                cfg.log_max_bytes,
+                cfg.log_keep,
+            )?),
+            None => None,
+        };
+        let wake = Arc::new(Notify::new());
+        let mut core = core::Core::new(cfg, bus.clone(), store.clone(), log, wake.clone());
+        let n = recovered.tasks.len();
+        for (body, next) in &recovered.tasks {
+            core.recover(body, *next);
+        }
+        core.prune();
+        if n > 0 {
+            tracing::info!(tasks = n, "queue recovered");
+        }
+        let (stop, stop_rx) = watch::channel(false);
+        let inner = Arc::new(Inner {
+            core: Mutex::new(core),
+            store,
+            bus,
+            wake,
+            stop,
+            timer: Mutex::new(None),
+        });
+        let handle = tokio::spawn(timer_loop(Arc::downgrade(&inner), stop_rx));
+        *inner.timer.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle);
+        Ok(Queue { inner })
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, core::Core> {
+        // A panic under the lock leaves the state as it was at the panic; serving
+        // on is better than wedging every session.
+        self.inner.core.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Stops the timer task and flushes and closes the store. Call after the server
+    /// stopped; idempotent.
+    pub async fn shutdown(&self) {
+        let _ = self.inner.stop.send(true);
+        let handle = self
+            .inner
+            .timer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(h) = handle {
+            let _ = h.await;
+        }
+        let store = self.inner.store.clone();
+        let _ = tokio::task::spawn_blocking(move || store.close()).await;
+    }
+}
+
+impl std::fmt::Debug for Queue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queue").finish_non_exhaustive()
+    }
+}
+
+/// How often idempotency keys past the window and surplus final tasks are dropped.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+
+async fn timer_loop(inner: std::sync::Weak<Inner>, mut stop: watch::Receiver<bool>) {
+    let mut prune = tokio::time::interval(PRUNE_EVERY);
+    prune.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let Some(me) = inner.upgrade() else { return };
+        let next = me
+            .core
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .next_deadline();
+        let wake = me.wake.clone();
+        drop(me);
+        let sleep = async {
+            match next {
+                Some(t) => tokio::time::sleep_until(t).await,
+                None => std::future::pending().await,
+            }
+        };
+        let mut do_prune = false;
+        tokio::select! {
+            _ = sleep => {}
+            _ = wake.notified() => {}
+            _ = prune.tick() => do_prune = true,
+            _ = stop.changed() => return,
+        }
+        let Some(me) = inner.upgrade() else { return };
+        let mut core = me.core.lock().unwrap_or_else(|p| p.into_inner());
+        core.fire_due(tokio::time::Instant::now());
+        if do_prune {
+            core.prune();
+        }
+    }
+}

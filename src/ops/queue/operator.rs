@@ -1,0 +1,477 @@
+//! The [`Operator`] glue: `op.queue.*` commands and the frames the queue claims
+//! (TASK, EVENT, APPROVAL, RESULT, ERROR, HEARTBEAT), parsed here and handed to the
+//! core under its lock.
+//!
+//! A TASK or RESULT *frame* is answered asynchronously: the handler returns at once
+//! (so the session reads its next frame: a client can pipeline submits and a
+//! consumer its results) and the REPLY / ERROR naming the frame's `id` is sent
+//! privately once the change is durable. The `op.queue.submit` *command* answers the
+//! same way but in line.
+
+use super::core::SubmitOutcome;
+use super::lifecycle::LeaseRef;
+use super::model::{TaskSpec, TaskState};
+use super::Queue;
+use crate::error::{ErrorCode, WireError};
+use crate::frame::{Envelope, FrameType};
+use crate::ops::{BoxFuture, Caller, Operator};
+use serde_json::{json, Value};
+
+/// Most tasks one `list` returns.
+const MAX_LIST: usize = 1000;
+/// Most frames one `stream` page returns.
+const MAX_PAGE: usize = 1000;
+
+fn arg_str<'a>(args: &'a Value, k: &str) -> Result<&'a str, WireError> {
+    match args.get(k) {
+        Some(Value::String(s)) if !s.is_empty() => Ok(s),
+        Some(_) => Err(WireError::new(
+            ErrorCode::InvalidField,
+            format!("`{k}` must be a non-empty string"),
+        )
+        .with_details(json!({"field": k}))),
+        None => Err(
+            WireError::new(ErrorCode::MissingField, format!("`{k}` is required"))
+                .with_details(json!({"field": k})),
+        ),
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> WireError {
+    WireError::new(ErrorCode::Internal, format!("queue store: {e}"))
+}
+
+fn bip_of_room(room: &str) -> Result<u64, WireError> {
+    room.strip_prefix("bip-")
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| {
+            WireError::new(
+                ErrorCode::InvalidField,
+                format!("TASK room must be `bip-<id>`, not `{room}`"),
+            )
+            .with_details(json!({"field": "room"}))
+        })
+}
+
+impl Queue {
+    /// Validates and submits; resolves once the task is durable.
+    async fn submit(&self, spec: TaskSpec, trace: Option<String>) -> Result<Value, WireError> {
+        let SubmitOutcome {
+            mut reply,
+            ticket,
+            created,
+        } = self.lock().submit(spec, trace)?;
+        let committed = ticket.wait().await;
+        match (committed, created) {
+            (Ok(()), Some(id)) => {
+                self.lock().submitted_durable(&id);
+                Ok(reply)
+            }
+            (Ok(()), None) => {
+                if reply.get("evicted").is_some() {
+                    let id = reply["task"].as_str().unwrap_or_default().to_owned();
+                    if let Some(v) = self.load(&id).await? {
+                        reply = json!({"task": id, "traceId": v["trace_id"], "state": v["state"],
+                                       "duplicate": true, "result": v["result"]});
+                    }
+                }
+                Ok(reply)
+            }
+            (Err(e), created) => {
+                if let Some(id) = created {
+                    self.lock().submit_failed(&id);
+                }
+                Err(internal(e))
+            }
+        }
+    }
+
+    /// A stored record, read from SQLite.
+    async fn load(&self, id: &str) -> Result<Option<Value>, WireError> {
+        let id = id.to_owned();
+        let body: Option<String> = self
+            .inner
+            .store
+            .read(move |c| {
+                use rusqlite::OptionalExtension;
+                c.query_row(
+                    "SELECT body FROM tasks WHERE id = ?1 OR json_extract(body, '$.trace_id') = ?1
+                     ORDER BY created_ms DESC LIMIT 1",
+                    [id],
+                    |r| r.get(0),
+                )
+                .optional()
+            })
+            .wait()
+            .await
+            .map_err(internal)?;
+        Ok(body.and_then(|b| serde_json::from_str(&b).ok()))
+    }
+
+    /// A task's full record (memory first, then SQLite).
+    async fn show(&self, key: &str) -> Result<Value, WireError> {
+        {
+            let core = self.lock();
+            let id = core.traces.get(key).map_or(key, String::as_str);
+            if let Some(live) = core.tasks.get(id) {
+                let mut v = serde_json::to_value(&live.rec).unwrap_or_default();
+                v["state"] = json!(super::core::Core::visible_state(live));
+                v["address"] = json!(live.rec.spec.address());
+                v["lease"] = json!(live
+                    .lease
+                    .as_ref()
+                    .map(|l| json!({"id": l.id, "consumer": l.consumer})));
+                v["stream_len"] = json!(live.stream_next - 1);
+                return Ok(v);
+            }
+        }
+        let mut v = self
+            .load(key)
+            .await?
+            .ok_or_else(|| WireError::new(ErrorCode::NotFound, format!("no task {key}")))?;
+        let addr = format!(
+            "bip-{}:{}",
+            v["spec"]["bipId"],
+            v["spec"]["kind"].as_str().unwrap_or_default()
+        );
+        v["address"] = json!(addr);
+        Ok(v)
+    }
+
+    /// The stored stream of a task after `after`, read in order with publishes.
+    async fn stream(&self, args: &Value) -> Result<Value, WireError> {
+        let key = arg_str(args, "task")
+            .or_else(|_| arg_str(args, "trace"))?
+            .to_owned();
+        let after = args.get("after").and_then(Value::as_u64).unwrap_or(0) as i64;
+        let limit = args
+            .get("limit")
+            .and_then(Value::as_u64)
+            .unwrap_or(MAX_PAGE as u64)
+            .min(MAX_PAGE as u64) as i64;
+        let ticket = {
+            // Enqueued under the lock: every frame published before this point is
+            // already enqueued to the store, so the read sees it (see `core`).
+            let core = self.lock();
+            let id = core.traces.get(&key).cloned().unwrap_or(key.clone());
+            self.inner.store.read(move |c| {
+                let mut q = c.prepare_cached(
+                    "SELECT seq, frame FROM stream WHERE task = (
+                        SELECT id FROM tasks WHERE id = ?1 OR json_extract(body, '$.trace_id') = ?1
+                        ORDER BY created_ms DESC LIMIT 1)
+                     AND seq > ?2 ORDER BY seq LIMIT ?3",
+                )?;
+                let rows = q.query_map(rusqlite::params![id, after, limit], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+                })?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()
+            })
+        };
+        let rows = ticket.wait().await.map_err(internal)?;
+        let frames: Vec<Value> = rows
+            .into_iter()
+            .map(|(seq, f)| json!({"seq": seq, "frame": serde_json::from_str::<Value>(&f).unwrap_or(Value::Null)}))
+            .collect();
+        Ok(json!({"frames": frames}))
+    }
+
+    fn list(&self, args: &Value, only: Option<TaskState>) -> Result<Value, WireError> {
+        let state = match args.get("state").and_then(Value::as_str) {
+            Some(s) => Some(TaskState::parse(s).ok_or_else(|| {
+                WireError::new(ErrorCode::InvalidField, format!("unknown state `{s}`"))
+                    .with_details(json!({"field": "state"}))
+            })?),
+            None => only,
+        };
+        let kind = args.get("kind").and_then(Value::as_str);
+        let limit = args
+            .get("limit")
+            .and_then(Value::as_u64)
+            .unwrap_or(100)
+            .min(MAX_LIST as u64) as usize;
+        let core = self.lock();
+        let mut v: Vec<_> = core
+            .tasks
+            .values()
+            .filter(|l| state.is_none_or(|s| super::core::Core::visible_state(l) == s))
+            .filter(|l| kind.is_none_or(|k| l.rec.spec.kind == k))
+            .collect();
+        v.sort_by_key(|l| l.rec.seq);
+        let total = v.len();
+        let tasks: Vec<Value> = v
+            .iter()
+            .rev()
+            .take(limit)
+            .map(|l| {
+                let mut s = l.rec.summary();
+                s["state"] = json!(super::core::Core::visible_state(l));
+                s
+            })
+            .collect();
+        Ok(json!({"tasks": tasks, "total": total}))
+    }
+
+    fn stats(&self) -> Value {
+        let core = self.lock();
+        let mut by_state = serde_json::Map::new();
+        for l in core.tasks.values() {
+            let k = super::core::Core::visible_state(l).as_str();
+            let n = by_state.get(k).and_then(Value::as_u64).unwrap_or(0);
+            by_state.insert(k.into(), json!(n + 1));
+        }
+        let consumers: Vec<Value> = core
+            .consumers
+            .iter()
+            .map(|(s, c)| json!({"session": s, "kinds": c.kinds, "slots": c.slots, "busy": c.held.len()}))
+            .collect();
+        let depths: serde_json::Map<String, Value> = core
+            .sched
+            .depths()
+            .into_iter()
+            .map(|(k, n)| (k, json!(n)))
+            .collect();
+        json!({"states": by_state, "ready": depths, "consumers": consumers, "counters": core.counters,
+               "in_memory": core.tasks.len(), "idempotency_keys": core.idem.len()})
+    }
+
+    async fn run_command(
+        &self,
+        caller: &Caller,
+        name: &str,
+        args: Value,
+    ) -> Result<Value, WireError> {
+        let by = caller.session.as_str();
+        match name {
+            "submit" => {
+                let spec = TaskSpec::parse(&args, None, None)?;
+                let trace = args
+                    .get("traceId")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
+                self.submit(spec, trace).await
+            }
+            "consume" => {
+                let kinds = match args.get("kinds") {
+                    Some(v) => serde_json::from_value(v.clone()).map_err(|_| {
+                        WireError::new(
+                            ErrorCode::InvalidField,
+                            "`kinds` must be an array of strings",
+                        )
+                    })?,
+                    None => caller.info.capabilities.clone(),
+                };
+                let slots = args
+                    .get("slots")
+                    .and_then(Value::as_u64)
+                    .map(|s| s as u32)
+                    .or(caller.info.slots);
+                if caller.info.role != "consumer" {
+                    return Err(WireError::new(
+                        ErrorCode::Forbidden,
+                        "only sessions with role `consumer` take leases",
+                    ));
+                }
+                Ok(self.lock().register(by, kinds, slots))
+            }
+            "list" => self.list(&args, None),
+            "show" => {
+                self.show(arg_str(&args, "task").or_else(|_| arg_str(&args, "trace"))?)
+                    .await
+            }
+            "stream" => self.stream(&args).await,
+            "cancel" => self.lock().cancel(arg_str(&args, "task")?, by),
+            "retry" => self.lock().requeue(
+                arg_str(&args, "task")?,
+                TaskState::Failed,
+                args.get("args").cloned(),
+                by,
+            ),
+            "approve" => {
+                let task = arg_str(&args, "task")?.to_owned();
+                arg_str(&args, "decision")?;
+                self.lock().approval_decision(&task, by, args)
+            }
+            "stats" => Ok(self.stats()),
+            "dlq.list" => self.list(&args, Some(TaskState::Dead)),
+            "dlq.show" => {
+                let v = self.show(arg_str(&args, "task")?).await?;
+                if v["state"] != "dead" {
+                    return Err(WireError::new(
+                        ErrorCode::Conflict,
+                        "task is not in the dead-letter store",
+                    ));
+                }
+                Ok(v)
+            }
+            "dlq.requeue" => self.lock().requeue(
+                arg_str(&args, "task")?,
+                TaskState::Dead,
+                args.get("args").cloned(),
+                by,
+            ),
+            "dlq.purge" => {
+                let mut core = self.lock();
+                let ids: Vec<String> = if args.get("all").and_then(Value::as_bool) == Some(true) {
+                    core.tasks
+                        .values()
+                        .filter(|l| l.rec.state == TaskState::Dead)
+                        .map(|l| l.rec.id.clone())
+                        .collect()
+                } else {
+                    vec![arg_str(&args, "task")?.to_owned()]
+                };
+                let gone = core.purge(&ids);
+                Ok(json!({"purged": gone}))
+            }
+            other => Err(WireError::new(
+                ErrorCode::UnknownCommand,
+                format!("unknown command `op.queue.{other}`"),
+            )),
+        }
+    }
+
+    /// Sends a late REPLY or ERROR naming `re` to `session`.
+    fn answer(&self, session: &str, re: Option<String>, r: Result<Value, WireError>) {
+        let Some(re) = re else { return };
+        let env = match r {
+            Ok(result) => Envelope::new(
+                FrameType::Reply,
+                json!({"re": re, "ok": true, "result": result}),
+            ),
+            Err(e) => {
+                let mut p = json!({"re": re, "code": e.code, "message": e.message});
+                if let Some(d) = e.details {
+                    p["details"] = d;
+                }
+                Envelope::new(FrameType::Error, p)
+            }
+        };
+        let _ = self.inner.bus.send_private(&[session.to_owned()], env);
+    }
+
+    async fn run_frame(&self, caller: &Caller, env: Envelope) -> Result<Option<Value>, WireError> {
+        let session = caller.session.as_str();
+        match env.kind {
+            FrameType::Heartbeat => {
+                if caller.info.role == "consumer" && !self.lock().consumers.contains_key(session) {
+                    self.lock().register(
+                        session,
+                        caller.info.capabilities.clone(),
+                        caller.info.slots,
+                    );
+                }
+                let n = self.lock().heartbeat(session);
+                Ok(Some(json!({"alive": true, "renewed": n})))
+            }
+            FrameType::Task => {
+                let room = env.room.clone().unwrap_or_default();
+                let spec = TaskSpec::parse(
+                    &env.payload,
+                    Some(bip_of_room(&room)?),
+                    env.channel.as_deref(),
+                )?;
+                let q = self.clone();
+                let (session, re, trace) =
+                    (session.to_owned(), env.id.clone(), env.trace_id.clone());
+                tokio::spawn(async move {
+                    let r = q.submit(spec, trace).await;
+                    q.answer(&session, re, r);
+                });
+                Ok(None)
+            }
+            FrameType::Approval if env.payload.get("lease").is_none() => {
+                let task = arg_str(&env.payload, "task")?.to_owned();
+                arg_str(&env.payload, "decision")?;
+                self.lock()
+                    .approval_decision(&task, session, env.payload)
+                    .map(Some)
+            }
+            FrameType::Event | FrameType::Approval | FrameType::Result | FrameType::Error => {
+                let task = arg_str(&env.payload, "task")?.to_owned();
+                let lease = arg_str(&env.payload, "lease")?.to_owned();
+                let r = LeaseRef {
+                    session,
+                    task: &task,
+                    lease: &lease,
+                };
+                let mut core = self.lock();
+                match env.kind {
+                    FrameType::Event => core.event(&r, env.payload).map(Some),
+                    FrameType::Approval => core.approval_request(&r, env.payload).map(Some),
+                    kind => {
+                        let out = if kind == FrameType::Result {
+                            core.result(&r, env.payload)
+                        } else {
+                            core.consumer_error(&r, env.payload)
+                        };
+                        let ticket = core.store.ack();
+                        drop(core);
+                        if env.id.is_some() {
+                            // Answered once durable, without holding up the session.
+                            let q = self.clone();
+                            let (session, re) = (session.to_owned(), env.id.clone());
+                            tokio::spawn(async move {
+                                let r = match (out, ticket.wait().await) {
+                                    (Ok(v), Ok(())) => Ok(v),
+                                    (Err(e), _) => Err(e),
+                                    (_, Err(e)) => Err(internal(e)),
+                                };
+                                q.answer(&session, re, r);
+                            });
+                        } else {
+                            out?;
+                        }
+                        Ok(None)
+                    }
+                }
+            }
+            other => Err(WireError::new(
+                ErrorCode::UnexpectedType,
+                format!("the queue does not take {} frames", other.as_str()),
+            )),
+        }
+    }
+}
+
+impl Operator for Queue {
+    fn namespace(&self) -> &str {
+        "queue"
+    }
+
+    fn command<'a>(
+        &'a self,
+        caller: &'a Caller,
+        name: &'a str,
+        args: Value,
+    ) -> BoxFuture<'a, Result<Value, WireError>> {
+        Box::pin(self.run_command(caller, name, args))
+    }
+
+    fn claims(&self, kind: FrameType) -> bool {
+        matches!(
+            kind,
+            FrameType::Task
+                | FrameType::Event
+                | FrameType::Approval
+                | FrameType::Result
+                | FrameType::Error
+                | FrameType::Heartbeat
+        )
+    }
+
+    fn frame<'a>(
+        &'a self,
+        caller: &'a Caller,
+        env: Envelope,
+    ) -> BoxFuture<'a, Result<Option<Value>, WireError>> {
+        Box::pin(self.run_frame(caller, env))
+    }
+
+    fn disconnected(&self, session: &str) {
+        self.lock().consumer_gone(session);
+    }
+
+    fn stop(&self) -> BoxFuture<'_, ()> {
+        Box::pin(self.shutdown())
+    }
+}

@@ -1,0 +1,71 @@
+//! A repeated idempotencyKey returns the original task, before, during and after its
+//! completion, and never runs it twice; past the window it is a new task.
+
+use crate::harness::*;
+use hivebus::ops::queue::QueueConfig;
+use std::time::Duration;
+
+#[tokio::test(start_paused = true)]
+async fn resubmitting_a_key_returns_the_original_before_during_and_after_completion() {
+    let q = start(config()).await;
+    let c = q.client().await;
+    let first = submit(&c, task("work", "same", "normal")).await.unwrap();
+    assert_eq!(first["duplicate"], false);
+    let id = first["task"].as_str().unwrap().to_owned();
+
+    let before = submit(&c, task("work", "same", "critical")).await.unwrap();
+    assert_eq!(
+        (
+            before["task"].as_str(),
+            &before["state"],
+            &before["duplicate"]
+        ),
+        (Some(id.as_str()), &"queued".into(), &true.into())
+    );
+
+    let mut w = q.consumer(&["work"], 4).await;
+    let lease = next_lease(&mut w).await;
+    assert_eq!(task_id(&lease), id);
+    let during = submit(&c, task("work", "same", "normal")).await.unwrap();
+    assert_eq!(
+        (during["task"].as_str(), during["state"].as_str()),
+        (Some(id.as_str()), Some("leased"))
+    );
+
+    finish(&w, &lease, "ok").await.unwrap();
+    let after = submit(&c, task("work", "same", "normal")).await.unwrap();
+    assert_eq!(
+        (after["task"].as_str(), after["state"].as_str()),
+        (Some(id.as_str()), Some("succeeded"))
+    );
+    assert_eq!(after["result"]["status"], "ok");
+    assert_eq!(after["result"]["summary"], "ok!");
+    // It never ran twice: no second lease, one task in the queue.
+    no_lease_within(&mut w, Duration::from_secs(60)).await;
+    let stats = c
+        .command("op.queue.stats", serde_json::json!({}))
+        .await
+        .unwrap();
+    assert_eq!(stats["counters"]["submitted"], 1);
+    assert_eq!(stats["counters"]["duplicates"], 3);
+    assert_eq!(stats["counters"]["leases"], 1);
+    q.stop().await;
+}
+
+#[tokio::test]
+async fn past_the_window_the_same_key_is_a_new_task() {
+    let q = start(QueueConfig {
+        idempotency_window_ms: 300,
+        ..config()
+    })
+    .await;
+    let c = q.client().await;
+    let a = submit(&c, task("work", "k", "normal")).await.unwrap();
+    let b = submit(&c, task("work", "k", "normal")).await.unwrap();
+    assert_eq!(a["task"], b["task"]);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let d = submit(&c, task("work", "k", "normal")).await.unwrap();
+    assert_ne!(a["task"], d["task"]);
+    assert_eq!(d["duplicate"], false);
+    q.stop().await;
+}

@@ -1,0 +1,17 @@
+//! Integration tests of the task queue: one binary, modules by concept. Every test runs
+//! the real server with the queue operator on 127.0.0.1:0 and talks to it over real
+//! WebSockets; time-dependent behaviour runs on a paused tokio clock.
+
+// Test helpers are shared between modules of this one binary.
+#![allow(unreachable_pub)]
+
+mod backpressure;
+mod cli;
+mod crash;
+mod harness;
+mod idempotency;
+mod leases;
+mod ordering;
+mod retries;
+mod sdk;
+mod streaming;
