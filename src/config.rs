@@ -13,6 +13,8 @@ pub struct Config {
     pub server: ServerConfig,
     /// Rooms, channels and history.
     pub bus: BusConfig,
+    /// The task queue operator (`docs/QUEUE.md`).
+    pub queue: crate::ops::queue::QueueConfig,
 }
 
 impl Config {

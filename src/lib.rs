@@ -10,6 +10,7 @@
 //! - [`error`]: stable wire error codes and close codes.
 //! - [`frame`]: the envelope, frame types, parsing at the edge.
 //! - [`config`]: every limit and policy, from TOML.
+//! - [`broker`]: the assembled broker (bus, queue, server, port file).
 //! - [`bus`]: the in-process router: channels, offsets, epochs, history, presence.
 //! - [`cmd`]: built-in commands, one file each.
 //! - [`server`]: the WebSocket transport, port selection, HTTP health and metrics.
@@ -19,6 +20,7 @@
 //! - [`consumer`]: the consumer SDK on top of [`client`].
 
 pub mod address;
+pub mod broker;
 pub mod bus;
 pub mod client;
 pub mod cmd;

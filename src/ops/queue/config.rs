@@ -33,6 +33,8 @@ pub struct QueueConfig {
     pub db_path: Option<PathBuf>,
     /// Directory of the ndjson trace logs; `None` disables them.
     pub logs_dir: Option<PathBuf>,
+    /// Whether the broker writes trace logs (to `logs_dir`, by default `.hive/logs`).
+    pub logs: bool,
     /// A trace log is rotated (`.1`, oldest dropped past `log_keep`) past this size.
     pub log_max_bytes: u64,
     /// Rotated files kept per trace.
@@ -83,6 +85,7 @@ impl Default for QueueConfig {
         QueueConfig {
             db_path: None,
             logs_dir: None,
+            logs: true,
             log_max_bytes: 4 << 20,
             log_keep: 3,
             synchronous_full: true,

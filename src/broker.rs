@@ -1,0 +1,119 @@
+//! The assembled broker: a [`Bus`], the task queue operator, the WebSocket server and
+//! the `.hive/port` file, started and stopped in the right order. Both
+//! `examples/hive_broker.rs` and `hive broker` are thin flag parsers over [`run`].
+//!
+//! Order of a run: open the queue (recovering unfinished tasks) before binding, so that
+//! no client connects to a broker that cannot take tasks; write the port file only once
+//! listening; on shutdown stop the server (sessions closed with 1001), then the
+//! operators (the queue flushes its store), then remove the port file if it still
+//! names this broker.
+
+use crate::config::Config;
+use crate::ops::queue::Queue;
+use crate::ops::Operators;
+use crate::server::port::{self, Chosen, Want};
+use crate::Bus;
+use std::future::Future;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// What a broker run needs.
+#[derive(Debug, Clone)]
+pub struct BrokerOptions {
+    /// Address to bind.
+    pub host: IpAddr,
+    /// Port policy (see [`want_port`]).
+    pub want: Want,
+    /// Working directory holding `.hive/` (port file, queue database, trace logs).
+    pub dir: PathBuf,
+    /// Everything else.
+    pub config: Config,
+}
+
+/// The port policy of the command line: `--port` is strict, else `HIVE_WS_PORT` is a
+/// preference with fallback, else any free port of the dynamic range.
+///
+/// # Errors
+/// When `HIVE_WS_PORT` is set but is not a port number.
+pub fn want_port(flag: Option<u16>) -> Result<Want, String> {
+    Ok(match (flag, std::env::var("HIVE_WS_PORT").ok()) {
+        (Some(p), _) => Want::Exactly(p),
+        (None, Some(v)) => Want::Preferably(
+            v.trim()
+                .parse()
+                .map_err(|e| format!("HIVE_WS_PORT={v:?} is not a port: {e}"))?,
+        ),
+        (None, None) => Want::Any,
+    })
+}
+
+/// Runs a broker until `shutdown` completes.
+///
+/// # Errors
+/// A sentence saying what could not be done: open the queue, bind, write the port file.
+pub async fn run(opts: BrokerOptions, shutdown: impl Future) -> Result<(), String> {
+    let BrokerOptions {
+        host,
+        want,
+        dir,
+        mut config,
+    } = opts;
+    let hive = dir.join(".hive");
+    let q = &mut config.queue;
+    q.db_path.get_or_insert_with(|| hive.join("queue.db"));
+    if q.logs {
+        q.logs_dir.get_or_insert_with(|| hive.join("logs"));
+    } else {
+        q.logs_dir = None;
+    }
+    let bus = Bus::new(config.bus.clone()).map_err(|e| e.to_string())?;
+    let queue = Queue::open(bus.clone(), config.queue.clone())
+        .map_err(|e| format!("cannot open the task queue: {e}"))?;
+    let ops = Operators::new().with(Arc::new(queue));
+    let (listener, chosen) = port::bind(host, want)
+        .await
+        .map_err(|e| format!("cannot bind {host} ({want:?}): {e}"))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    match (chosen, want) {
+        (Chosen::OsAssigned, _) => tracing::warn!(
+            "no free port in {:?}; the OS assigned {}",
+            port::RANGE,
+            addr.port()
+        ),
+        (Chosen::Dynamic, Want::Preferably(p)) => tracing::warn!(
+            "HIVE_WS_PORT={p} was taken; fell back to {} (clients: read .hive/port)",
+            addr.port()
+        ),
+        _ => {}
+    }
+    let port_file = port::port_file(&dir);
+    port::write_port_file(&port_file, addr.port())
+        .map_err(|e| format!("cannot write {}: {e}", port_file.display()))?;
+    tracing::info!(%addr, port_file = %port_file.display(), "hivebus broker listening on ws://{addr}/");
+    let result = crate::server::run(listener, bus, config.server, ops.clone(), shutdown).await;
+    // Operators stop after the server: the queue flushes and closes its store.
+    ops.stop().await;
+    // Only remove the file if it still names us (another broker may have taken over).
+    if port::read_port_file(&port_file).ok() == Some(addr.port()) {
+        let _ = std::fs::remove_file(&port_file);
+    }
+    tracing::info!("stopped");
+    result.map_err(|e| e.to_string())
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
