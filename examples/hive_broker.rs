@@ -6,12 +6,20 @@
 //! cargo run --release --example hive_broker -- [--host 127.0.0.1] [--port N] [--config hive.toml] [--dir .]
 //! ```
 //! `HIVE_WS_PORT` sets the port when `--port` is absent. `RUST_LOG` sets the log level.
+//!
+//! The `[safety]` policy of the config is installed on the bus, and `op.safety.get` /
+//! `op.safety.reload` (admin) read and reload it. Binding a non-loopback `--host`
+//! (remote mode) needs `[auth]` tokens or `[auth.jwt]`; without them the broker exits.
 
 use clap::Parser;
+use hivebus::ops::Operators;
+use hivebus::safety::{Safety, SafetyOperator};
 use hivebus::server::port::{self, Chosen};
+use hivebus::server::Security;
 use hivebus::{Bus, Config};
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 #[derive(Parser)]
 #[command(
@@ -55,6 +63,19 @@ async fn run(args: Args) -> Result<(), String> {
         None => Config::default(),
     };
     let bus = Bus::new(config.bus.clone()).map_err(|e| e.to_string())?;
+    let safety = match &args.config {
+        Some(p) => Safety::from_file(config.safety.clone(), p.clone()),
+        None => Safety::new(config.safety.clone()),
+    }
+    .map_err(|e| format!("[safety]: {e}"))?;
+    safety.attach(&bus).map_err(|e| e.to_string())?;
+    let ops = Operators::new().with(Arc::new(SafetyOperator::new(safety)));
+    if !args.host.is_loopback() && !config.auth.has_method() {
+        return Err(format!(
+            "remote mode ({}) needs an auth method: configure [auth] tokens or [auth.jwt]",
+            args.host
+        ));
+    }
     let (listener, chosen) = port::bind(args.host, args.port)
         .await
         .map_err(|e| format!("cannot bind {}:{:?}: {e}", args.host, args.port))?;
@@ -70,11 +91,13 @@ async fn run(args: Args) -> Result<(), String> {
     port::write_port_file(&port_file, addr.port())
         .map_err(|e| format!("cannot write {}: {e}", port_file.display()))?;
     tracing::info!(%addr, port_file = %port_file.display(), "hivebus broker listening on ws://{addr}/");
-    let result = hivebus::server::run(
+    let security = Security::from_config(&config);
+    let result = hivebus::server::serve(
         listener,
         bus,
         config.server,
-        Default::default(),
+        ops,
+        security,
         shutdown_signal(),
     )
     .await;

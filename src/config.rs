@@ -5,7 +5,8 @@ use serde::Deserialize;
 use std::path::Path;
 use std::time::Duration;
 
-/// The whole broker configuration: `[server]` and `[bus]` sections of the TOML file.
+/// The whole broker configuration: `[server]`, `[bus]`, `[safety]`, `[auth]` and
+/// `[limits]` sections of the TOML file.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
@@ -13,6 +14,12 @@ pub struct Config {
     pub server: ServerConfig,
     /// Rooms, channels and history.
     pub bus: BusConfig,
+    /// The redaction policy (layer 3), reloadable at run time.
+    pub safety: crate::safety::SafetyConfig,
+    /// Authentication methods; required when the broker binds a non-loopback address.
+    pub auth: crate::auth::AuthConfig,
+    /// Per-session and per-identity limits.
+    pub limits: crate::auth::LimitsConfig,
 }
 
 impl Config {

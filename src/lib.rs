@@ -12,10 +12,13 @@
 //! - [`config`]: every limit and policy, from TOML.
 //! - [`bus`]: the in-process router: channels, offsets, epochs, history, presence.
 //! - [`cmd`]: built-in commands, one file each.
+//! - [`safety`]: the redaction layer applied to every publish, and its operator.
+//! - [`auth`]: tokens, JWTs, roles and permissions, per-session rate limits.
 //! - [`server`]: the WebSocket transport, port selection, HTTP health and metrics.
 //! - [`client`]: the Rust SDK used by the CLI, examples, load generator and tests.
 
 pub mod address;
+pub mod auth;
 pub mod bus;
 pub mod client;
 pub mod cmd;
@@ -23,6 +26,7 @@ pub mod config;
 pub mod error;
 pub mod frame;
 pub mod ops;
+pub mod safety;
 pub mod server;
 
 pub use address::{Address, Pattern};

@@ -8,6 +8,7 @@
 use super::handler::Dedup;
 use super::http::{self, Sniff};
 use super::ServerCtx;
+use crate::auth::{Identity, Role, TokenBucket};
 use crate::bus::{Delivery, Inbox, Member, PeerInfo};
 use crate::error::{close, ErrorCode, WireError};
 use crate::frame::{Envelope, FrameType};
@@ -50,7 +51,57 @@ pub(super) struct Session {
     pub(super) member: Member,
     pub(super) caller: Caller,
     pub(super) dedup: Dedup,
+    /// Who authenticated, with its role and address permissions.
+    pub(super) identity: Identity,
+    /// Inbound rate limit, when `limits.frames_per_sec` is set.
+    pub(super) bucket: Option<TokenBucket>,
+    /// Frames refused by the rate limit in a row.
+    pub(super) refusals: u32,
+    _slot: IdentitySlot,
     last_seen: Instant,
+}
+
+/// A session counted against its identity's `max_sessions_per_identity`; released on
+/// drop, whichever way the session ends.
+pub(super) struct IdentitySlot {
+    ctx: Arc<ServerCtx>,
+    key: Option<String>,
+}
+
+impl IdentitySlot {
+    fn acquire(ctx: &Arc<ServerCtx>, id: &Identity) -> Result<IdentitySlot, WireError> {
+        let max = ctx.limits.max_sessions_per_identity;
+        if !id.is_authenticated() || max == 0 {
+            return Ok(IdentitySlot {
+                ctx: ctx.clone(),
+                key: None,
+            });
+        }
+        let mut n = ctx.identities.entry(id.subject.clone()).or_insert(0);
+        if *n >= max {
+            return Err(WireError::new(
+                ErrorCode::Overloaded,
+                format!("identity `{}` already holds {max} sessions", id.subject),
+            )
+            .with_details(json!({"max_sessions_per_identity": max})));
+        }
+        *n += 1;
+        Ok(IdentitySlot {
+            ctx: ctx.clone(),
+            key: Some(id.subject.clone()),
+        })
+    }
+}
+
+impl Drop for IdentitySlot {
+    fn drop(&mut self) {
+        if let Some(k) = self.key.take() {
+            self.ctx.identities.remove_if_mut(&k, |_, n| {
+                *n = n.saturating_sub(1);
+                *n == 0
+            });
+        }
+    }
 }
 
 /// Serves one accepted TCP connection to the end.
@@ -79,10 +130,12 @@ pub(super) async fn serve(
         let c = Closing::new(close::TRY_AGAIN_LATER, "max_connections reached");
         return close_ws(&mut ws, c).await;
     }
-    let (member, inbox, caller) = match handshake(&mut ws, &ctx).await {
+    let (member, inbox, caller, identity, slot) = match handshake(&mut ws, &ctx).await {
         Ok(x) => x,
         Err(c) => return close_ws(&mut ws, c).await,
     };
+    let bucket = (ctx.limits.frames_per_sec > 0.0)
+        .then(|| TokenBucket::new(ctx.limits.frames_per_sec, ctx.limits.burst));
     let id = member.id().to_owned();
     tracing::debug!(%peer, session = %id, role = %caller.info.role, "session started");
     let mut session = Session {
@@ -91,6 +144,10 @@ pub(super) async fn serve(
         member,
         caller,
         dedup: Dedup::new(ctx.config.dedup_window),
+        identity,
+        bucket,
+        refusals: 0,
+        _slot: slot,
         last_seen: Instant::now(),
     };
     let closing = session.run(inbox, stop).await;
@@ -129,8 +186,11 @@ struct Hello {
     slots: Option<u32>,
 }
 
-/// Waits for HELLO, attaches the session and sends WELCOME.
-async fn handshake(ws: &mut Ws, ctx: &ServerCtx) -> Result<(Member, Inbox, Caller), Closing> {
+/// What a successful handshake yields.
+type Handshaken = (Member, Inbox, Caller, Identity, IdentitySlot);
+
+/// Waits for HELLO, authenticates it, attaches the session and sends WELCOME.
+async fn handshake(ws: &mut Ws, ctx: &Arc<ServerCtx>) -> Result<Handshaken, Closing> {
     let deadline = Instant::now() + ctx.config.handshake_timeout();
     let text = loop {
         match tokio::time::timeout_at(deadline, ws.next()).await {
@@ -161,9 +221,23 @@ async fn handshake(ws: &mut Ws, ctx: &ServerCtx) -> Result<(Member, Inbox, Calle
         Ok(h) => h,
         Err(err) => return Err(refuse(ws, env.id, err).await),
     };
-    let _ = hello.auth; // Checked by the auth layer once configured (see SECURITY.md).
+    let identity = match ctx.auth.authenticate(&hello.role, hello.auth.as_deref()) {
+        Ok(id) => id,
+        Err(err) => {
+            let code = match err.code {
+                ErrorCode::Unauthorized | ErrorCode::Forbidden => close::UNAUTHORIZED,
+                _ => close::HANDSHAKE_REQUIRED,
+            };
+            tracing::info!(code = %err.code, reason = %err.message, "handshake refused");
+            return Err(refuse_with(ws, env.id, err, code).await);
+        }
+    };
+    let slot = match IdentitySlot::acquire(ctx, &identity) {
+        Ok(s) => s,
+        Err(err) => return Err(refuse_with(ws, env.id, err, close::TOO_MANY_SESSIONS).await),
+    };
     let info = PeerInfo {
-        role: hello.role,
+        role: identity.role.as_str().to_owned(),
         capabilities: hello.capabilities,
         name: hello.name,
         slots: hello.slots,
@@ -171,7 +245,7 @@ async fn handshake(ws: &mut Ws, ctx: &ServerCtx) -> Result<(Member, Inbox, Calle
     let (member, inbox) = ctx.bus.connect(info.clone());
     let caller = Caller {
         session: member.id().to_owned(),
-        admin: info.role == "admin",
+        admin: identity.role == Role::Admin,
         info,
     };
     let c = &ctx.config;
@@ -184,7 +258,10 @@ async fn handshake(ws: &mut Ws, ctx: &ServerCtx) -> Result<(Member, Inbox, Calle
             "server": ctx.info.server,
             "protocol": ctx.info.protocol,
             "role": caller.info.role,
+            "identity": {"subject": identity.subject, "method": identity.method, "expires_at": identity.expires_at},
             "limits": {
+                "frames_per_sec": ctx.limits.frames_per_sec,
+                "burst": ctx.limits.burst,
                 "max_frame": c.max_frame,
                 "max_subscriptions": b.max_subscriptions,
                 "outbound_queue": b.outbound_queue,
@@ -202,14 +279,19 @@ async fn handshake(ws: &mut Ws, ctx: &ServerCtx) -> Result<(Member, Inbox, Calle
     if ws.send(Message::text(welcome.to_text())).await.is_err() {
         return Err(Closing::new(close::NORMAL, "gone"));
     }
-    Ok((member, inbox, caller))
+    Ok((member, inbox, caller, identity, slot))
 }
 
 /// Tells the peer why its handshake failed; the caller closes with 4002.
 async fn refuse(ws: &mut Ws, re: Option<String>, err: WireError) -> Closing {
+    refuse_with(ws, re, err, close::HANDSHAKE_REQUIRED).await
+}
+
+/// Tells the peer why its handshake failed; the caller closes with `code`.
+async fn refuse_with(ws: &mut Ws, re: Option<String>, err: WireError, code: u16) -> Closing {
     let frame = error_frame(re, &err);
     let _ = ws.send(Message::text(frame.to_text())).await;
-    Closing::new(close::HANDSHAKE_REQUIRED, err.message)
+    Closing::new(code, err.message)
 }
 
 /// An ERROR frame answering `re`.
