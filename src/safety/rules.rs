@@ -45,7 +45,7 @@ pub(crate) const BUILTINS: &[Builtin] = &[
     },
     Builtin {
         name: "aws_secret_key",
-        pattern: r#"(?i)aws.{0,20}secret.{0,20}?["']?\s*[:=]\s*["']?(?P<secret>[A-Za-z0-9/+]{40})\b"#,
+        pattern: r#"(?i)aws.{0,20}secret.{0,20}?["']?\s*[:=]\s*["']?(?P<secret>[A-Za-z0-9/+]{40})"#,
         prefilter: r"(?i)secret",
         check: Check::Any,
     },
@@ -135,8 +135,8 @@ pub(crate) const BUILTINS: &[Builtin] = &[
     },
     Builtin {
         name: "password_assignment",
-        pattern: r#"(?i)\b(?:password|passwd|pwd|secret|client_secret|api[_\-]?key|access[_\-]?token|auth[_\-]?token)\s*[:=]\s*(?P<secret>"[^"\s]{3,}"|'[^'\s]{3,}'|[^\s"',;&]{4,})"#,
-        prefilter: r"(?i)passw|pwd|secret|api.?key|token",
+        pattern: r#"(?i)\b(?:password|passwd|secret|client_secret|api[_\-]?key|access[_\-]?token|auth[_\-]?token)\s*[:=]\s*(?P<secret>"[^"\n]{3,}"|'[^'\n]{3,}'|[^\s"',;&]{4,})"#,
+        prefilter: r"(?i)passw|secret|api.?key|token",
         check: Check::SecretLike,
     },
 ];
