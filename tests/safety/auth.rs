@@ -38,9 +38,10 @@ fn rs256(claims: Value, key_file: &str) -> String {
 }
 
 fn jwt_config(jwt: Value) -> Config {
-    let mut c = Config::default();
-    c.auth = serde_json::from_value(json!({"jwt": jwt})).unwrap();
-    c
+    Config {
+        auth: serde_json::from_value(json!({"jwt": jwt})).unwrap(),
+        ..Default::default()
+    }
 }
 
 fn hs_config() -> Config {
@@ -175,11 +176,13 @@ async fn a_hello_role_other_than_the_credentials_is_refused_with_4003() {
 #[tokio::test]
 async fn static_tokens_from_the_environment_authenticate_and_unknown_ones_do_not() {
     std::env::set_var("HIVEBUS_TEST_ADMIN_TOKEN", "env-admin-token-0123456789");
-    let mut c = Config::default();
-    c.auth = serde_json::from_value(json!({"tokens": [
-        {"token_env": "HIVEBUS_TEST_ADMIN_TOKEN", "subject": "ops", "role": "admin"}
-    ]}))
-    .unwrap();
+    let c = Config {
+        auth: serde_json::from_value(json!({"tokens": [
+            {"token_env": "HIVEBUS_TEST_ADMIN_TOKEN", "subject": "ops", "role": "admin"}
+        ]}))
+        .unwrap(),
+        ..Default::default()
+    };
     let srv = start_on("0.0.0.0:0", c).await;
     let mut a = srv.hello("admin", Some("env-admin-token-0123456789")).await;
     reply_of(&a.command("g", "op.safety.get", json!({})).await, "g");

@@ -174,7 +174,8 @@ pub(crate) fn reply_of<'a>(frame: &'a Value, re: &str) -> &'a Value {
 
 /// A config with the safety layer in `mode`.
 pub(crate) fn config_with(mode: hivebus::safety::Mode) -> Config {
-    let mut c = Config::default();
-    c.safety = hivebus::safety::SafetyConfig::with_mode(mode);
-    c
+    Config {
+        safety: hivebus::safety::SafetyConfig::with_mode(mode),
+        ..Default::default()
+    }
 }

@@ -102,16 +102,17 @@ async fn every_role_may_run_exactly_the_commands_of_the_table() {
 }
 
 fn token_config() -> Config {
-    let mut c = Config::default();
-    c.auth = serde_json::from_value(json!({
-        "tokens": [
-            {"token": "tok-narrow-0123456789", "subject": "narrow", "role": "client",
-             "publish": ["bip-43:*"], "subscribe": ["bip-*:*", "lobby:general"]},
-            {"token": "tok-observer-0123456789", "subject": "watcher", "role": "observer"}
-        ]
-    }))
-    .unwrap();
-    c
+    Config {
+        auth: serde_json::from_value(json!({
+            "tokens": [
+                {"token": "tok-narrow-0123456789", "subject": "narrow", "role": "client",
+                 "publish": ["bip-43:*"], "subscribe": ["bip-*:*", "lobby:general"]},
+                {"token": "tok-observer-0123456789", "subject": "watcher", "role": "observer"}
+            ]
+        }))
+        .unwrap(),
+        ..Default::default()
+    }
 }
 
 #[tokio::test]
