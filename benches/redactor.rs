@@ -30,7 +30,9 @@ fn clean() -> Value {
 
 fn dirty() -> Value {
     let mut v = clean();
-    v["message"] = json!("retry with OPENAI_API_KEY=sk-proj-Xy7Qe2LmN4pR8sT0uV3wZ6aB9cD1eF5gH and password=hunter2!");
+    v["message"] = json!(
+        "retry with OPENAI_API_KEY=sk-proj-Xy7Qe2LmN4pR8sT0uV3wZ6aB9cD1eF5gH and password=hunter2!"
+    );
     v["env"] = json!({"DATABASE_URL": "postgres://hive:Sup3rS3cret!@db:5432/hive"});
     v
 }
@@ -46,7 +48,11 @@ fn large_clean() -> Value {
 fn inspect(c: &mut Criterion) {
     let r = Redactor::compile(SafetyConfig::with_mode(Mode::Enforce)).expect("default policy");
     let mut g = c.benchmark_group("inspect");
-    for (name, payload) in [("clean", clean()), ("dirty", dirty()), ("clean_4k", large_clean())] {
+    for (name, payload) in [
+        ("clean", clean()),
+        ("dirty", dirty()),
+        ("clean_4k", large_clean()),
+    ] {
         g.throughput(Throughput::Bytes(payload.to_string().len() as u64));
         g.bench_function(name, |b| {
             b.iter(|| {

@@ -70,6 +70,18 @@ pub struct ServerConfig {
     pub write_buffer: usize,
     /// Envelope ids remembered per session for duplicate detection.
     pub dedup_window: usize,
+    /// TLS for every connection, when set (`[server.tls]`).
+    pub tls: Option<TlsConfig>,
+}
+
+/// `[server.tls]`: certificate chain and private key, both PEM files.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM file with the certificate chain, leaf first.
+    pub cert: std::path::PathBuf,
+    /// PEM file with the private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: std::path::PathBuf,
 }
 
 impl Default for ServerConfig {
@@ -85,6 +97,7 @@ impl Default for ServerConfig {
             read_buffer: 4 * 1024,
             write_buffer: 32 * 1024,
             dedup_window: 1024,
+            tls: None,
         }
     }
 }

@@ -9,6 +9,7 @@ mod handler;
 mod http;
 pub mod port;
 mod session;
+mod tls;
 
 use crate::auth::{AuthConfig, Authenticator, LimitsConfig};
 use crate::bus::Bus;
@@ -42,6 +43,8 @@ pub(crate) struct ServerCtx {
     /// Live sessions per authenticated identity (subject), for
     /// `max_sessions_per_identity`. Entries are removed when they reach zero.
     pub(crate) identities: DashMap<String, usize>,
+    /// TLS acceptor, when `[server.tls]` is set.
+    pub(crate) tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 /// Access control for [`serve`]: auth methods and limits (see `docs/SECURITY.md`).
@@ -129,8 +132,18 @@ pub async fn serve(
         )));
     }
     let auth = Authenticator::new(&security.auth, !local).map_err(invalid)?;
+    let acceptor = config
+        .tls
+        .as_ref()
+        .map(tls::acceptor)
+        .transpose()
+        .map_err(invalid)?;
+    if !local && acceptor.is_none() {
+        tracing::warn!("remote mode without [server.tls]: credentials travel in clear text");
+    }
     tracing::info!(
         mode = if local { "local" } else { "remote" },
+        tls = acceptor.is_some(),
         ?auth,
         "access control"
     );
@@ -138,6 +151,7 @@ pub async fn serve(
         auth,
         limits: security.limits,
         identities: DashMap::new(),
+        tls: acceptor,
         bus: bus.clone(),
         ops,
         info: ServerInfo {

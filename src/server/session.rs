@@ -7,6 +7,7 @@
 
 use super::handler::Dedup;
 use super::http::{self, Sniff};
+use super::tls::Conn;
 use super::ServerCtx;
 use crate::auth::{Identity, Role, TokenBucket};
 use crate::bus::{Delivery, Inbox, Member, PeerInfo};
@@ -27,7 +28,7 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
-pub(super) type Ws = WebSocketStream<TcpStream>;
+pub(super) type Ws = WebSocketStream<Conn>;
 
 /// Why the loop stopped, and the close frame to send (if the socket still works).
 pub(super) struct Closing {
@@ -113,13 +114,25 @@ pub(super) async fn serve(
     permit: Option<OwnedSemaphorePermit>,
 ) {
     let _ = stream.set_nodelay(true);
-    match http::sniff(&stream, ctx.config.handshake_timeout()).await {
-        Sniff::Http(path) => return http::serve(stream, path, &ctx).await,
-        Sniff::Gone => return,
-        Sniff::WebSocket => {}
-    }
+    let conn = match &ctx.tls {
+        Some(tls) => {
+            match tokio::time::timeout(ctx.config.handshake_timeout(), tls.accept(stream)).await {
+                Ok(Ok(s)) => Conn::Tls(Box::new(s)),
+                Ok(Err(e)) => return tracing::debug!(%peer, error = %e, "tls handshake failed"),
+                Err(_) => return,
+            }
+        }
+        None => {
+            match http::sniff(&stream, ctx.config.handshake_timeout()).await {
+                Sniff::Http(path) => return http::serve(stream, path, &ctx).await,
+                Sniff::Gone => return,
+                Sniff::WebSocket => {}
+            }
+            Conn::Plain(stream)
+        }
+    };
     let config = ws_config(&ctx);
-    let upgrade = tokio_tungstenite::accept_async_with_config(stream, Some(config));
+    let upgrade = tokio_tungstenite::accept_async_with_config(conn, Some(config));
     let mut ws = match tokio::time::timeout(ctx.config.handshake_timeout(), upgrade).await {
         Ok(Ok(ws)) => ws,
         Ok(Err(e)) => return tracing::debug!(%peer, error = %e, "websocket upgrade failed"),

@@ -9,3 +9,4 @@ mod limits;
 mod monitor;
 mod policy;
 mod roles;
+mod tls;
