@@ -50,6 +50,8 @@ pub struct Redactor {
     keys: HashSet<String>,
     paths: Vec<JsonPath>,
     events: Option<Address>,
+    /// What a value under a sensitive key becomes; such a value is not redacted again.
+    key_replacement: String,
 }
 
 impl Redactor {
@@ -136,6 +138,7 @@ impl Redactor {
             a => Some(Address::parse(a).map_err(|e| bad(format!("safety.events: {e}")))?),
         };
         Ok(Redactor {
+            key_replacement: config.replacement.replace("{rule}", KEY_RULE),
             config,
             scope,
             rules,
@@ -235,7 +238,7 @@ impl Redactor {
             Value::Object(m) => {
                 for (k, x) in m {
                     self.scan_str(k, c, found);
-                    if c.keys && key_value_is_secret(x) && self.keys.contains(&normalize_key(k)) {
+                    if c.keys && self.sensitive(k, x) {
                         found.insert(KEY_RULE);
                     } else {
                         self.scan_value(x, c, found);
@@ -244,6 +247,13 @@ impl Redactor {
             }
             _ => {}
         }
+    }
+
+    /// Whether `v`, under key `k`, is redacted whole.
+    fn sensitive(&self, k: &str, v: &Value) -> bool {
+        key_value_is_secret(v)
+            && v.as_str() != Some(self.key_replacement.as_str())
+            && self.keys.contains(&normalize_key(k))
     }
 
     fn scan_str<'s>(&'s self, s: &str, c: &Candidates, found: &mut BTreeSet<&'s str>) {
@@ -266,8 +276,8 @@ impl Redactor {
                 let mut out = Map::with_capacity(old.len());
                 for (mut k, mut x) in old {
                     n += self.redact_str(&mut k, c);
-                    if c.keys && key_value_is_secret(&x) && self.keys.contains(&normalize_key(&k)) {
-                        x = Value::String(self.config.replacement.replace("{rule}", KEY_RULE));
+                    if c.keys && self.sensitive(&k, &x) {
+                        x = Value::String(self.key_replacement.clone());
                         n += 1;
                     } else {
                         n += self.redact_value(&mut x, c);

@@ -158,10 +158,13 @@ pub(crate) struct Rule {
 
 impl Rule {
     /// Replaces every counted match in `text`; returns the new text when anything
-    /// matched.
+    /// matched. A quoted secret keeps its quotes, so that what follows the closing
+    /// quote is never read as part of the secret when the output is inspected again
+    /// (redaction is a fixpoint; found by the `redactor` fuzz target).
     pub(crate) fn apply(&self, text: &str) -> Option<String> {
         let mut out = String::new();
         let mut last = 0;
+        let mut any = false;
         for caps in self.regex.captures_iter(text) {
             let Some(m) = self
                 .secret_group
@@ -173,11 +176,19 @@ impl Rule {
             if !self.counts(m.as_str()) || m.start() < last {
                 continue;
             }
+            any = true;
             out.push_str(&text[last..m.start()]);
-            out.push_str(&self.replacement);
+            match quote_of(m.as_str()) {
+                Some(q) => {
+                    out.push(q);
+                    out.push_str(&self.replacement);
+                    out.push(q);
+                }
+                None => out.push_str(&self.replacement),
+            }
             last = m.end();
         }
-        if last == 0 && out.is_empty() {
+        if !any {
             return None;
         }
         out.push_str(&text[last..]);
@@ -195,11 +206,26 @@ impl Rule {
     }
 
     fn counts(&self, secret: &str) -> bool {
+        // Already redacted text is not a secret (keeps monitor counts honest on
+        // replayed, redacted frames).
+        let bare = match quote_of(secret) {
+            Some(_) => &secret[1..secret.len() - 1],
+            None => secret,
+        };
+        if bare == self.replacement {
+            return false;
+        }
         match self.check {
             Check::Any => !secret.is_empty(),
             Check::SecretLike => secret_like(secret),
         }
     }
+}
+
+/// The quote character around `s`, when `s` is a quoted string.
+fn quote_of(s: &str) -> Option<char> {
+    let q = s.chars().next().filter(|c| *c == '"' || *c == '\'')?;
+    (s.len() >= 2 && s.ends_with(q)).then_some(q)
 }
 
 /// See [`Check::SecretLike`].
@@ -255,5 +281,9 @@ mod tests {
         );
         assert_eq!(r.apply("password: must be long"), None);
         assert_eq!(r.apply("password = {{password}}"), None);
+        // The case the fuzzer found: a quoted secret followed by more text.
+        let once = r.apply(r#"passwd="correct horse"head""#).unwrap();
+        assert_eq!(once, r#"passwd="[REDACTED:password_assignment]"head""#);
+        assert_eq!(r.apply(&once), None, "redacted output is a fixpoint");
     }
 }
