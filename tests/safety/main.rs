@@ -4,6 +4,7 @@
 
 mod auth;
 mod corpus;
+mod docs;
 mod harness;
 mod limits;
 mod monitor;
