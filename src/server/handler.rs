@@ -49,7 +49,7 @@ impl Dedup {
 }
 
 /// Best effort at the `id` of a frame that failed validation, for `re`.
-fn id_of(text: &str) -> Option<String> {
+pub(super) fn id_of(text: &str) -> Option<String> {
     #[derive(serde::Deserialize)]
     struct IdOnly {
         id: Option<Value>,
@@ -61,29 +61,39 @@ fn id_of(text: &str) -> Option<String> {
 }
 
 impl Session {
+    /// Takes a token from the rate limit bucket. `Some(error)` when the frame must be
+    /// refused; a closing when the session kept sending into an empty bucket for
+    /// `max_refusals` frames in a row.
+    pub(super) fn over_rate(&mut self) -> Result<Option<WireError>, Closing> {
+        let Some(bucket) = &mut self.bucket else {
+            return Ok(None);
+        };
+        let wait = match bucket.take() {
+            Ok(()) => {
+                self.refusals = 0;
+                return Ok(None);
+            }
+            Err(wait) => wait,
+        };
+        self.refusals += 1;
+        if self.refusals >= self.ctx.limits.max_refusals.max(1) {
+            return Err(Closing::new(close::RATE_LIMITED, "rate limit exceeded"));
+        }
+        let ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1);
+        Ok(Some(
+            WireError::new(
+                ErrorCode::RateLimited,
+                format!(
+                    "more than {} frames per second; frame not applied",
+                    self.ctx.limits.frames_per_sec
+                ),
+            )
+            .with_details(json!({"retry_after_ms": ms})),
+        ))
+    }
+
     pub(super) async fn on_text(&mut self, text: &str) -> Result<(), Closing> {
         super::Counters::inc(&self.ctx.counters.frames_in);
-        if let Some(bucket) = &mut self.bucket {
-            match bucket.take() {
-                Ok(()) => self.refusals = 0,
-                Err(wait) => {
-                    self.refusals += 1;
-                    if self.refusals >= self.ctx.limits.max_refusals.max(1) {
-                        return Err(Closing::new(close::RATE_LIMITED, "rate limit exceeded"));
-                    }
-                    let ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1);
-                    let err = WireError::new(
-                        ErrorCode::RateLimited,
-                        format!(
-                            "more than {} frames per second; frame not applied",
-                            self.ctx.limits.frames_per_sec
-                        ),
-                    )
-                    .with_details(json!({"retry_after_ms": ms}));
-                    return self.send_error(id_of(text), &err).await;
-                }
-            }
-        }
         if text.len() > self.ctx.config.max_frame {
             let err = WireError::new(
                 ErrorCode::FrameTooLarge,

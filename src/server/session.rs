@@ -383,6 +383,9 @@ impl Session {
                     if self.last_seen.elapsed() > self.ctx.config.idle_timeout() {
                         return Closing::new(close::IDLE_TIMEOUT, "idle");
                     }
+                    if self.identity.expires_at.is_some_and(|exp| exp <= unix_now()) {
+                        return Closing::new(close::UNAUTHORIZED, "credential expired");
+                    }
                     if let Err(c) = self.write(Message::Ping(Default::default())).await {
                         return c;
                     }
@@ -393,8 +396,17 @@ impl Session {
 
     async fn on_message(&mut self, m: Message) -> Result<(), Closing> {
         match m {
-            Message::Text(t) => self.on_text(t.as_str()).await,
+            Message::Text(t) => match self.over_rate()? {
+                Some(err) => {
+                    self.send_error(super::handler::id_of(t.as_str()), &err)
+                        .await
+                }
+                None => self.on_text(t.as_str()).await,
+            },
             Message::Binary(_) => {
+                if let Some(err) = self.over_rate()? {
+                    return self.send_error(None, &err).await;
+                }
                 let err =
                     WireError::new(ErrorCode::BinaryNotSupported, "frames are UTF-8 JSON text");
                 self.send_error(None, &err).await
@@ -455,6 +467,13 @@ impl Session {
         ))
         .await
     }
+}
+
+/// Seconds since the epoch, for credential expiry.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 fn read_error(e: tokio_tungstenite::tungstenite::Error) -> Closing {
