@@ -74,9 +74,20 @@ fn publish(c: &mut Criterion) {
     Safety::new(SafetyConfig::with_mode(Mode::Enforce))
         .and_then(|s| s.attach(&guarded))
         .expect("safety");
+    // The same without decision events, to tell the inspection from the reporting.
+    let quiet = Bus::new(Default::default()).expect("bus");
+    let mut no_events = SafetyConfig::with_mode(Mode::Enforce);
+    no_events.events = String::new();
+    Safety::new(no_events)
+        .and_then(|s| s.attach(&quiet))
+        .expect("safety");
     let mut g = c.benchmark_group("publish");
     for (name, payload) in [("clean", clean()), ("dirty", dirty())] {
-        for (layer, bus) in [("no_safety", &plain), ("enforce", &guarded)] {
+        for (layer, bus) in [
+            ("no_safety", &plain),
+            ("enforce", &guarded),
+            ("enforce_no_events", &quiet),
+        ] {
             g.bench_function(format!("{name}/{layer}"), |b| {
                 b.iter(|| {
                     let env = Envelope::new(FrameType::Event, payload.clone());

@@ -235,10 +235,16 @@ async fn a_session_is_closed_with_4003_when_its_jwt_expires() {
     let mut c = hs_config();
     c.server.ping_interval_ms = 100;
     let srv = start_on("0.0.0.0:0", c).await;
-    let token = hs256(json!({"sub": "bot", "role": "client", "exp": now() + 2}), HS_SECRET);
+    let token = hs256(
+        json!({"sub": "bot", "role": "client", "exp": now() + 2}),
+        HS_SECRET,
+    );
     let mut s = srv.hello("client", Some(&token)).await;
     let started = std::time::Instant::now();
     assert_eq!(s.closed_with().await, 4003);
-    assert!(started.elapsed() >= std::time::Duration::from_millis(500), "closed too early");
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(500),
+        "closed too early"
+    );
     srv.stop().await;
 }
