@@ -217,6 +217,19 @@ impl Bus {
             .map_err(|_| WireError::new(ErrorCode::Conflict, "a publish filter is already set"))
     }
 
+    /// Runs the publish filter on `env` as if it were published at `addr`, without
+    /// publishing it: for frames and command arguments handed to an operator, which
+    /// may store them (queue, dead-letter) before anything reaches the bus.
+    ///
+    /// # Errors
+    /// `blocked` when the filter refuses it.
+    pub fn inspect(&self, addr: Option<&Address>, env: &mut Envelope) -> Result<(), WireError> {
+        match self.shared.filter.get() {
+            Some(f) => f.inspect(addr, env),
+            None => Ok(()),
+        }
+    }
+
     /// A handle that does not keep the bus alive.
     pub fn downgrade(&self) -> WeakBus {
         WeakBus(Arc::downgrade(&self.shared))

@@ -208,6 +208,13 @@ impl Session {
             },
             kind => {
                 if let Some(op) = self.ctx.ops.for_frame(kind).cloned() {
+                    // The operator may store the frame before publishing it: the safety
+                    // layer sees it first (publishing it later is a no-op for the
+                    // redactor, whose output is a fixpoint).
+                    let mut env = env;
+                    let room = env.room.as_deref().unwrap_or_default();
+                    let addr = Address::from_parts(room, env.channel.as_deref()).ok();
+                    self.ctx.bus.inspect(addr.as_ref(), &mut env)?;
                     return op.frame(&self.caller, env).await;
                 }
                 self.publish(env).map(Some)
@@ -264,6 +271,16 @@ impl Session {
         if name.starts_with("op.") {
             let (op, rest) = self.ctx.ops.for_command(&name)?;
             let op = op.clone();
+            // Operator commands may carry content an operator stores (a task's args):
+            // the safety layer sees it first, except the policy commands themselves.
+            let mut args = args;
+            if op.namespace() != "safety" {
+                let mut probe = Envelope::new(FrameType::Command, args);
+                probe.from = Some(self.member.id().to_owned());
+                probe.id = env.id.clone();
+                self.ctx.bus.inspect(None, &mut probe)?;
+                args = probe.payload;
+            }
             return op.command(&self.caller, rest, args).await;
         }
         let cmd = Command::parse(&name, args)?.ok_or_else(|| {

@@ -34,13 +34,25 @@ pub(crate) async fn start(config: Config) -> TestServer {
 
 /// A broker on `bind`; `0.0.0.0:0` is remote mode, reached here over 127.0.0.1.
 pub(crate) async fn start_on(bind: &str, config: Config) -> TestServer {
+    start_full(bind, config, Vec::new()).await
+}
+
+/// A broker on `bind` with extra operators besides `safety`.
+pub(crate) async fn start_full(
+    bind: &str,
+    config: Config,
+    extra: Vec<Arc<dyn hivebus::ops::Operator>>,
+) -> TestServer {
     let listener = tokio::net::TcpListener::bind(bind).await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let bus = Bus::new(config.bus.clone()).unwrap();
     let safety = Safety::new(config.safety.clone()).unwrap();
     safety.attach(&bus).unwrap();
-    let ops = Operators::new().with(Arc::new(SafetyOperator::new(safety.clone())));
+    let mut ops = Operators::new().with(Arc::new(SafetyOperator::new(safety.clone())));
+    for op in extra {
+        ops = ops.with(op);
+    }
     let (tx, rx) = oneshot::channel::<()>();
     let security = Security::from_config(&config);
     let server_bus = bus.clone();

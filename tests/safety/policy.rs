@@ -201,3 +201,67 @@ async fn custom_rules_and_redaction_paths_from_the_config_apply_in_order() {
     );
     srv.stop().await;
 }
+
+/// An operator that records what it is handed, as a queue would store it.
+#[derive(Default)]
+struct Recorder {
+    seen: std::sync::Mutex<Vec<serde_json::Value>>,
+}
+
+impl hivebus::ops::Operator for Recorder {
+    fn namespace(&self) -> &str {
+        "rec"
+    }
+
+    fn command<'a>(
+        &'a self,
+        _caller: &'a hivebus::ops::Caller,
+        _name: &'a str,
+        args: serde_json::Value,
+    ) -> hivebus::ops::BoxFuture<'a, Result<serde_json::Value, hivebus::WireError>> {
+        self.seen.lock().unwrap().push(args);
+        Box::pin(async { Ok(json!({"stored": true})) })
+    }
+
+    fn claims(&self, kind: hivebus::FrameType) -> bool {
+        kind == hivebus::FrameType::Task
+    }
+
+    fn frame<'a>(
+        &'a self,
+        _caller: &'a hivebus::ops::Caller,
+        env: hivebus::Envelope,
+    ) -> hivebus::ops::BoxFuture<'a, Result<Option<serde_json::Value>, hivebus::WireError>> {
+        self.seen.lock().unwrap().push(env.payload);
+        Box::pin(async { Ok(Some(json!({"queued": true}))) })
+    }
+}
+
+#[tokio::test]
+async fn operators_are_handed_redacted_frames_and_command_args() {
+    let rec = std::sync::Arc::new(Recorder::default());
+    let srv =
+        super::harness::start_full("127.0.0.1:0", config_with(Mode::Enforce), vec![rec.clone()])
+            .await;
+    let mut c = srv.hello("client", None).await;
+    let key = "sk-proj-Xy7Qe2LmN4pR8sT0uV3wZ6aB9cD1eF5gH";
+    c.send(json!({"id": "t", "type": "TASK", "room": "bip-43:implement_bip",
+                  "payload": {"kind": "implement_bip", "args": {"env": format!("OPENAI_API_KEY={key}")}}}))
+        .await;
+    reply_of(&c.recv().await, "t");
+    let r = c
+        .command(
+            "s",
+            "op.rec.submit",
+            json!({"args": {"note": format!("use {key}")}}),
+        )
+        .await;
+    reply_of(&r, "s");
+    let seen = rec.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2);
+    for v in &seen {
+        assert!(!v.to_string().contains(key), "{v}");
+        assert!(v.to_string().contains("[REDACTED:provider_api_key]"), "{v}");
+    }
+    srv.stop().await;
+}
