@@ -95,6 +95,7 @@ impl JwtVerifier {
             JwtAlgorithm::RS256 => Algorithm::RS256,
         });
         validation.leeway = c.leeway_secs;
+        validation.validate_nbf = true;
         validation.set_required_spec_claims(&["exp", "sub"]);
         match &c.issuer {
             Some(i) => validation.set_issuer(&[i]),

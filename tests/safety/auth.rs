@@ -248,3 +248,25 @@ async fn a_session_is_closed_with_4003_when_its_jwt_expires() {
     );
     srv.stop().await;
 }
+
+#[tokio::test]
+async fn a_jwt_not_yet_valid_is_refused_and_an_unknown_role_claim_too() {
+    let srv = start_on("0.0.0.0:0", hs_config()).await;
+    let early = hs256(
+        json!({"sub": "bot", "role": "client", "nbf": now() + 600, "exp": now() + 1200}),
+        HS_SECRET,
+    );
+    let mut r = srv.raw().await;
+    let e = r.send_hello("client", Some(&early)).await;
+    assert_eq!(e["payload"]["details"]["reason"], "not_yet_valid", "{e}");
+    assert_eq!(r.closed_with().await, 4003);
+    let root = hs256(
+        json!({"sub": "bot", "role": "root", "exp": now() + 600}),
+        HS_SECRET,
+    );
+    let mut r = srv.raw().await;
+    let e = r.send_hello("client", Some(&root)).await;
+    assert_eq!(e["payload"]["details"]["reason"], "invalid_token", "{e}");
+    assert_eq!(r.closed_with().await, 4003);
+    srv.stop().await;
+}
