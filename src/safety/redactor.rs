@@ -19,6 +19,10 @@ use std::collections::{BTreeSet, HashSet};
 
 /// Rule name reported for the payload size limit.
 pub const SIZE_RULE: &str = "max_payload_bytes";
+/// Redaction passes at most per publish (the second and later ones run only when the
+/// one before changed something; in practice one or two).
+const MAX_ROUNDS: usize = 4;
+
 /// Rule name reported for redaction by key name.
 pub const KEY_RULE: &str = "sensitive_key";
 
@@ -227,6 +231,17 @@ impl Redactor {
         }
         if !found.is_empty() {
             f.redactions += self.redact_value(payload, &cands);
+            // A replacement can uncover a match that the previous one's context hid,
+            // or sit where another rule now matches: repeat until nothing changes, so
+            // that the output is a fixpoint (found by the `redactor` fuzz target).
+            for _ in 1..MAX_ROUNDS {
+                let text = serde_json::to_string(payload).unwrap_or_default();
+                let n = self.redact_value(payload, &self.prefilter.scan(&text));
+                if n == 0 {
+                    break;
+                }
+                f.redactions += n;
+            }
         }
         f
     }

@@ -117,7 +117,7 @@ pub(crate) const BUILTINS: &[Builtin] = &[
     },
     Builtin {
         name: "connection_string",
-        pattern: r"\b[a-zA-Z][a-zA-Z0-9+.\-]{1,20}://[^\s:/@]+:(?P<secret>[^\s@/]+)@[^\s]+",
+        pattern: r"\b[a-zA-Z][a-zA-Z0-9+.\-]{1,20}://[^\s:/@]+:(?P<secret>[^\s@/]+)@",
         prefilter: r"://[^\s/@]+:[^\s/@]+@",
         check: Check::Any,
     },
@@ -285,5 +285,17 @@ mod tests {
         let once = r.apply(r#"passwd="correct horse"head""#).unwrap();
         assert_eq!(once, r#"passwd="[REDACTED:password_assignment]"head""#);
         assert_eq!(r.apply(&once), None, "redacted output is a fixpoint");
+        // Two connection strings in one run of non-space text: both are found.
+        let c = rule(
+            BUILTINS
+                .iter()
+                .find(|b| b.name == "connection_string")
+                .unwrap(),
+        );
+        let out = c.apply("redis://a:p1@h/x,redis://b:p2@h").unwrap();
+        assert_eq!(
+            out,
+            "redis://a:[REDACTED:connection_string]@h/x,redis://b:[REDACTED:connection_string]@h"
+        );
     }
 }
