@@ -9,5 +9,6 @@ mod harness;
 mod limits;
 mod monitor;
 mod policy;
+mod regressions;
 mod roles;
 mod tls;
