@@ -155,3 +155,13 @@ async fn token_permissions_limit_publish_and_subscribe_over_the_wire() {
     );
     srv.stop().await;
 }
+
+#[tokio::test]
+async fn a_hello_with_a_role_outside_the_table_is_refused_with_4002() {
+    let srv = start(Config::default()).await;
+    let mut r = srv.raw().await;
+    let e = r.send_hello("root", None).await;
+    assert_error(&e, "invalid_field", Some("h"));
+    assert_eq!(r.closed_with().await, 4002);
+    srv.stop().await;
+}
