@@ -23,6 +23,13 @@ pub const SIZE_RULE: &str = "max_payload_bytes";
 /// one before changed something; in practice one or two).
 const MAX_ROUNDS: usize = 4;
 
+/// Extra passes of every rule over one string after a replacement, before giving up
+/// and replacing the string whole.
+const STRING_ROUNDS: usize = 16;
+
+/// Rule name in the replacement of a string that would not settle.
+pub const UNSTABLE_RULE: &str = "unstable";
+
 /// Rule name reported for redaction by key name.
 pub const KEY_RULE: &str = "sensitive_key";
 
@@ -308,13 +315,36 @@ impl Redactor {
 
     fn redact_str(&self, s: &mut String, c: &Candidates) -> usize {
         let mut n = 0;
+        let mut changed = false;
         for &i in &c.rules {
             if let Some(new) = self.rules[i].apply(s) {
                 *s = new;
                 n += 1;
+                changed = true;
             }
         }
-        n
+        if !changed {
+            return n;
+        }
+        // A replacement can uncover a match that another match's context hid, or make
+        // one for a rule the prefilter did not pick: run every rule again on this
+        // string until nothing changes. A string that does not settle (adversarial
+        // input; never seen outside the fuzzer) is replaced whole, which is a fixpoint.
+        for _ in 0..STRING_ROUNDS {
+            let mut again = false;
+            for r in &self.rules {
+                if let Some(new) = r.apply(s) {
+                    *s = new;
+                    n += 1;
+                    again = true;
+                }
+            }
+            if !again {
+                return n;
+            }
+        }
+        *s = self.config.replacement.replace("{rule}", UNSTABLE_RULE);
+        n + 1
     }
 }
 
