@@ -327,13 +327,15 @@ impl Redactor {
             return n;
         }
         // A replacement can uncover a match that another match's context hid, or make
-        // one for a rule the prefilter did not pick: run every rule again on this
+        // one for a rule the prefilter did not pick: run the rules again on this
         // string until nothing changes. A string that does not settle (adversarial
         // input; never seen outside the fuzzer) is replaced whole, which is a fixpoint.
         for _ in 0..STRING_ROUNDS {
             let mut again = false;
-            for r in &self.rules {
-                if let Some(new) = r.apply(s) {
+            // The prefilter patterns match the raw string wherever their rule does,
+            // so one scan of the new string picks the rules worth running again.
+            for i in self.prefilter.scan(s).rules {
+                if let Some(new) = self.rules[i].apply(s) {
                     *s = new;
                     n += 1;
                     again = true;
