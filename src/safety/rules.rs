@@ -162,6 +162,11 @@ impl Rule {
     /// quote is never read as part of the secret when the output is inspected again
     /// (redaction is a fixpoint; found by the `redactor` fuzz target).
     pub(crate) fn apply(&self, text: &str) -> Option<String> {
+        // `is_match` runs on the fast DFA; capture groups need the slower engines, so
+        // they are asked for only when there is something to capture.
+        if !self.regex.is_match(text) {
+            return None;
+        }
         let mut out = String::new();
         let mut last = 0;
         let mut any = false;
@@ -197,6 +202,9 @@ impl Rule {
 
     /// Whether `text` holds at least one counted match.
     pub(crate) fn finds(&self, text: &str) -> bool {
+        if !self.regex.is_match(text) {
+            return false;
+        }
         self.regex.captures_iter(text).any(|caps| {
             self.secret_group
                 .and_then(|i| caps.get(i))
