@@ -7,7 +7,9 @@
 //! cargo run --release --example hive_broker -- [--host 127.0.0.1] [--port N] [--config hive.toml] [--dir .]
 //! ```
 //! `HIVE_WS_PORT` is the preferred port when `--port` is absent (a taken one falls back
-//! to the dynamic range). `RUST_LOG` sets the log level.
+//! to the dynamic range). `RUST_LOG` sets the log level. The `[safety]` policy is
+//! installed on the bus (`op.safety.get` / `op.safety.reload` for admins); binding a
+//! non-loopback `--host` (remote mode) needs `[auth]` tokens or `[auth.jwt]`.
 
 use clap::Parser;
 use hivebus::broker::{self, BrokerOptions};
@@ -69,5 +71,6 @@ fn options(args: Args) -> Result<BrokerOptions, String> {
             Some(p) => Config::from_file(p)?,
             None => Config::default(),
         },
+        config_path: args.config,
     })
 }

@@ -2,7 +2,8 @@
 //! the `.hive/port` file, started and stopped in the right order. Both
 //! `examples/hive_broker.rs` and `hive broker` are thin flag parsers over [`run`].
 //!
-//! Order of a run: open the queue (recovering unfinished tasks) before binding, so that
+//! Order of a run: refuse remote mode (a non-loopback host) without an auth method;
+//! install the safety policy on the bus; open the queue (recovering unfinished tasks) before binding, so that
 //! no client connects to a broker that cannot take tasks; write the port file only once
 //! listening; on shutdown stop the server (sessions closed with 1001), then the
 //! operators (the queue flushes its store), then remove the port file if it still
@@ -11,7 +12,9 @@
 use crate::config::Config;
 use crate::ops::queue::Queue;
 use crate::ops::Operators;
+use crate::safety::{Safety, SafetyOperator};
 use crate::server::port::{self, Chosen, Want};
+use crate::server::Security;
 use crate::Bus;
 use std::future::Future;
 use std::net::IpAddr;
@@ -29,6 +32,8 @@ pub struct BrokerOptions {
     pub dir: PathBuf,
     /// Everything else.
     pub config: Config,
+    /// The file `config` was read from, re-read by `op.safety.reload`.
+    pub config_path: Option<PathBuf>,
 }
 
 /// The port policy of the command line: `--port` is strict, else `HIVE_WS_PORT` is a
@@ -58,7 +63,13 @@ pub async fn run(opts: BrokerOptions, shutdown: impl Future) -> Result<(), Strin
         want,
         dir,
         mut config,
+        config_path,
     } = opts;
+    if !host.is_loopback() && !config.auth.has_method() {
+        return Err(format!(
+            "remote mode ({host}) needs an auth method: configure [auth] tokens or [auth.jwt]"
+        ));
+    }
     let hive = dir.join(".hive");
     let q = &mut config.queue;
     q.db_path.get_or_insert_with(|| hive.join("queue.db"));
@@ -68,9 +79,18 @@ pub async fn run(opts: BrokerOptions, shutdown: impl Future) -> Result<(), Strin
         q.logs_dir = None;
     }
     let bus = Bus::new(config.bus.clone()).map_err(|e| e.to_string())?;
+    // The safety layer goes on the bus before anything can publish.
+    let safety = match config_path {
+        Some(p) => Safety::from_file(config.safety.clone(), p),
+        None => Safety::new(config.safety.clone()),
+    }
+    .map_err(|e| format!("[safety]: {e}"))?;
+    safety.attach(&bus).map_err(|e| e.to_string())?;
     let queue = Queue::open(bus.clone(), config.queue.clone())
         .map_err(|e| format!("cannot open the task queue: {e}"))?;
-    let ops = Operators::new().with(Arc::new(queue));
+    let ops = Operators::new()
+        .with(Arc::new(SafetyOperator::new(safety)))
+        .with(Arc::new(queue));
     let (listener, chosen) = port::bind(host, want)
         .await
         .map_err(|e| format!("cannot bind {host} ({want:?}): {e}"))?;
@@ -91,7 +111,16 @@ pub async fn run(opts: BrokerOptions, shutdown: impl Future) -> Result<(), Strin
     port::write_port_file(&port_file, addr.port())
         .map_err(|e| format!("cannot write {}: {e}", port_file.display()))?;
     tracing::info!(%addr, port_file = %port_file.display(), "hivebus broker listening on ws://{addr}/");
-    let result = crate::server::run(listener, bus, config.server, ops.clone(), shutdown).await;
+    let security = Security::from_config(&config);
+    let result = crate::server::serve(
+        listener,
+        bus,
+        config.server,
+        ops.clone(),
+        security,
+        shutdown,
+    )
+    .await;
     // Operators stop after the server: the queue flushes and closes its store.
     ops.stop().await;
     // Only remove the file if it still names us (another broker may have taken over).

@@ -5,7 +5,8 @@ use serde::Deserialize;
 use std::path::Path;
 use std::time::Duration;
 
-/// The whole broker configuration: `[server]` and `[bus]` sections of the TOML file.
+/// The whole broker configuration: `[server]`, `[bus]`, `[safety]`, `[auth]` and
+/// `[limits]` sections of the TOML file.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
@@ -15,6 +16,12 @@ pub struct Config {
     pub bus: BusConfig,
     /// The task queue operator (`docs/QUEUE.md`).
     pub queue: crate::ops::queue::QueueConfig,
+    /// The redaction policy (layer 3), reloadable at run time.
+    pub safety: crate::safety::SafetyConfig,
+    /// Authentication methods; required when the broker binds a non-loopback address.
+    pub auth: crate::auth::AuthConfig,
+    /// Per-session and per-identity limits.
+    pub limits: crate::auth::LimitsConfig,
 }
 
 impl Config {
@@ -65,6 +72,18 @@ pub struct ServerConfig {
     pub write_buffer: usize,
     /// Envelope ids remembered per session for duplicate detection.
     pub dedup_window: usize,
+    /// TLS for every connection, when set (`[server.tls]`).
+    pub tls: Option<TlsConfig>,
+}
+
+/// `[server.tls]`: certificate chain and private key, both PEM files.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM file with the certificate chain, leaf first.
+    pub cert: std::path::PathBuf,
+    /// PEM file with the private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: std::path::PathBuf,
 }
 
 impl Default for ServerConfig {
@@ -80,6 +99,7 @@ impl Default for ServerConfig {
             read_buffer: 4 * 1024,
             write_buffer: 32 * 1024,
             dedup_window: 1024,
+            tls: None,
         }
     }
 }

@@ -58,6 +58,9 @@ pub enum ErrorCode {
     Overloaded,
     /// The request was refused by a safety rule.
     Blocked,
+    /// The session sent frames faster than its rate limit; the frame was not applied
+    /// (see `details.retry_after_ms`).
+    RateLimited,
     /// Something failed inside the server; the frame was not applied.
     Internal,
     /// An operator refused the request for a reason of its own (see `details`).
@@ -98,6 +101,7 @@ impl ErrorCode {
             ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::Overloaded => "overloaded",
             ErrorCode::Blocked => "blocked",
+            ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Internal => "internal",
             ErrorCode::OperatorError => "operator_error",
             ErrorCode::NotFound => "not_found",
@@ -168,6 +172,8 @@ pub mod close {
     pub const IDLE_TIMEOUT: u16 = 4005;
     /// The session's outbound queue overflowed under the `disconnect` policy.
     pub const SLOW_CONSUMER: u16 = 4008;
+    /// The authenticated identity already holds `max_sessions_per_identity` sessions.
+    pub const TOO_MANY_SESSIONS: u16 = 4010;
     /// A write to the socket took longer than `write_timeout`.
     pub const WRITE_TIMEOUT: u16 = 4009;
     /// The session sent frames faster than its rate limit allows, for too long.

@@ -13,6 +13,8 @@
 //! - [`broker`]: the assembled broker (bus, queue, server, port file).
 //! - [`bus`]: the in-process router: channels, offsets, epochs, history, presence.
 //! - [`cmd`]: built-in commands, one file each.
+//! - [`safety`]: the redaction layer applied to every publish, and its operator.
+//! - [`auth`]: tokens, JWTs, roles and permissions, per-session rate limits.
 //! - [`server`]: the WebSocket transport, port selection, HTTP health and metrics.
 //! - [`client`]: the Rust SDK used by the CLI, examples, load generator and tests.
 //! - [`ops`]: operators; [`ops::queue`] is the BIP-43 task queue.
@@ -20,6 +22,7 @@
 //! - [`consumer`]: the consumer SDK on top of [`client`].
 
 pub mod address;
+pub mod auth;
 pub mod broker;
 pub mod bus;
 pub mod client;
@@ -29,6 +32,7 @@ pub mod consumer;
 pub mod error;
 pub mod frame;
 pub mod ops;
+pub mod safety;
 pub mod server;
 pub mod store;
 

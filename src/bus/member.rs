@@ -264,7 +264,10 @@ impl Member {
 
     /// Sends `env` to the sessions in `to`, stamped as sent by this session. Returns
     /// the ids that named no live session.
-    pub fn send_private(&self, to: &[String], mut env: Envelope) -> Vec<String> {
+    ///
+    /// # Errors
+    /// `blocked` when the safety layer refuses it.
+    pub fn send_private(&self, to: &[String], mut env: Envelope) -> Result<Vec<String>, WireError> {
         env.from = Some(self.id.to_string());
         self.bus.send_private(to, env)
     }

@@ -31,8 +31,19 @@ use channel::Channel;
 use dashmap::DashMap;
 use outbox::Outbox;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock, Weak};
 use std::time::{Duration, Instant};
+
+/// A hook run on every publish and PRIVATE frame before anything else sees it: before
+/// stamping, history, fan-out and whatever the caller does with the returned
+/// [`Delivery`] (trace logs, dead-letter). The safety layer implements it.
+pub trait PublishFilter: Send + Sync + 'static {
+    /// Inspects (and may rewrite) `env`, published at `addr` (`None` for PRIVATE).
+    ///
+    /// # Errors
+    /// A refusal (`blocked`), returned to the sender as is; nothing was published.
+    fn inspect(&self, addr: Option<&Address>, env: &mut Envelope) -> Result<(), WireError>;
+}
 
 /// A session id (`s-` and 12 hex digits), shared so that comparing two is one pointer
 /// comparison on the fan-out path.
@@ -52,6 +63,8 @@ struct Shared {
     sessions: DashMap<SessionId, SessionEntry>,
     /// Wildcard subscriptions, applied to channels as they are created.
     patterns: RwLock<Vec<PatternSub>>,
+    /// Set once, read lock-free on every publish.
+    filter: OnceLock<Arc<dyn PublishFilter>>,
     started: Instant,
     connections_total: AtomicU64,
     messages: AtomicU64,
@@ -91,6 +104,7 @@ impl Bus {
                 rooms: DashMap::new(),
                 sessions: DashMap::new(),
                 patterns: RwLock::new(Vec::new()),
+                filter: OnceLock::new(),
                 started: Instant::now(),
                 connections_total: AtomicU64::new(0),
                 messages: AtomicU64::new(0),
@@ -106,6 +120,36 @@ impl Bus {
             }
         }
         Ok(bus)
+    }
+
+    /// Installs the publish filter (the safety layer). It can be set once; the filter
+    /// itself may swap its policy at run time.
+    ///
+    /// # Errors
+    /// `conflict` when a filter is already installed.
+    pub fn set_filter(&self, filter: Arc<dyn PublishFilter>) -> Result<(), WireError> {
+        self.shared
+            .filter
+            .set(filter)
+            .map_err(|_| WireError::new(ErrorCode::Conflict, "a publish filter is already set"))
+    }
+
+    /// Runs the publish filter on `env` as if it were published at `addr`, without
+    /// publishing it: for frames and command arguments handed to an operator, which
+    /// may store them (queue, dead-letter) before anything reaches the bus.
+    ///
+    /// # Errors
+    /// `blocked` when the filter refuses it.
+    pub fn inspect(&self, addr: Option<&Address>, env: &mut Envelope) -> Result<(), WireError> {
+        match self.shared.filter.get() {
+            Some(f) => f.inspect(addr, env),
+            None => Ok(()),
+        }
+    }
+
+    /// A handle that does not keep the bus alive.
+    pub fn downgrade(&self) -> WeakBus {
+        WeakBus(Arc::downgrade(&self.shared))
     }
 
     /// The configuration this bus was made with.
@@ -142,7 +186,7 @@ impl Bus {
     ///
     /// # Errors
     /// `channel_not_found` / `room_not_found` when the channel does not exist and may
-    /// not be created.
+    /// not be created; `blocked` when the publish filter refuses it.
     pub fn publish(&self, addr: &Address, env: Envelope) -> Result<Delivery, WireError> {
         let ch = self.channel_for_publish(addr)?;
         self.publish_on(&ch, env, None, false)
@@ -155,6 +199,9 @@ impl Bus {
         sender: Option<&SessionId>,
         echo: bool,
     ) -> Result<Delivery, WireError> {
+        if let Some(f) = self.shared.filter.get() {
+            f.inspect(Some(&ch.addr), &mut env)?;
+        }
         env.ts = Some(now_ts());
         env.room = Some(ch.addr.room().to_owned());
         env.channel = Some(ch.addr.channel().to_owned());
@@ -187,7 +234,13 @@ impl Bus {
 
     /// Sends `env` to the sessions in `to` directly (no history). Returns the sessions
     /// that were not found.
-    pub fn send_private(&self, to: &[String], mut env: Envelope) -> Vec<String> {
+    ///
+    /// # Errors
+    /// `blocked` when the publish filter refuses it; nobody received it.
+    pub fn send_private(&self, to: &[String], mut env: Envelope) -> Result<Vec<String>, WireError> {
+        if let Some(f) = self.shared.filter.get() {
+            f.inspect(None, &mut env)?;
+        }
         env.ts = Some(now_ts());
         env.echo = None;
         let d = Delivery::new(env);
@@ -200,7 +253,7 @@ impl Bus {
                 None => missing.push(id.clone()),
             }
         }
-        missing
+        Ok(missing)
     }
 
     /// Sends `env` to every attached session (server notices such as shutdown).
@@ -505,6 +558,23 @@ impl Bus {
 
     fn detach(&self, id: &SessionId) {
         self.shared.sessions.remove(id);
+    }
+}
+
+/// A [`Bus`] handle that does not keep it alive; see [`Bus::downgrade`].
+#[derive(Clone)]
+pub struct WeakBus(Weak<Shared>);
+
+impl WeakBus {
+    /// The bus, if it still exists.
+    pub fn upgrade(&self) -> Option<Bus> {
+        self.0.upgrade().map(|shared| Bus { shared })
+    }
+}
+
+impl std::fmt::Debug for WeakBus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WeakBus")
     }
 }
 

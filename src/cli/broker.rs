@@ -59,6 +59,7 @@ pub(crate) async fn run(a: &BrokerArgs, dir: &Path) -> Result<(), String> {
         want: broker::want_port(a.port)?,
         dir: dir.to_owned(),
         config,
+        config_path: a.config.clone(),
     };
     broker::run(opts, broker::shutdown_signal()).await
 }

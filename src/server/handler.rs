@@ -6,9 +6,9 @@
 //! it was given; without an `id` it is fire-and-forget.
 
 use super::session::{Closing, Session};
-use crate::address::Address;
+use crate::address::{Address, Pattern};
 use crate::cmd::{Command, Ctx};
-use crate::error::{ErrorCode, WireError};
+use crate::error::{close, ErrorCode, WireError};
 use crate::frame::{Envelope, FrameType};
 use serde_json::{json, Value};
 use std::collections::{HashSet, VecDeque};
@@ -50,7 +50,7 @@ impl Dedup {
 }
 
 /// Best effort at the `id` of a frame that failed validation, for `re`.
-fn id_of(text: &str) -> Option<String> {
+pub(super) fn id_of(text: &str) -> Option<String> {
     #[derive(serde::Deserialize)]
     struct IdOnly {
         id: Option<Value>,
@@ -62,6 +62,37 @@ fn id_of(text: &str) -> Option<String> {
 }
 
 impl Session {
+    /// Takes a token from the rate limit bucket. `Some(error)` when the frame must be
+    /// refused; a closing when the session kept sending into an empty bucket for
+    /// `max_refusals` frames in a row.
+    pub(super) fn over_rate(&mut self) -> Result<Option<WireError>, Closing> {
+        let Some(bucket) = &mut self.bucket else {
+            return Ok(None);
+        };
+        let wait = match bucket.take() {
+            Ok(()) => {
+                self.refusals = 0;
+                return Ok(None);
+            }
+            Err(wait) => wait,
+        };
+        self.refusals += 1;
+        if self.refusals >= self.ctx.limits.max_refusals.max(1) {
+            return Err(Closing::new(close::RATE_LIMITED, "rate limit exceeded"));
+        }
+        let ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1);
+        Ok(Some(
+            WireError::new(
+                ErrorCode::RateLimited,
+                format!(
+                    "more than {} frames per second; frame not applied",
+                    self.ctx.limits.frames_per_sec
+                ),
+            )
+            .with_details(json!({"retry_after_ms": ms})),
+        ))
+    }
+
     pub(super) async fn on_text(&mut self, text: &str) -> Result<(), Closing> {
         super::Counters::inc(&self.ctx.counters.frames_in);
         if text.len() > self.ctx.config.max_frame {
@@ -102,8 +133,59 @@ impl Session {
         }
     }
 
+    /// Checks the role table and the publish permission for a frame a peer may send.
+    fn admit(&self, env: &Envelope) -> Result<(), WireError> {
+        let role = self.identity.role;
+        if !role.may_send(env.kind) {
+            return Err(role.refuse_frame(env.kind));
+        }
+        if env.kind.is_channel_traffic() {
+            let room = env.room.as_deref().unwrap_or_default();
+            // A bad address is reported by the publish path with its own code.
+            if let Ok(addr) = Address::from_parts(room, env.channel.as_deref()) {
+                if !self.identity.permissions.may_publish(&addr) {
+                    return Err(WireError::new(
+                        ErrorCode::Forbidden,
+                        format!("this credential may not publish to {addr}"),
+                    )
+                    .with_details(json!({"address": addr.to_string(), "permission": "publish"})));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks the subscribe permission for commands that read an address.
+    fn admit_read(&self, name: &str, args: &Value) -> Result<(), WireError> {
+        let reads = ["join", "join_channel", "history", "channel_info"];
+        if !reads.contains(&name) {
+            return Ok(());
+        }
+        let Some(Ok(p)) = args
+            .get("address")
+            .and_then(Value::as_str)
+            .map(Pattern::parse)
+        else {
+            return Ok(()); // The command reports its own missing or bad address.
+        };
+        if self.identity.permissions.may_subscribe(&p) {
+            return Ok(());
+        }
+        Err(WireError::new(
+            ErrorCode::Forbidden,
+            format!("this credential may not subscribe to {p}"),
+        )
+        .with_details(json!({"address": p.to_string(), "permission": "subscribe"})))
+    }
+
     /// Runs one valid frame; `Some(result)` is acknowledged with a REPLY.
     async fn dispatch(&mut self, env: Envelope) -> Result<Option<Value>, WireError> {
+        if !matches!(
+            env.kind,
+            FrameType::Hello | FrameType::Welcome | FrameType::System | FrameType::Reply
+        ) {
+            self.admit(&env)?;
+        }
         match env.kind {
             FrameType::Hello => Err(WireError::new(
                 ErrorCode::AlreadyHandshaken,
@@ -131,6 +213,13 @@ impl Session {
             },
             kind => {
                 if let Some(op) = self.ctx.ops.for_frame(kind).cloned() {
+                    // The operator may store the frame before publishing it: the safety
+                    // layer sees it first (publishing it later is a no-op for the
+                    // redactor, whose output is a fixpoint).
+                    let mut env = env;
+                    let room = env.room.as_deref().unwrap_or_default();
+                    let addr = Address::from_parts(room, env.channel.as_deref()).ok();
+                    self.ctx.bus.inspect(addr.as_ref(), &mut env)?;
                     return op.frame(&self.caller, env).await;
                 }
                 self.publish(env).map(Some)
@@ -162,7 +251,7 @@ impl Session {
         };
         env.room = None;
         env.channel = None;
-        let missing = self.member.send_private(&to, env);
+        let missing = self.member.send_private(&to, env)?;
         if missing.len() == to.len() && !to.is_empty() {
             return Err(
                 WireError::new(ErrorCode::UnknownSession, "no recipient is connected")
@@ -180,9 +269,23 @@ impl Session {
             .unwrap_or_default()
             .to_owned();
         let args = env.payload.get("args").cloned().unwrap_or(Value::Null);
+        if !self.identity.role.may_run(&name) {
+            return Err(self.identity.role.refuse_command(&name));
+        }
+        self.admit_read(&name, &args)?;
         if name.starts_with("op.") {
             let (op, rest) = self.ctx.ops.for_command(&name)?;
             let op = op.clone();
+            // Operator commands may carry content an operator stores (a task's args):
+            // the safety layer sees it first, except the policy commands themselves.
+            let mut args = args;
+            if op.namespace() != "safety" {
+                let mut probe = Envelope::new(FrameType::Command, args);
+                probe.from = Some(self.member.id().to_owned());
+                probe.id = env.id.clone();
+                self.ctx.bus.inspect(None, &mut probe)?;
+                args = probe.payload;
+            }
             return op.command(&self.caller, rest, args).await;
         }
         let cmd = Command::parse(&name, args)?.ok_or_else(|| {

@@ -9,11 +9,14 @@ mod handler;
 mod http;
 pub mod port;
 mod session;
+mod tls;
 
+use crate::auth::{AuthConfig, Authenticator, LimitsConfig};
 use crate::bus::Bus;
 use crate::cmd::ServerInfo;
 use crate::config::ServerConfig;
 use crate::ops::Operators;
+use dashmap::DashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -35,6 +38,32 @@ pub(crate) struct ServerCtx {
     pub(crate) info: ServerInfo,
     pub(crate) counters: Counters,
     pub(crate) stopping: AtomicBool,
+    pub(crate) auth: Authenticator,
+    pub(crate) limits: LimitsConfig,
+    /// Live sessions per authenticated identity (subject), for
+    /// `max_sessions_per_identity`. Entries are removed when they reach zero.
+    pub(crate) identities: DashMap<String, usize>,
+    /// TLS acceptor, when `[server.tls]` is set.
+    pub(crate) tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+/// Access control for [`serve`]: auth methods and limits (see `docs/SECURITY.md`).
+#[derive(Debug, Clone, Default)]
+pub struct Security {
+    /// `[auth]`.
+    pub auth: AuthConfig,
+    /// `[limits]`.
+    pub limits: LimitsConfig,
+}
+
+impl Security {
+    /// The `[auth]` and `[limits]` sections of a config.
+    pub fn from_config(c: &crate::Config) -> Self {
+        Security {
+            auth: c.auth.clone(),
+            limits: c.limits.clone(),
+        }
+    }
 }
 
 /// Transport-level counters for `/metrics`.
@@ -54,6 +83,8 @@ impl Counters {
 
 /// Serves WebSocket sessions (and `/healthz`, `/readyz`, `/metrics`) on `listener`
 /// until `shutdown` completes, then closes every session with 1001 and waits for them.
+/// No auth methods and no limits beyond the defaults: [`serve`] with
+/// `Security::default()`, so it refuses a non-loopback listener.
 ///
 /// # Errors
 /// Only errors that stop the whole server; a failing connection closes alone.
@@ -72,7 +103,55 @@ pub async fn run(
     ops: Operators,
     shutdown: impl Future,
 ) -> std::io::Result<()> {
+    serve(listener, bus, config, ops, Security::default(), shutdown).await
+}
+
+/// [`run`] with access control. A listener on a loopback address is local mode
+/// (credentials optional unless `auth.required`); any other address is remote mode,
+/// where every session must authenticate.
+///
+/// # Errors
+/// `InvalidInput` before serving anything when the listener is not on loopback and no
+/// auth method is configured, or when the auth config cannot be loaded (unset token
+/// variable, unreadable key); then only errors that stop the whole server.
+pub async fn serve(
+    listener: TcpListener,
+    bus: Bus,
+    config: ServerConfig,
+    ops: Operators,
+    security: Security,
+    shutdown: impl Future,
+) -> std::io::Result<()> {
+    let invalid = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, m);
+    let local = listener.local_addr()?.ip().is_loopback();
+    if !local && !security.auth.has_method() {
+        return Err(invalid(format!(
+            "remote mode ({}) needs an auth method: configure [auth] tokens or [auth.jwt], \
+             or bind a loopback address",
+            listener.local_addr()?
+        )));
+    }
+    let auth = Authenticator::new(&security.auth, !local).map_err(invalid)?;
+    let acceptor = config
+        .tls
+        .as_ref()
+        .map(tls::acceptor)
+        .transpose()
+        .map_err(invalid)?;
+    if !local && acceptor.is_none() {
+        tracing::warn!("remote mode without [server.tls]: credentials travel in clear text");
+    }
+    tracing::info!(
+        mode = if local { "local" } else { "remote" },
+        tls = acceptor.is_some(),
+        ?auth,
+        "access control"
+    );
     let ctx = Arc::new(ServerCtx {
+        auth,
+        limits: security.limits,
+        identities: DashMap::new(),
+        tls: acceptor,
         bus: bus.clone(),
         ops,
         info: ServerInfo {

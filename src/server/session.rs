@@ -7,7 +7,9 @@
 
 use super::handler::Dedup;
 use super::http::{self, Sniff};
+use super::tls::Conn;
 use super::ServerCtx;
+use crate::auth::{Identity, Role, TokenBucket};
 use crate::bus::{Delivery, Inbox, KickSignal, Member, PeerInfo};
 use crate::error::{close, ErrorCode, WireError};
 use crate::frame::{Envelope, FrameType};
@@ -26,7 +28,7 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
-pub(super) type Ws = WebSocketStream<TcpStream>;
+pub(super) type Ws = WebSocketStream<Conn>;
 
 /// Why the loop stopped, and the close frame to send (if the socket still works).
 pub(super) struct Closing {
@@ -51,7 +53,57 @@ pub(super) struct Session {
     pub(super) caller: Caller,
     pub(super) dedup: Dedup,
     kick: KickSignal,
+    /// Who authenticated, with its role and address permissions.
+    pub(super) identity: Identity,
+    /// Inbound rate limit, when `limits.frames_per_sec` is set.
+    pub(super) bucket: Option<TokenBucket>,
+    /// Frames refused by the rate limit in a row.
+    pub(super) refusals: u32,
+    _slot: IdentitySlot,
     last_seen: Instant,
+}
+
+/// A session counted against its identity's `max_sessions_per_identity`; released on
+/// drop, whichever way the session ends.
+pub(super) struct IdentitySlot {
+    ctx: Arc<ServerCtx>,
+    key: Option<String>,
+}
+
+impl IdentitySlot {
+    fn acquire(ctx: &Arc<ServerCtx>, id: &Identity) -> Result<IdentitySlot, WireError> {
+        let max = ctx.limits.max_sessions_per_identity;
+        if !id.is_authenticated() || max == 0 {
+            return Ok(IdentitySlot {
+                ctx: ctx.clone(),
+                key: None,
+            });
+        }
+        let mut n = ctx.identities.entry(id.subject.clone()).or_insert(0);
+        if *n >= max {
+            return Err(WireError::new(
+                ErrorCode::Overloaded,
+                format!("identity `{}` already holds {max} sessions", id.subject),
+            )
+            .with_details(json!({"max_sessions_per_identity": max})));
+        }
+        *n += 1;
+        Ok(IdentitySlot {
+            ctx: ctx.clone(),
+            key: Some(id.subject.clone()),
+        })
+    }
+}
+
+impl Drop for IdentitySlot {
+    fn drop(&mut self) {
+        if let Some(k) = self.key.take() {
+            self.ctx.identities.remove_if_mut(&k, |_, n| {
+                *n = n.saturating_sub(1);
+                *n == 0
+            });
+        }
+    }
 }
 
 /// Serves one accepted TCP connection to the end.
@@ -63,15 +115,25 @@ pub(super) async fn serve(
     permit: Option<OwnedSemaphorePermit>,
 ) {
     let _ = stream.set_nodelay(true);
-    // One deadline covers the HTTP sniff, the upgrade and the HELLO.
+    // One deadline covers the TLS handshake or HTTP sniff, the upgrade and the HELLO.
     let deadline = Instant::now() + ctx.config.handshake_timeout();
-    match http::sniff(&stream, deadline).await {
-        Sniff::Http(path) => return http::serve(stream, path, &ctx).await,
-        Sniff::Gone => return,
-        Sniff::WebSocket => {}
-    }
+    let conn = match &ctx.tls {
+        Some(tls) => match tokio::time::timeout_at(deadline, tls.accept(stream)).await {
+            Ok(Ok(s)) => Conn::Tls(Box::new(s)),
+            Ok(Err(e)) => return tracing::debug!(%peer, error = %e, "tls handshake failed"),
+            Err(_) => return,
+        },
+        None => {
+            match http::sniff(&stream, deadline).await {
+                Sniff::Http(path) => return http::serve(stream, path, &ctx).await,
+                Sniff::Gone => return,
+                Sniff::WebSocket => {}
+            }
+            Conn::Plain(stream)
+        }
+    };
     let config = ws_config(&ctx);
-    let upgrade = tokio_tungstenite::accept_async_with_config(stream, Some(config));
+    let upgrade = tokio_tungstenite::accept_async_with_config(conn, Some(config));
     let mut ws = match tokio::time::timeout_at(deadline, upgrade).await {
         Ok(Ok(ws)) => ws,
         Ok(Err(e)) => return tracing::debug!(%peer, error = %e, "websocket upgrade failed"),
@@ -82,10 +144,12 @@ pub(super) async fn serve(
         let c = Closing::new(close::TRY_AGAIN_LATER, "max_connections reached");
         return close_ws(&mut ws, c).await;
     }
-    let (member, inbox, caller) = match handshake(&mut ws, &ctx, deadline).await {
+    let (member, inbox, caller, identity, slot) = match handshake(&mut ws, &ctx, deadline).await {
         Ok(x) => x,
         Err(c) => return close_ws(&mut ws, c).await,
     };
+    let bucket = (ctx.limits.frames_per_sec > 0.0)
+        .then(|| TokenBucket::new(ctx.limits.frames_per_sec, ctx.limits.burst));
     let id = member.id().to_owned();
     tracing::debug!(%peer, session = %id, role = %caller.info.role, "session started");
     let mut session = Session {
@@ -95,6 +159,10 @@ pub(super) async fn serve(
         caller,
         dedup: Dedup::new(ctx.config.dedup_window),
         kick: inbox.kick_signal(),
+        identity,
+        bucket,
+        refusals: 0,
+        _slot: slot,
         last_seen: Instant::now(),
     };
     let closing = session.run(inbox, stop).await;
@@ -136,12 +204,15 @@ struct Hello {
     slots: Option<u32>,
 }
 
-/// Waits for HELLO, attaches the session and sends WELCOME.
+/// What a successful handshake yields.
+type Handshaken = (Member, Inbox, Caller, Identity, IdentitySlot);
+
+/// Waits for HELLO, authenticates it, attaches the session and sends WELCOME.
 async fn handshake(
     ws: &mut Ws,
-    ctx: &ServerCtx,
+    ctx: &Arc<ServerCtx>,
     deadline: Instant,
-) -> Result<(Member, Inbox, Caller), Closing> {
+) -> Result<Handshaken, Closing> {
     let text = loop {
         match tokio::time::timeout_at(deadline, ws.next()).await {
             Err(_) => return Err(Closing::new(close::HANDSHAKE_TIMEOUT, "no HELLO in time")),
@@ -171,9 +242,23 @@ async fn handshake(
         Ok(h) => h,
         Err(err) => return Err(refuse(ws, env.id, err).await),
     };
-    let _ = hello.auth; // Checked by the auth layer once configured (see SECURITY.md).
+    let identity = match ctx.auth.authenticate(&hello.role, hello.auth.as_deref()) {
+        Ok(id) => id,
+        Err(err) => {
+            let code = match err.code {
+                ErrorCode::Unauthorized | ErrorCode::Forbidden => close::UNAUTHORIZED,
+                _ => close::HANDSHAKE_REQUIRED,
+            };
+            tracing::info!(code = %err.code, reason = %err.message, "handshake refused");
+            return Err(refuse_with(ws, env.id, err, code).await);
+        }
+    };
+    let slot = match IdentitySlot::acquire(ctx, &identity) {
+        Ok(s) => s,
+        Err(err) => return Err(refuse_with(ws, env.id, err, close::TOO_MANY_SESSIONS).await),
+    };
     let info = PeerInfo {
-        role: hello.role,
+        role: identity.role.as_str().to_owned(),
         capabilities: hello.capabilities,
         name: hello.name,
         slots: hello.slots,
@@ -181,7 +266,7 @@ async fn handshake(
     let (member, inbox) = ctx.bus.connect(info.clone());
     let caller = Caller {
         session: member.id().to_owned(),
-        admin: info.role == "admin",
+        admin: identity.role == Role::Admin,
         info,
     };
     let c = &ctx.config;
@@ -194,7 +279,10 @@ async fn handshake(
             "server": ctx.info.server,
             "protocol": ctx.info.protocol,
             "role": caller.info.role,
+            "identity": {"subject": identity.subject, "method": identity.method, "expires_at": identity.expires_at},
             "limits": {
+                "frames_per_sec": ctx.limits.frames_per_sec,
+                "burst": ctx.limits.burst,
                 "max_frame": c.max_frame,
                 "max_subscriptions": b.max_subscriptions,
                 "outbound_queue": b.outbound_queue,
@@ -212,14 +300,19 @@ async fn handshake(
     if ws.send(Message::text(welcome.to_text())).await.is_err() {
         return Err(Closing::new(close::NORMAL, "gone"));
     }
-    Ok((member, inbox, caller))
+    Ok((member, inbox, caller, identity, slot))
 }
 
 /// Tells the peer why its handshake failed; the caller closes with 4002.
 async fn refuse(ws: &mut Ws, re: Option<String>, err: WireError) -> Closing {
+    refuse_with(ws, re, err, close::HANDSHAKE_REQUIRED).await
+}
+
+/// Tells the peer why its handshake failed; the caller closes with `code`.
+async fn refuse_with(ws: &mut Ws, re: Option<String>, err: WireError, code: u16) -> Closing {
     let frame = error_frame(re, &err);
     let _ = ws.send(Message::text(frame.to_text())).await;
-    Closing::new(close::HANDSHAKE_REQUIRED, err.message)
+    Closing::new(code, err.message)
 }
 
 /// An ERROR frame answering `re`.
@@ -308,6 +401,9 @@ impl Session {
                     if self.last_seen.elapsed() > self.ctx.config.idle_timeout() {
                         return Closing::new(close::IDLE_TIMEOUT, "idle");
                     }
+                    if self.identity.expires_at.is_some_and(|exp| exp <= unix_now()) {
+                        return Closing::new(close::UNAUTHORIZED, "credential expired");
+                    }
                     if let Err(c) = self.write(Message::Ping(Default::default())).await {
                         return c;
                     }
@@ -318,8 +414,17 @@ impl Session {
 
     async fn on_message(&mut self, m: Message) -> Result<(), Closing> {
         match m {
-            Message::Text(t) => self.on_text(t.as_str()).await,
+            Message::Text(t) => match self.over_rate()? {
+                Some(err) => {
+                    self.send_error(super::handler::id_of(t.as_str()), &err)
+                        .await
+                }
+                None => self.on_text(t.as_str()).await,
+            },
             Message::Binary(_) => {
+                if let Some(err) = self.over_rate()? {
+                    return self.send_error(None, &err).await;
+                }
                 let err =
                     WireError::new(ErrorCode::BinaryNotSupported, "frames are UTF-8 JSON text");
                 self.send_error(None, &err).await
@@ -389,6 +494,13 @@ async fn bounded_write(
         },
         _ = kick.kicked() => Err(Closing::new(close::SLOW_CONSUMER, "outbound queue overflow")),
     }
+}
+
+/// Seconds since the epoch, for credential expiry.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 fn read_error(e: tokio_tungstenite::tungstenite::Error) -> Closing {

@@ -121,8 +121,11 @@ async fn wildcard_subscriptions_cover_channels_created_later_and_deliver_once() 
         .next_event_within(Duration::from_millis(200))
         .await
         .is_err());
-    // Publishing through a wildcard subscription needs no exact join.
-    watcher
+    // Publishing through a wildcard subscription needs no exact join (and observers
+    // may not publish at all: docs/ROLES.md).
+    let writer = srv.client("client").await;
+    writer.join("bip-43:*").await.unwrap();
+    writer
         .publish("bip-43:vote_bip", json!({"x": 4}))
         .await
         .unwrap();

@@ -523,9 +523,13 @@ impl Core {
             FrameType::Event,
             json!({"task": id, "stage": "leased", "message": format!("attempt {attempt} leased to {session}"), "attempt": attempt}),
         );
-        if !missing.is_empty() {
+        match missing {
             // The consumer vanished between registration and now.
-            self.consumer_gone(session);
+            Ok(m) if !m.is_empty() => self.consumer_gone(session),
+            Ok(_) => {}
+            // The task was inspected when submitted, so the safety layer should not
+            // refuse its lease; if it does, the lease expires and the attempt counts.
+            Err(e) => tracing::warn!(task = id, error = %e, "lease frame refused"),
         }
     }
 

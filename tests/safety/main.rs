@@ -1,0 +1,14 @@
+//! Integration tests of the safety layer and access control: one binary, modules by
+//! concept. Every test runs a real server on 127.0.0.1:0 (or 0.0.0.0:0 for remote
+//! mode, reached over loopback) and talks to it over real WebSockets.
+
+mod auth;
+mod corpus;
+mod docs;
+mod harness;
+mod limits;
+mod monitor;
+mod policy;
+mod regressions;
+mod roles;
+mod tls;
