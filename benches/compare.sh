@@ -14,7 +14,9 @@
 #
 # Environment: RUNS (5), WARMUP (1 s), DURATION (3 s), SERVER_CPUS (0), LOADGEN_CPUS (1),
 # SCENARIOS ("connections fanout open many-channels"), TARGETS ("hivebus bare nats redis"),
-# FANOUT_N ("1 10 100 1000"), PAYLOADS ("100 1024"), CONNS (19000), OUT (target/compare/<time>).
+# FANOUT_N ("1 10 100 1000"), PAYLOADS ("100 1024"), CONNS (19000), CONN_RUNS (3: RSS
+# varies little), BASE_PORT (61100: above the ephemeral range, which the load generator's
+# 19 000 connections use up), OUT (target/compare/<time>).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,6 +30,7 @@ TARGETS=${TARGETS:-"hivebus bare nats redis"}
 FANOUT_N=${FANOUT_N:-"1 10 100 1000"}
 PAYLOADS=${PAYLOADS:-"100 1024"}
 CONNS=${CONNS:-19000}
+CONN_RUNS=${CONN_RUNS:-3}
 OUT=${OUT:-target/compare/$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$OUT"
 RESULTS="$OUT/results.jsonl"
@@ -63,7 +66,7 @@ wait_port() {
 declare -A URL PID RATE
 HIVE_DIR=$(mktemp -d)
 start_servers() {
-    local p=${BASE_PORT:-51100}
+    local p=${BASE_PORT:-61100}
     RUST_LOG=warn taskset -c "$SERVER_CPUS" "$BIN/hive_broker" --port "$p" --dir "$HIVE_DIR" \
         >"$OUT/hive_broker.log" 2>&1 &
     PID[hivebus]=$!; URL[hivebus]="ws://127.0.0.1:$p/"; wait_port "$p"
@@ -110,7 +113,7 @@ for scenario in $SCENARIOS; do
     connections)
         # Fresh servers, so that memory freed by earlier runs does not hide the growth.
         start_servers
-        for r in $(seq "$RUNS"); do
+        for r in $(seq "$CONN_RUNS"); do
             for t in $TARGETS; do
                 run "connections" "$t" --scenario connections --connections "$CONNS"
             done
