@@ -111,14 +111,15 @@ EOF
 for scenario in $SCENARIOS; do
     case $scenario in
     connections)
-        # Fresh servers, so that memory freed by earlier runs does not hide the growth.
-        start_servers
+        # Fresh servers for every round: memory freed by the previous round's
+        # connections is reused without growing RSS, and would hide the growth.
         for r in $(seq "$CONN_RUNS"); do
+            start_servers
             for t in $TARGETS; do
                 run "connections" "$t" --scenario connections --connections "$CONNS"
             done
+            stop_servers
         done
-        stop_servers
         ;;
     fanout)
         start_servers

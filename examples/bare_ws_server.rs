@@ -7,9 +7,9 @@
 //! Protocol (text frames): the first frame of a connection is `sub:<c1>,<c2>,...` (a
 //! subscriber of those channels) or `pub` (a publisher). A publisher's frames are
 //! `<channel>\n<payload>`; the payload bytes are fanned out (shared, not copied) to the
-//! channel's subscribers (who first get an `ok` frame once registered), and the publisher gets a one-byte `a` frame back per publish,
-//! like hivebus's REPLY acknowledgement. A full subscriber queue drops the frame and
-//! counts it (printed on exit).
+//! channel's subscribers (who first get an `ok` frame once registered), and the
+//! publisher gets a one-byte `a` frame back per publish, like hivebus's REPLY. A full
+//! subscriber queue drops the frame and counts it (printed on exit).
 //!
 //! ```text
 //! cargo run --release --example bare_ws_server -- [PORT]     # default 0: prints the port
