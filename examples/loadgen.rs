@@ -195,8 +195,8 @@ fn print_text(a: &Args, r: &serde_json::Value) {
         r["mode"].as_str().unwrap_or_default()
     );
     println!(
-        "  delivered/s {}  sent {}  loss {}  kicked {}",
-        r["delivered_per_s"], r["sent"], r["loss"], r["kicked"]
+        "  delivered/s {}  sent {}  loss {}  kicked {}  publisher behind schedule (max) {} us",
+        r["delivered_per_s"], r["sent"], r["loss"], r["kicked"], r["publisher_behind_max_us"]
     );
     println!(
         "  latency us: p50 {} p90 {} p99 {} p99.9 {} max {} ({} samples)",

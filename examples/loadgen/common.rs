@@ -168,8 +168,11 @@ pub(crate) enum Pace {
     /// publishes not yet delivered to every subscriber (so that no subscriber queue
     /// overflows: hivebus would disconnect it as a slow consumer).
     Closed { window: u64, lag: u64 },
-    /// `rate` publishes per second, stamped with their scheduled time (so that a stall
-    /// of the publisher shows as latency instead of being hidden: no coordinated omission).
+    /// `rate` publishes per second on a fixed schedule (a late publisher catches up,
+    /// it does not skip). Stamped with the actual send time: tokio's millisecond timer
+    /// wakes the publisher up to ~2 ms late, which a scheduled-time stamp would count
+    /// as server latency; how far the publisher fell behind its schedule is reported
+    /// instead (`PubStats::behind_max_us`), so a stall is not hidden either.
     Open { rate: f64 },
 }
 
@@ -177,6 +180,8 @@ pub(crate) enum Pace {
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct PubStats {
     pub(crate) sent: u64,
+    /// Open loop: the most a publish was sent after its scheduled time, in us.
+    pub(crate) behind_max_us: u64,
 }
 
 /// Decides how many publishes may go now; `None` when the run is over. With several
@@ -189,9 +194,13 @@ pub(crate) struct Flow {
     pub(crate) fanout: u64,
     pub(crate) publishers: u64,
     pub(crate) started: u64,
+    /// Start of the measurement window (lateness is tracked from there).
+    pub(crate) measure_from: u64,
     pub(crate) stop_at: u64,
     /// Sent by this publisher.
     pub(crate) sent: u64,
+    /// Open loop: the most a publish inside the window went after its schedule, in ns.
+    pub(crate) behind_max: u64,
 }
 
 impl Flow {
@@ -213,7 +222,8 @@ impl Flow {
                     by_ack.min(by_lag).min(window)
                 }
                 Pace::Open { .. } => {
-                    let due = ((now - self.started) as f64 / 1e9 * self.rate()) as u64;
+                    // Publish i is due at i / rate (its stamp), so i + 1 are due by now.
+                    let due = ((now - self.started) as f64 / 1e9 * self.rate()) as u64 + 1;
                     due.saturating_sub(self.sent)
                 }
             };
@@ -223,7 +233,7 @@ impl Flow {
             match self.pace {
                 Pace::Closed { .. } => self.shared.wait(Duration::from_millis(5)).await,
                 Pace::Open { .. } => {
-                    let next = self.started + ((self.sent + 1) as f64 / self.rate() * 1e9) as u64;
+                    let next = self.started + (self.sent as f64 / self.rate() * 1e9) as u64;
                     let wait = next.saturating_sub(now_ns()).max(50_000);
                     tokio::time::sleep(Duration::from_nanos(wait)).await;
                 }
@@ -239,12 +249,16 @@ impl Flow {
         }
     }
 
-    /// The stamp for this publisher's next publish: now, or its scheduled time.
-    pub(crate) fn stamp(&self) -> u64 {
-        match self.pace {
-            Pace::Closed { .. } => now_ns(),
-            Pace::Open { .. } => self.started + (self.sent as f64 / self.rate() * 1e9) as u64,
+    /// The stamp for this publisher's next publish (now), noting how late it is.
+    pub(crate) fn stamp(&mut self) -> u64 {
+        let now = now_ns();
+        if let Pace::Open { .. } = self.pace {
+            let due = self.started + (self.sent as f64 / self.rate() * 1e9) as u64;
+            if due >= self.measure_from {
+                self.behind_max = self.behind_max.max(now.saturating_sub(due));
+            }
         }
+        now
     }
 
     /// Counts one publish as sent.

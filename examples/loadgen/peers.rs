@@ -137,7 +137,10 @@ pub(crate) async fn publisher(
             }
         }
     }
-    Ok(PubStats { sent: flow.sent })
+    Ok(PubStats {
+        sent: flow.sent,
+        behind_max_us: flow.behind_max / 1000,
+    })
 }
 
 /// An idle, connected client, to be held (connections scenario).

@@ -94,8 +94,10 @@ pub(crate) async fn pubsub(spec: Spec) -> Res<Value> {
             fanout: subs_per_channel as u64,
             publishers: spec.publishers as u64,
             started: start,
+            measure_from: w.start,
             stop_at: w.end,
             sent: 0,
+            behind_max: 0,
         };
         let (t, url, room, names, size, sh) = (
             spec.target,
@@ -109,10 +111,13 @@ pub(crate) async fn pubsub(spec: Spec) -> Res<Value> {
             t, url, room, names, size, flow, sh,
         )));
     }
-    let mut sent = 0u64;
+    let (mut sent, mut behind) = (0u64, 0u64);
     for p in pubs {
         match p.await {
-            Ok(Ok(s)) => sent += s.sent,
+            Ok(Ok(s)) => {
+                sent += s.sent;
+                behind = behind.max(s.behind_max_us);
+            }
             Ok(Err(e)) => return Err(format!("publisher: {e}")),
             Err(e) => return Err(format!("publisher task: {e}")),
         }
@@ -154,6 +159,7 @@ pub(crate) async fn pubsub(spec: Spec) -> Res<Value> {
         "rate": match spec.pace { Pace::Open { rate } => Some(rate), Pace::Closed { .. } => None },
         "window_s": w.secs(),
         "sent": sent,
+        "publisher_behind_max_us": behind,
         "expected": expected,
         "received": received,
         "loss": expected.saturating_sub(received),

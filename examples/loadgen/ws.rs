@@ -179,6 +179,7 @@ pub(crate) async fn publisher(
         sink.flush().await.map_err(|e| e.to_string())?;
     }
     stats.sent = flow.sent;
+    stats.behind_max_us = flow.behind_max / 1000;
     // Let the last acks arrive before closing, so that the server sees a clean close.
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let _ = sink.close().await;
