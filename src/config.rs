@@ -96,7 +96,10 @@ impl Default for ServerConfig {
             idle_timeout_ms: 60_000,
             write_timeout_ms: 10_000,
             write_batch: 256,
-            read_buffer: 4 * 1024,
+            // 2 KiB rather than 4: tungstenite reserves it per connection up front, and
+            // 19 000 idle sessions went from 10.76 to 8.76 KiB of RSS each, with the same
+            // server CPU per delivery in the 1 -> 100 fan-out (docs/PERFORMANCE.md).
+            read_buffer: 2 * 1024,
             write_buffer: 32 * 1024,
             dedup_window: 1024,
             tls: None,
