@@ -12,3 +12,4 @@ mod policy;
 mod regressions;
 mod roles;
 mod tls;
+mod tracelog;
