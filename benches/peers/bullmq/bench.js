@@ -50,6 +50,17 @@ function freePort() {
   });
 }
 
+// User + system CPU seconds of a process, from /proc (Linux, 100 ticks a second).
+function cpuSecs(pid) {
+  try {
+    const s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch (_) {
+    return null;
+  }
+}
+
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 async function startRedis(a) {
@@ -144,7 +155,13 @@ async function main() {
     process.exit(2);
   }, 600_000);
   try {
+    const c0 = [cpuSecs('self'), cpuSecs(redis.child.pid)];
+    const t0 = process.hrtime.bigint();
     const tps = await throughput(a, redis.conn, `tp-${process.pid}`);
+    const wall = Number(process.hrtime.bigint() - t0) / 1e9;
+    const c1 = [cpuSecs('self'), cpuSecs(redis.child.pid)];
+    const cores = (i) => (c0[i] === null || c1[i] === null ? null
+      : Math.round(((c1[i] - c0[i]) / wall) * 100) / 100);
     const lat = await latency(a, redis.conn, `lat-${process.pid}`);
     const total = Math.floor(a.tasks / a.submitters) * a.submitters;
     console.log(JSON.stringify({
@@ -153,6 +170,7 @@ async function main() {
       submitters: a.submitters, window: a.window, durable: a.aof !== 'no' ? `aof ${a.aof}` : 'no',
       tasks_per_s: Math.round(tps), lat_samples: a.samples,
       lat_p50_us: lat.p50, lat_p99_us: lat.p99, lat_max_us: lat.max,
+      bench_cores: cores(0), broker_cores: cores(1),
     }));
   } finally {
     clearTimeout(limit);
