@@ -129,6 +129,13 @@ async fn throughput(url: &str, a: &Args, run: &str) -> f64 {
         s.await.expect("submitter");
     }
     let total = per * a.submitters;
+    // Wait for the consumers to have sent every result before asking the broker:
+    // `op.queue.stats` scans every task in memory under the queue lock, so polling it
+    // while tasks still flow slowed the run it measures (bounded: 120 s).
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while done.load(Ordering::Relaxed) < total && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
     loop {
         let s = control
             .command("op.queue.stats", json!({}))
