@@ -51,6 +51,23 @@ struct Args {
     /// Samples in the latency run.
     #[arg(long, default_value_t = 2_000)]
     samples: u64,
+    /// The broker's pid, to report its CPU time during the throughput run (Linux).
+    #[arg(long)]
+    broker_pid: Option<u32>,
+    /// Print one JSON line (the shape `benches/peers/bullmq/bench.js` prints).
+    #[arg(long)]
+    json: bool,
+}
+
+/// User + system CPU seconds of a process so far, from `/proc/<pid>/stat` (Linux,
+/// 100 ticks a second); `None` elsewhere.
+fn cpu_secs(pid: &str) -> Option<f64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = &s[s.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split(' ').collect();
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
 }
 
 fn task(kind: &str, key: String) -> Envelope {
@@ -112,6 +129,13 @@ async fn throughput(url: &str, a: &Args, run: &str) -> f64 {
         s.await.expect("submitter");
     }
     let total = per * a.submitters;
+    // Wait for the consumers to have sent every result before asking the broker:
+    // `op.queue.stats` scans every task in memory under the queue lock, so polling it
+    // while tasks still flow slowed the run it measures (bounded: 120 s).
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while done.load(Ordering::Relaxed) < total && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
     loop {
         let s = control
             .command("op.queue.stats", json!({}))
@@ -167,11 +191,37 @@ async fn main() {
         format!("ws://127.0.0.1:{p}/")
     });
     let run = format!("b{}", uuid::Uuid::new_v4().simple());
+    let broker = a.broker_pid.map(|p| p.to_string());
+    let cpu0 = (cpu_secs("self"), broker.as_deref().and_then(cpu_secs));
+    let t0 = Instant::now();
     let tps = throughput(&url, &a, &run).await;
+    let wall = t0.elapsed().as_secs_f64();
+    let cpu1 = (cpu_secs("self"), broker.as_deref().and_then(cpu_secs));
+    // Cores used during the throughput run (includes the consumers' setup).
+    let cores = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| (b - a) / wall);
+    let (bench_cores, broker_cores) = (cores(cpu0.0, cpu1.0), cores(cpu0.1, cpu1.1));
+    let (p50, p99, max) = latency(&url, a.samples, &run).await;
+    if a.json {
+        let total = a.tasks / a.submitters * a.submitters;
+        println!(
+            "{}",
+            json!({
+                "system": "hivebus", "tasks": total, "consumers": a.consumers, "slots": a.slots,
+                "submitters": a.submitters, "window": a.window, "durable": "sqlite",
+                "tasks_per_s": tps.round(), "lat_samples": a.samples,
+                "lat_p50_us": p50, "lat_p99_us": p99, "lat_max_us": max,
+                "bench_cores": bench_cores.map(|c| (c * 100.0).round() / 100.0),
+                "broker_cores": broker_cores.map(|c| (c * 100.0).round() / 100.0),
+            })
+        );
+        return;
+    }
     println!(
         "throughput: {tps:.0} tasks/s end to end ({} tasks, {} consumers x {} slots, {} submitters x {} in flight)",
         a.tasks / a.submitters * a.submitters, a.consumers, a.slots, a.submitters, a.window
     );
-    let (p50, p99, max) = latency(&url, a.samples, &run).await;
+    if let (Some(b), Some(k)) = (bench_cores, broker_cores) {
+        println!("cores used during the throughput run: bench {b:.2}, broker {k:.2}");
+    }
     println!("submit->lease latency (idle consumer, {} samples): p50 {p50} us, p99 {p99} us, max {max} us", a.samples);
 }

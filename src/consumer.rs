@@ -273,17 +273,23 @@ async fn drive(mut client: Client, leases: mpsc::Sender<Lease>, period: Duration
                         let (dec_tx, dec_rx) = mpsc::channel(4);
                         routes.insert(task.clone(), Routes { lost: lost_tx, decisions: dec_tx });
                         routes.retain(|_, r| !r.lost.is_closed());
+                        // The envelope is consumed here: its payload moves into the lease
+                        // (no clone of the payload tree per lease).
                         let p = &env.payload;
+                        let lease_id = p["lease"].as_str().unwrap_or_default().to_owned();
+                        let attempt = p["attempt"].as_u64().unwrap_or(1) as u32;
+                        let kind = p["kind"].as_str().unwrap_or_default().to_owned();
+                        let args = p["args"].clone();
                         let lease = Lease {
                             task,
-                            lease: p["lease"].as_str().unwrap_or_default().to_owned(),
-                            attempt: p["attempt"].as_u64().unwrap_or(1) as u32,
-                            kind: p["kind"].as_str().unwrap_or_default().to_owned(),
-                            args: p["args"].clone(),
-                            trace_id: env.trace_id.clone().unwrap_or_default(),
-                            room: env.room.clone().unwrap_or_default(),
-                            channel: env.channel.clone().unwrap_or_default(),
-                            payload: env.payload.clone(),
+                            lease: lease_id,
+                            attempt,
+                            kind,
+                            args,
+                            trace_id: env.trace_id.unwrap_or_default(),
+                            room: env.room.unwrap_or_default(),
+                            channel: env.channel.unwrap_or_default(),
+                            payload: env.payload,
                             out: out_tx.clone(),
                             lost,
                             decisions: tokio::sync::Mutex::new(dec_rx),

@@ -16,6 +16,13 @@ mod broker;
 mod tail;
 
 use clap::{Args, Parser, Subcommand};
+
+/// mimalloc instead of glibc malloc: the broker allocates per frame on every runtime
+/// thread and frees much of it on the store's writer thread; the queue profile
+/// (`docs/PERFORMANCE.md, "The durable task queue"`) showed glibc malloc/free at about a quarter of the
+/// broker's CPU.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use hivebus::client::{Client, ClientError, Hello};
 use serde_json::{json, Value};
 use std::path::PathBuf;

@@ -56,12 +56,29 @@ pub struct Row {
 
 type ReadFn = Box<dyn FnOnce(&Connection) + Send>;
 
+/// A frame's JSON text as the store keeps it until written: either owned, or the
+/// bytes the bus already serialized and shares with the sockets.
+pub(crate) enum Frame {
+    Owned(String),
+    Shared(crate::bus::Delivery),
+}
+
+impl Frame {
+    fn as_str(&self) -> &str {
+        match self {
+            Frame::Owned(s) => s,
+            Frame::Shared(d) => d.text(),
+        }
+    }
+}
+
 pub(crate) enum Op {
     Put(Row),
     Stream {
         task: String,
         seq: u64,
-        frame: String,
+        /// The published frame's shared text (no copy of what the bus serialized).
+        frame: Frame,
     },
     /// A task row and its result, in the same transaction.
     Finish {
@@ -232,7 +249,16 @@ impl Store {
         self.send(Op::Stream {
             task: task.to_owned(),
             seq,
-            frame,
+            frame: Frame::Owned(frame),
+        });
+    }
+
+    /// [`Store::stream`] of a published frame, sharing its serialized text.
+    pub(crate) fn stream_delivery(&self, task: &str, seq: u64, frame: crate::bus::Delivery) {
+        self.send(Op::Stream {
+            task: task.to_owned(),
+            seq,
+            frame: Frame::Shared(frame),
         });
     }
 

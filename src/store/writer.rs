@@ -73,7 +73,7 @@ fn apply(conn: &mut Connection, batch: &mut [Op]) -> rusqlite::Result<()> {
                     ])?;
                 }
                 Op::Stream { task, seq, frame } => {
-                    stream.execute(params![task, *seq as i64, frame])?;
+                    stream.execute(params![task, *seq as i64, frame.as_str()])?;
                 }
                 Op::Finish {
                     row: r,

@@ -397,7 +397,7 @@ impl Core {
                 .is_some_and(|l| l.rec.state == TaskState::Dead)
             {
                 if let Some(l) = self.tasks.remove(id) {
-                    self.traces.remove(&l.rec.trace_id);
+                    self.forget_trace(&l.rec);
                 }
                 self.store.delete(id);
                 gone.push(id.clone());
@@ -443,12 +443,14 @@ impl Core {
         );
         self.idem_order
             .push_back((rec.created_ms, rec.spec.idempotency_key.clone()));
-        self.traces.insert(rec.trace_id.clone(), id.clone());
+        if rec.trace_id != id {
+            self.traces.insert(rec.trace_id.clone(), id.clone());
+        }
         let running = rec.state.is_running();
         let state = rec.state;
         self.tasks.insert(
             id.clone(),
-            Live {
+            Box::new(Live {
                 rec,
                 durable: true,
                 lease: None,
@@ -456,7 +458,7 @@ impl Core {
                 stream_next,
                 stream_dropped: 0,
                 timer_gen: 0,
-            },
+            }),
         );
         if running {
             self.attempt_failed(
@@ -493,7 +495,7 @@ impl Core {
             });
             if !keep {
                 if let Some(l) = self.tasks.remove(&id) {
-                    self.traces.remove(&l.rec.trace_id);
+                    self.forget_trace(&l.rec);
                 }
             }
         }

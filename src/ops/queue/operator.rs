@@ -213,12 +213,18 @@ impl Queue {
 
     fn stats(&self) -> Value {
         let core = self.lock();
-        let mut by_state = serde_json::Map::new();
+        // Counted without allocating per task: this scan runs under the queue lock
+        // and covers every task in memory (up to `max_terminal_in_memory`).
+        let mut counts: std::collections::BTreeMap<&'static str, u64> = Default::default();
         for l in core.tasks.values() {
-            let k = super::core::Core::visible_state(l).as_str();
-            let n = by_state.get(k).and_then(Value::as_u64).unwrap_or(0);
-            by_state.insert(k.into(), json!(n + 1));
+            *counts
+                .entry(super::core::Core::visible_state(l).as_str())
+                .or_default() += 1;
         }
+        let by_state: serde_json::Map<String, Value> = counts
+            .into_iter()
+            .map(|(k, n)| (k.to_owned(), json!(n)))
+            .collect();
         let consumers: Vec<Value> = core
             .consumers
             .iter()
