@@ -230,7 +230,7 @@ fn check_name(name: &str, allow_glob: bool) -> Result<(), NameError> {
 }
 
 /// Glob match where `*` stands for any run of characters (names never contain `*`).
-fn glob_match(pattern: &str, name: &str) -> bool {
+pub(crate) fn glob_match(pattern: &str, name: &str) -> bool {
     let mut parts = pattern.split('*');
     let first = parts.next().unwrap_or_default();
     let Some(mut rest) = name.strip_prefix(first) else {

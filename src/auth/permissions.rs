@@ -5,7 +5,7 @@
 //! that is itself a glob is allowed only when one permission glob covers all of it:
 //! `bip-*:*` covers `bip-43:*`; `bip-43:*` does not cover `bip-*:*`.
 
-use crate::address::{Address, Pattern};
+use crate::address::{glob_match, Address, Pattern};
 use crate::error::{ErrorCode, WireError};
 use serde::Serialize;
 
@@ -33,28 +33,8 @@ impl Glob {
     /// `*` as a literal character that only a `*` of `self` can absorb makes plain glob
     /// matching a sound containment test.
     fn covers(&self, other: &Glob) -> bool {
-        glob(&self.room, &other.room) && glob(&self.channel, &other.channel)
+        glob_match(&self.room, &other.room) && glob_match(&self.channel, &other.channel)
     }
-}
-
-/// `*` in `pattern` matches any run of characters in `text`.
-fn glob(pattern: &str, text: &str) -> bool {
-    let mut parts = pattern.split('*');
-    let first = parts.next().unwrap_or_default();
-    let Some(mut rest) = text.strip_prefix(first) else {
-        return false;
-    };
-    let tail: Vec<&str> = parts.collect();
-    let Some((last, middle)) = tail.split_last() else {
-        return rest.is_empty();
-    };
-    for piece in middle {
-        match rest.find(piece) {
-            Some(i) => rest = &rest[i + piece.len()..],
-            None => return false,
-        }
-    }
-    rest.len() >= last.len() && rest.ends_with(last)
 }
 
 /// What one credential may publish to and subscribe to. `None` means everything.

@@ -284,31 +284,14 @@ impl Bus {
     /// # Errors
     /// `channel_exists` when it already exists.
     pub fn create_channel(&self, addr: &Address, by: Option<&str>) -> Result<(), WireError> {
-        self.check_channel_room()?;
         self.shared.rooms.insert(addr.room().to_owned(), true);
-        let mut created = false;
-        let ch = self
-            .shared
-            .channels
-            .entry(addr.clone())
-            .or_insert_with(|| {
-                created = true;
-                Channel::new(
-                    addr.clone(),
-                    &self.shared.config,
-                    by.map(str::to_owned),
-                    true,
-                )
-            })
-            .clone();
-        if !created {
-            return Err(WireError::new(
+        match self.make_channel(addr, by.map(str::to_owned), true)? {
+            (_, true) => Ok(()),
+            (_, false) => Err(WireError::new(
                 ErrorCode::ChannelExists,
                 format!("{addr} already exists"),
-            ));
+            )),
         }
-        self.attach_patterns(&ch);
-        Ok(())
     }
 
     /// Deletes a channel that nobody is subscribed to; its history goes with it.
@@ -470,11 +453,25 @@ impl Bus {
                 WireError::new(ErrorCode::RoomNotFound, format!("no room {}", addr.room()))
             });
         }
-        self.check_channel_room()?;
         self.shared
             .rooms
             .entry(addr.room().to_owned())
             .or_insert(false);
+        Ok(self.make_channel(addr, Some(by.to_owned()), false)?.0)
+    }
+
+    /// The channel at `addr`, made now if absent (then true), with the wildcard
+    /// subscriptions that cover it attached. Refused at `max_channels`.
+    fn make_channel(
+        &self,
+        addr: &Address,
+        by: Option<String>,
+        persistent: bool,
+    ) -> Result<(Arc<Channel>, bool), WireError> {
+        if let Some(ch) = self.shared.channels.get(addr) {
+            return Ok((ch.clone(), false));
+        }
+        self.check_channel_room()?;
         let mut created = false;
         let ch = self
             .shared
@@ -482,18 +479,13 @@ impl Bus {
             .entry(addr.clone())
             .or_insert_with(|| {
                 created = true;
-                Channel::new(
-                    addr.clone(),
-                    &self.shared.config,
-                    Some(by.to_owned()),
-                    false,
-                )
+                Channel::new(addr.clone(), &self.shared.config, by, persistent)
             })
             .clone();
         if created {
             self.attach_patterns(&ch);
         }
-        Ok(ch)
+        Ok((ch, created))
     }
 
     /// Refuses a new channel at `max_channels`. Checked before creating, so that a
@@ -585,55 +577,4 @@ impl std::fmt::Debug for Bus {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::frame::FrameType;
-
-    fn bus(idle_secs: u64) -> Bus {
-        Bus::new(BusConfig {
-            channel_idle_secs: idle_secs,
-            ..Default::default()
-        })
-        .unwrap()
-    }
-
-    #[test]
-    fn a_publish_racing_a_sweep_lands_on_the_recreated_channel() {
-        let bus = bus(0);
-        let addr = Address::parse("r:c").unwrap();
-        let held = bus.channel_for_publish(&addr).unwrap();
-        assert_eq!(bus.sweep(), 1, "empty, idle, no history: swept");
-        let env = Envelope::new(FrameType::Message, serde_json::json!({"n": 1}));
-        let d = bus.publish_on(&held, env, None, false).unwrap();
-        assert_eq!(d.envelope().offset, Some(1));
-        assert_ne!(d.envelope().epoch.as_deref(), Some(held.epoch.as_str()));
-        assert_eq!(bus.history(&addr, None, 10).unwrap().messages.len(), 1);
-    }
-
-    #[test]
-    fn sweep_keeps_channels_with_history_subscribers_or_persistence() {
-        let bus = bus(0);
-        let (m, _inbox) = bus.connect(PeerInfo::default());
-        m.join(&Pattern::parse("r:joined").unwrap(), &Default::default())
-            .unwrap();
-        bus.publish(
-            &Address::parse("r:history").unwrap(),
-            Envelope::new(FrameType::Message, serde_json::Value::Null),
-        )
-        .unwrap();
-        bus.create_channel(&Address::parse("p:kept").unwrap(), None)
-            .unwrap();
-        bus.channel_for_publish(&Address::parse("r:empty").unwrap())
-            .unwrap();
-        assert_eq!(bus.sweep(), 1);
-        let left: Vec<String> = bus
-            .list_channels(None)
-            .into_iter()
-            .map(|c| c.address)
-            .collect();
-        assert_eq!(left, vec!["p:kept", "r:history", "r:joined"]);
-        drop(m);
-        assert_eq!(bus.sweep(), 1, "r:joined goes once its subscriber does");
-        assert_eq!(bus.list_rooms(), vec!["p", "r"]);
-    }
-}
+mod tests;
