@@ -8,7 +8,7 @@
 //! "everything enqueued before me is durable". Reads queued here see every write
 //! queued before them.
 
-use super::Op;
+use super::{Op, Row};
 use rusqlite::{params, Connection};
 use std::sync::mpsc::Receiver;
 
@@ -59,18 +59,21 @@ fn apply(conn: &mut Connection, batch: &mut [Op]) -> rusqlite::Result<()> {
         let mut result = tx.prepare_cached(
             "INSERT INTO results (task, attempt, at_ms, body) VALUES (?1, ?2, ?3, ?4)",
         )?;
+        let mut put_row = |r: &Row| {
+            put.execute(params![
+                r.id,
+                r.state,
+                r.kind,
+                r.idem,
+                r.created_ms as i64,
+                r.updated_ms as i64,
+                r.body
+            ])
+        };
         for op in batch.iter() {
             match op {
                 Op::Put(r) => {
-                    put.execute(params![
-                        r.id,
-                        r.state,
-                        r.kind,
-                        r.idem,
-                        r.created_ms as i64,
-                        r.updated_ms as i64,
-                        r.body
-                    ])?;
+                    put_row(r)?;
                 }
                 Op::Stream { task, seq, frame } => {
                     stream.execute(params![task, *seq as i64, frame.as_str()])?;
@@ -81,15 +84,7 @@ fn apply(conn: &mut Connection, batch: &mut [Op]) -> rusqlite::Result<()> {
                     at_ms,
                     body,
                 } => {
-                    put.execute(params![
-                        r.id,
-                        r.state,
-                        r.kind,
-                        r.idem,
-                        r.created_ms as i64,
-                        r.updated_ms as i64,
-                        r.body
-                    ])?;
+                    put_row(r)?;
                     result.execute(params![r.id, *attempt, *at_ms as i64, body])?;
                 }
                 Op::Delete(id) => {
