@@ -142,15 +142,7 @@ impl Ticket {
     /// # Errors
     /// `Commit` when the batch failed, `Closed` when the writer is gone.
     pub async fn wait(self) -> Result<(), StoreError> {
-        let r = if self.blocking {
-            let rx = self.rx;
-            tokio::task::spawn_blocking(move || rx.blocking_recv())
-                .await
-                .map_err(|_| StoreError::Closed)?
-        } else {
-            self.rx.await
-        };
-        match r {
+        match receive(self.rx, self.blocking).await? {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(StoreError::Commit(e)),
             Err(_) => Err(StoreError::Closed),
@@ -170,15 +162,26 @@ impl<T: Send + 'static> ReadTicket<T> {
     /// # Errors
     /// `Sqlite` from the read; `Closed` when the writer is gone.
     pub async fn wait(self) -> Result<T, StoreError> {
-        let r = if self.blocking {
-            let rx = self.rx;
-            tokio::task::spawn_blocking(move || rx.blocking_recv())
-                .await
-                .map_err(|_| StoreError::Closed)?
-        } else {
-            self.rx.await
-        };
-        r.map_err(|_| StoreError::Closed)?.map_err(StoreError::from)
+        receive(self.rx, self.blocking)
+            .await?
+            .map_err(|_| StoreError::Closed)?
+            .map_err(StoreError::from)
+    }
+}
+
+/// Receives a writer's answer; with `blocking` (`StoreOptions::blocking_acks`) through
+/// `spawn_blocking`, so that tokio's paused clock does not run ahead of the commit.
+/// `Err(Closed)` when that blocking task failed.
+async fn receive<T: Send + 'static>(
+    rx: oneshot::Receiver<T>,
+    blocking: bool,
+) -> Result<Result<T, oneshot::error::RecvError>, StoreError> {
+    if blocking {
+        tokio::task::spawn_blocking(move || rx.blocking_recv())
+            .await
+            .map_err(|_| StoreError::Closed)
+    } else {
+        Ok(rx.await)
     }
 }
 

@@ -49,6 +49,13 @@ pub(crate) struct Lease {
     pub(crate) length: Duration,
 }
 
+impl Lease {
+    /// Pushes the expiry a full lease length past `now` (HEARTBEAT, EVENT, APPROVAL).
+    pub(crate) fn renew(&mut self, now: Instant) {
+        self.expires = now + self.length;
+    }
+}
+
 /// A consumer session: what it runs and how many at once.
 #[derive(Debug)]
 pub(crate) struct ConsumerState {

@@ -68,7 +68,7 @@ impl Core {
         let held: Vec<String> = c.held.iter().cloned().collect();
         for id in &held {
             if let Some(l) = self.tasks.get_mut(id).and_then(|t| t.lease.as_mut()) {
-                l.expires = now + l.length;
+                l.renew(now);
             }
         }
         held.len()
@@ -83,7 +83,7 @@ impl Core {
         let now = Instant::now();
         let live = self.check_lease(r)?;
         if let Some(l) = live.lease.as_mut() {
-            l.expires = now + l.length;
+            l.renew(now);
         }
         if live.rec.state == TaskState::Leased {
             live.rec
@@ -105,7 +105,7 @@ impl Core {
         let now = Instant::now();
         let live = self.check_lease(r)?;
         if let Some(l) = live.lease.as_mut() {
-            l.expires = now + l.length;
+            l.renew(now);
         }
         live.rec.advance(
             TaskState::WaitingApproval,
