@@ -192,6 +192,22 @@ impl Bus {
         self.publish_on(&ch, env, None, false)
     }
 
+    /// [`Bus::publish`] of a frame whose content already passed the publish filter: an
+    /// operator republishing what a session sent (the session inspected the frame when
+    /// the operator claimed it). Inspecting it again would cost a second scan and, in
+    /// monitor mode, count its findings twice.
+    ///
+    /// # Errors
+    /// As [`Bus::publish`], except `blocked`.
+    pub(crate) fn publish_inspected(
+        &self,
+        addr: &Address,
+        env: Envelope,
+    ) -> Result<Delivery, WireError> {
+        let ch = self.channel_for_publish(addr)?;
+        self.stamp_and_publish(&ch, env, None, false)
+    }
+
     fn publish_on(
         &self,
         ch: &Arc<Channel>,
@@ -202,6 +218,16 @@ impl Bus {
         if let Some(f) = self.shared.filter.get() {
             f.inspect(Some(&ch.addr), &mut env)?;
         }
+        self.stamp_and_publish(ch, env, sender, echo)
+    }
+
+    fn stamp_and_publish(
+        &self,
+        ch: &Arc<Channel>,
+        mut env: Envelope,
+        sender: Option<&SessionId>,
+        echo: bool,
+    ) -> Result<Delivery, WireError> {
         env.ts = Some(now_ts());
         env.room = Some(ch.addr.room().to_owned());
         env.channel = Some(ch.addr.channel().to_owned());
@@ -241,6 +267,12 @@ impl Bus {
         if let Some(f) = self.shared.filter.get() {
             f.inspect(None, &mut env)?;
         }
+        Ok(self.send_private_inspected(to, env))
+    }
+
+    /// [`Bus::send_private`] of a frame whose content already passed the publish filter
+    /// (see [`Bus::publish_inspected`]). Returns the sessions that were not found.
+    pub(crate) fn send_private_inspected(&self, to: &[String], mut env: Envelope) -> Vec<String> {
         env.ts = Some(now_ts());
         env.echo = None;
         let d = Delivery::new(env);
@@ -253,7 +285,7 @@ impl Bus {
                 None => missing.push(id.clone()),
             }
         }
-        Ok(missing)
+        missing
     }
 
     /// Sends `env` to every attached session (server notices such as shutdown).

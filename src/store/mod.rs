@@ -55,6 +55,7 @@ pub struct Row {
 }
 
 type ReadFn = Box<dyn FnOnce(&Connection) + Send>;
+type ThenFn = Box<dyn FnOnce(Result<(), &str>) + Send>;
 
 /// A frame's JSON text as the store keeps it until written: either owned, or the
 /// bytes the bus already serialized and shares with the sockets.
@@ -89,6 +90,7 @@ pub(crate) enum Op {
     },
     Delete(String),
     Ack(oneshot::Sender<Result<(), String>>),
+    Then(ThenFn),
     Read(ReadFn),
     Stop,
 }
@@ -289,6 +291,24 @@ impl Store {
         Ticket {
             rx,
             blocking: self.blocking_acks,
+        }
+    }
+
+    /// Enqueues `f` to run on the writer thread once everything enqueued before it is
+    /// committed (`Ok`) or its batch failed (`Err` with SQLite's message). The
+    /// callback form of [`Store::ack`]: a caller with many writes in flight hands
+    /// each commit's callbacks to one task (they run in order, back to back), instead
+    /// of parking a task on every ticket. `f` must be quick and must not block.
+    ///
+    /// With `blocking_acks` a ticket is also awaited through `spawn_blocking` until
+    /// the commit, so that a paused test clock does not run ahead of it.
+    pub fn then(&self, f: impl FnOnce(Result<(), &str>) + Send + 'static) {
+        self.send(Op::Then(Box::new(f)));
+        if self.blocking_acks {
+            let ticket = self.ack();
+            tokio::spawn(async move {
+                let _ = ticket.wait().await;
+            });
         }
     }
 

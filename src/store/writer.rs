@@ -25,15 +25,20 @@ pub(super) fn run(mut conn: Connection, rx: Receiver<Op>, max_batch: usize) {
             }
         }
         let stop = batch.iter().any(|o| matches!(o, Op::Stop));
-        let outcome = apply(&mut conn, &mut batch);
-        if let Err(e) = &outcome {
+        let failed = apply(&mut conn, &mut batch).err().map(|e| e.to_string());
+        if let Some(e) = &failed {
             tracing::error!(error = %e, "queue store: batch failed and was rolled back");
         }
+        let outcome = || match &failed {
+            None => Ok(()),
+            Some(e) => Err(e.as_str()),
+        };
         for op in batch.drain(..) {
             match op {
                 Op::Ack(tx) => {
-                    let _ = tx.send(outcome.as_ref().map(|_| ()).map_err(|e| e.to_string()));
+                    let _ = tx.send(outcome().map_err(str::to_owned));
                 }
+                Op::Then(f) => f(outcome()),
                 Op::Read(f) => f(&conn),
                 _ => {}
             }
@@ -91,7 +96,7 @@ fn apply(conn: &mut Connection, batch: &mut [Op]) -> rusqlite::Result<()> {
                     tx.execute("DELETE FROM tasks WHERE id = ?1", [id])?;
                     tx.execute("DELETE FROM stream WHERE task = ?1", [id])?;
                 }
-                Op::Ack(_) | Op::Read(_) | Op::Stop => {}
+                Op::Ack(_) | Op::Then(_) | Op::Read(_) | Op::Stop => {}
             }
         }
     }

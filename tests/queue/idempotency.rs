@@ -69,3 +69,60 @@ async fn past_the_window_the_same_key_is_a_new_task() {
     assert_eq!(d["duplicate"], false);
     q.stop().await;
 }
+
+/// A TASK frame for `bip-43:<kind>` with `key`.
+fn task_frame(kind: &str, key: &str) -> hivebus::frame::Envelope {
+    let mut e = hivebus::frame::Envelope::new(
+        hivebus::frame::FrameType::Task,
+        serde_json::json!({"idempotencyKey": key, "args": {"k": key}}),
+    );
+    e.room = Some("bip-43".into());
+    e.channel = Some(kind.into());
+    e
+}
+
+#[tokio::test(start_paused = true)]
+async fn finished_tasks_past_the_memory_bound_are_still_found_in_sqlite() {
+    let q = start(QueueConfig {
+        max_terminal_in_memory: 2,
+        ..config()
+    })
+    .await;
+    let c = q.client().await;
+    // Pipelined TASK frames: each is answered once its commit is durable.
+    let replies = futures_util::future::join_all(
+        (0..5).map(|i| c.request(task_frame("work", &format!("m{i}")))),
+    )
+    .await;
+    let ids: Vec<String> = replies
+        .into_iter()
+        .map(|r| r.unwrap()["task"].as_str().unwrap().to_owned())
+        .collect();
+    let mut w = q.consumer(&["work"], 5).await;
+    for _ in 0..5 {
+        let lease = next_lease(&mut w).await;
+        finish(&w, &lease, "ok").await.unwrap();
+    }
+    let stats = c
+        .command("op.queue.stats", serde_json::json!({}))
+        .await
+        .unwrap();
+    assert_eq!(stats["counters"]["succeeded"], 5);
+    assert_eq!(
+        stats["in_memory"], 2,
+        "the oldest three left memory: {stats}"
+    );
+    // The first task left memory; `show` reads it back, result included.
+    let first = show(&c, &ids[0]).await;
+    assert_eq!(first["state"], "succeeded");
+    assert_eq!(first["result"]["summary"], "ok!");
+    // Its key still deduplicates, through a TASK frame as well.
+    let again = c.request(task_frame("work", "m0")).await.unwrap();
+    assert_eq!(
+        (again["task"].as_str(), again["duplicate"].as_bool()),
+        (Some(ids[0].as_str()), Some(true))
+    );
+    assert_eq!(again["state"], "succeeded");
+    no_lease_within(&mut w, Duration::from_secs(60)).await;
+    q.stop().await;
+}

@@ -102,7 +102,7 @@ impl Default for QueueConfig {
             hard_limit: 50_000,
             retry_after_ms: 1_000,
             max_stream: 10_000,
-            max_terminal_in_memory: 200_000,
+            max_terminal_in_memory: 10_000,
             default_slots: 1,
             max_slots: 1024,
             kinds: HashMap::new(),

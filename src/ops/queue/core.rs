@@ -17,7 +17,7 @@ use crate::address::Address;
 use crate::bus::Bus;
 use crate::error::{ErrorCode, WireError};
 use crate::frame::{Envelope, FrameType};
-use crate::store::{Row, Store, Ticket};
+use crate::store::{Row, Store};
 use serde_json::{json, Value};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
@@ -82,7 +82,6 @@ pub(crate) struct Counters {
 /// What a submit answers, and the commit to wait for before answering.
 pub(crate) struct SubmitOutcome {
     pub(crate) reply: Value,
-    pub(crate) ticket: Ticket,
     /// The new task's id when this submit created one (to finish after commit).
     pub(crate) created: Option<String>,
 }
@@ -204,7 +203,9 @@ impl Core {
             Ok(a) => a,
             Err(e) => return tracing::warn!(task = %id, error = %e, "task address invalid"),
         };
-        let delivery = match self.bus.publish(&addr, env) {
+        // Every payload the queue publishes was built from frames and command
+        // arguments the safety layer inspected when they arrived.
+        let delivery = match self.bus.publish_inspected(&addr, env) {
             Ok(d) => d,
             Err(e) => {
                 // Only when the bus may not create the channel (`auto_create` off and
@@ -252,7 +253,9 @@ impl Core {
         self.timers.peek().map(|r| r.0 .0)
     }
 
-    /// Validates and accepts a submit. The reply must be sent only after `ticket`.
+    /// Validates and accepts a submit. The reply must be sent only once everything
+    /// enqueued to the store so far is committed: the caller enqueues that wait
+    /// (`Store::ack` or `Store::then`) before it lets go of the lock.
     ///
     /// # Errors
     /// `overloaded` above the hard threshold (with `retry_after_ms`).
@@ -272,7 +275,6 @@ impl Core {
                 };
                 return Ok(SubmitOutcome {
                     reply,
-                    ticket: self.store.ack(),
                     created: None,
                 });
             }
@@ -359,7 +361,6 @@ impl Core {
         self.persist(&id);
         Ok(SubmitOutcome {
             reply,
-            ticket: self.store.ack(),
             created: Some(id),
         })
     }
@@ -390,8 +391,16 @@ impl Core {
         v
     }
 
-    /// After the submit's commit: the task becomes ready and is announced.
+    /// After the submit's commit: the task becomes ready, is announced and may be
+    /// leased at once.
     pub(crate) fn submitted_durable(&mut self, id: &str) {
+        self.mark_durable(id);
+        self.dispatch();
+    }
+
+    /// [`Core::submitted_durable`] without the dispatch, for a caller that marks a
+    /// whole commit's submits and then dispatches once.
+    pub(crate) fn mark_durable(&mut self, id: &str) {
         let Some(live) = self.tasks.get_mut(id) else {
             return;
         };
@@ -408,7 +417,6 @@ impl Core {
         });
         self.make_ready(id);
         self.publish(id, FrameType::Task, payload);
-        self.dispatch();
     }
 
     /// The submit's commit failed: forget the task.
@@ -540,19 +548,16 @@ impl Core {
         // The lease itself is not written: after a crash every running attempt is
         // over anyway (see `recover`), so the row stays `queued` until the result.
         self.arm(id, now + length);
-        let missing = self.bus.send_private(&[session.to_owned()], env);
+        // The args were inspected when the task was submitted.
+        let missing = self.bus.send_private_inspected(&[session.to_owned()], env);
         self.publish(
             id,
             FrameType::Event,
             json!({"task": id, "stage": "leased", "message": format!("attempt {attempt} leased to {session}"), "attempt": attempt}),
         );
-        match missing {
+        if !missing.is_empty() {
             // The consumer vanished between registration and now.
-            Ok(m) if !m.is_empty() => self.consumer_gone(session),
-            Ok(_) => {}
-            // The task was inspected when submitted, so the safety layer should not
-            // refuse its lease; if it does, the lease expires and the attempt counts.
-            Err(e) => tracing::warn!(task = id, error = %e, "lease frame refused"),
+            self.consumer_gone(session);
         }
     }
 

@@ -206,7 +206,7 @@ impl Core {
         }
         self.counters.succeeded += 1;
         self.publish(r.task, FrameType::Result, payload);
-        self.terminal_order.push_back(r.task.to_owned());
+        self.finished(r.task);
         self.dispatch();
         Ok(json!({"task": r.task, "state": "succeeded"}))
     }
@@ -337,7 +337,7 @@ impl Core {
             FrameType::Result,
             json!({"task": id, "status": "fail", "state": "cancelled", "summary": format!("cancelled by {by}")}),
         );
-        self.terminal_order.push_back(id.to_owned());
+        self.finished(id);
         self.dispatch();
         Ok(json!({"task": id, "state": "cancelled", "consumer_told": lease.is_some()}))
     }
@@ -473,18 +473,16 @@ impl Core {
         }
     }
 
-    /// Drops tasks that left memory's bounds, and idempotency keys past the window.
-    pub(crate) fn prune(&mut self) {
-        let now = now_ms();
-        while let Some((at, key)) = self.idem_order.front().cloned() {
-            if now.saturating_sub(at) < self.cfg.idempotency_window_ms {
-                break;
-            }
-            self.idem_order.pop_front();
-            if self.idem.get(&key).is_some_and(|(_, c)| *c == at) {
-                self.idem.remove(&key);
-            }
-        }
+    /// A task reached a final state: it joins the final tasks kept in memory, and the
+    /// oldest of those leave once there are more than `max_terminal_in_memory` (they
+    /// stay in SQLite, where `show` and duplicate submits find them). Evicting here
+    /// rather than on the prune timer keeps memory flat under a steady flow.
+    fn finished(&mut self, id: &str) {
+        self.terminal_order.push_back(id.to_owned());
+        self.evict_terminal();
+    }
+
+    fn evict_terminal(&mut self) {
         while self.terminal_order.len() > self.cfg.max_terminal_in_memory {
             let Some(id) = self.terminal_order.pop_front() else {
                 break;
@@ -499,6 +497,21 @@ impl Core {
                 }
             }
         }
+    }
+
+    /// Drops tasks that left memory's bounds, and idempotency keys past the window.
+    pub(crate) fn prune(&mut self) {
+        let now = now_ms();
+        while let Some((at, key)) = self.idem_order.front().cloned() {
+            if now.saturating_sub(at) < self.cfg.idempotency_window_ms {
+                break;
+            }
+            self.idem_order.pop_front();
+            if self.idem.get(&key).is_some_and(|(_, c)| *c == at) {
+                self.idem.remove(&key);
+            }
+        }
+        self.evict_terminal();
     }
 }
 

@@ -22,9 +22,11 @@
 //! - `core`: submit, idempotency, backpressure, dispatch, leases, timers.
 //! - `lifecycle`: progress, approvals, results, retries, cancel, DLQ, recovery.
 //! - `operator`: the [`Operator`](crate::ops::Operator) glue: commands and frames.
+//! - `commit`: the task that answers frames once their commit is durable.
 //! - `tracelog`: ndjson trace files with rotation.
 
 mod backoff;
+mod commit;
 pub mod config;
 mod core;
 mod lifecycle;
@@ -40,7 +42,7 @@ use crate::bus::Bus;
 use crate::store::{Store, StoreError, StoreOptions};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
-use tokio::sync::{watch, Notify};
+use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinHandle;
 
 /// Why the queue could not start.
@@ -67,6 +69,8 @@ pub(crate) struct Inner {
     store: Store,
     bus: Bus,
     wake: Arc<Notify>,
+    /// Notes from the store's commit callbacks to the commit task (see `commit`).
+    done: mpsc::UnboundedSender<commit::Committed>,
     stop: watch::Sender<bool>,
     timer: Mutex<Option<JoinHandle<()>>>,
 }
@@ -123,14 +127,17 @@ impl Queue {
             tracing::info!(tasks = n, "queue recovered");
         }
         let (stop, stop_rx) = watch::channel(false);
+        let (done, done_rx) = mpsc::unbounded_channel();
         let inner = Arc::new(Inner {
             core: Mutex::new(core),
             store,
             bus,
             wake,
+            done,
             stop,
             timer: Mutex::new(None),
         });
+        tokio::spawn(commit::run(Arc::downgrade(&inner), done_rx));
         let handle = tokio::spawn(timer_loop(Arc::downgrade(&inner), stop_rx));
         *inner.timer.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle);
         Ok(Queue { inner })

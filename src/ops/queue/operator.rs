@@ -8,6 +8,7 @@
 //! privately once the change is durable. The `op.queue.submit` *command* answers the
 //! same way but in line.
 
+use super::commit::{Answer, Committed};
 use super::core::SubmitOutcome;
 use super::lifecycle::LeaseRef;
 use super::model::{TaskSpec, TaskState};
@@ -15,6 +16,7 @@ use super::Queue;
 use crate::error::{ErrorCode, WireError};
 use crate::frame::{Envelope, FrameType};
 use crate::ops::{BoxFuture, Caller, Operator};
+use crate::store::Ticket;
 use serde_json::{json, Value};
 
 /// Most tasks one `list` returns.
@@ -56,11 +58,21 @@ fn bip_of_room(room: &str) -> Result<u64, WireError> {
 impl Queue {
     /// Validates and submits; resolves once the task is durable.
     async fn submit(&self, spec: TaskSpec, trace: Option<String>) -> Result<Value, WireError> {
-        let SubmitOutcome {
-            mut reply,
-            ticket,
-            created,
-        } = self.lock().submit(spec, trace)?;
+        let (outcome, ticket) = {
+            let mut core = self.lock();
+            let outcome = core.submit(spec, trace)?;
+            (outcome, core.store.ack())
+        };
+        self.submit_committed(outcome, ticket).await
+    }
+
+    /// The rest of a submit once `ticket` (enqueued after its writes) completes.
+    async fn submit_committed(
+        &self,
+        outcome: SubmitOutcome,
+        ticket: Ticket,
+    ) -> Result<Value, WireError> {
+        let SubmitOutcome { mut reply, created } = outcome;
         let committed = ticket.wait().await;
         match (committed, created) {
             (Ok(()), Some(id)) => {
@@ -337,7 +349,7 @@ impl Queue {
     }
 
     /// Sends a late REPLY or ERROR naming `re` to `session`.
-    fn answer(&self, session: &str, re: Option<String>, r: Result<Value, WireError>) {
+    pub(crate) fn answer(&self, session: &str, re: Option<String>, r: Result<Value, WireError>) {
         let Some(re) = re else { return };
         let env = match r {
             Ok(result) => Envelope::new(
@@ -352,7 +364,10 @@ impl Queue {
                 Envelope::new(FrameType::Error, p)
             }
         };
-        let _ = self.inner.bus.send_private(&[session.to_owned()], env);
+        // Built from the frame or command the session sent, which was inspected then.
+        self.inner
+            .bus
+            .send_private_inspected(&[session.to_owned()], env);
     }
 
     async fn run_frame(&self, caller: &Caller, env: Envelope) -> Result<Option<Value>, WireError> {
@@ -370,19 +385,45 @@ impl Queue {
                 Ok(Some(json!({"alive": true, "renewed": n})))
             }
             FrameType::Task => {
-                let room = env.room.clone().unwrap_or_default();
+                let room = env.room.as_deref().unwrap_or_default();
                 let spec = TaskSpec::parse(
                     &env.payload,
-                    Some(bip_of_room(&room)?),
+                    Some(bip_of_room(room)?),
                     env.channel.as_deref(),
                 )?;
-                let q = self.clone();
-                let (session, re, trace) =
-                    (session.to_owned(), env.id.clone(), env.trace_id.clone());
-                tokio::spawn(async move {
-                    let r = q.submit(spec, trace).await;
-                    q.answer(&session, re, r);
-                });
+                let to = Answer {
+                    session: session.to_owned(),
+                    re: env.id,
+                };
+                let mut core = self.lock();
+                match core.submit(spec, env.trace_id)? {
+                    SubmitOutcome {
+                        reply,
+                        created: Some(id),
+                    } => {
+                        // Answered by the commit task, with the rest of its commit.
+                        let done = self.inner.done.clone();
+                        core.store.then(move |r| {
+                            let failed = r.err().map(str::to_owned);
+                            let _ = done.send(Committed::Submit {
+                                id,
+                                reply,
+                                to,
+                                failed,
+                            });
+                        });
+                    }
+                    duplicate => {
+                        // Rare; may read the original back from SQLite.
+                        let ticket = core.store.ack();
+                        drop(core);
+                        let q = self.clone();
+                        tokio::spawn(async move {
+                            let r = q.submit_committed(duplicate, ticket).await;
+                            q.answer(&to.session, to.re, r);
+                        });
+                    }
+                }
                 Ok(None)
             }
             FrameType::Approval if env.payload.get("lease").is_none() => {
@@ -410,19 +451,16 @@ impl Queue {
                         } else {
                             core.consumer_error(&r, env.payload)
                         };
-                        let ticket = core.store.ack();
-                        drop(core);
                         if env.id.is_some() {
                             // Answered once durable, without holding up the session.
-                            let q = self.clone();
-                            let (session, re) = (session.to_owned(), env.id.clone());
-                            tokio::spawn(async move {
-                                let r = match (out, ticket.wait().await) {
-                                    (Ok(v), Ok(())) => Ok(v),
-                                    (Err(e), _) => Err(e),
-                                    (_, Err(e)) => Err(internal(e)),
-                                };
-                                q.answer(&session, re, r);
+                            let done = self.inner.done.clone();
+                            let to = Answer {
+                                session: session.to_owned(),
+                                re: env.id,
+                            };
+                            core.store.then(move |r| {
+                                let failed = r.err().map(str::to_owned);
+                                let _ = done.send(Committed::Answer { out, to, failed });
                             });
                         } else {
                             out?;
