@@ -488,15 +488,26 @@ impl Core {
             .map(|(s, _)| s.clone())
             .collect();
         for session in free {
-            while let Some(c) = self.consumers.get(&session) {
-                if c.held.len() as u32 >= c.slots {
-                    break;
-                }
-                let Some(ready) = self.sched.pop_any(&c.kinds, now) else {
-                    break;
-                };
-                self.lease(&ready.id, &session, now);
+            self.fill_at(&session, now);
+        }
+    }
+
+    /// Leases ready tasks to one consumer until its slots are full or nothing it
+    /// takes is ready. After a RESULT this is all a dispatch can do: every other
+    /// consumer was already full or had nothing ready, and only this one gained a slot.
+    pub(crate) fn fill(&mut self, session: &str) {
+        self.fill_at(session, Instant::now());
+    }
+
+    fn fill_at(&mut self, session: &str, now: Instant) {
+        while let Some(c) = self.consumers.get(session) {
+            if c.held.len() as u32 >= c.slots {
+                break;
             }
+            let Some(ready) = self.sched.pop_any(&c.kinds, now) else {
+                break;
+            };
+            self.lease(&ready.id, session, now);
         }
     }
 

@@ -207,7 +207,7 @@ impl Core {
         self.counters.succeeded += 1;
         self.publish(r.task, FrameType::Result, payload);
         self.finished(r.task);
-        self.dispatch();
+        self.fill(r.session);
         Ok(json!({"task": r.task, "state": "succeeded"}))
     }
 
