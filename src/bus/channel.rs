@@ -148,7 +148,7 @@ impl Channel {
         let offset = st.offset;
         env.offset = Some(offset);
         env.epoch = Some(self.epoch.clone());
-        let delivery = Delivery::new(env);
+        let delivery = Delivery::text_only(env);
         let now = Instant::now();
         st.history.expire(now);
         st.history.push(offset, delivery.clone(), now);

@@ -150,9 +150,12 @@ pub(crate) fn require_admin(ctx: &Ctx<'_>, name: &str) -> Result<(), WireError> 
 }
 
 /// Delivered frames as JSON values, for replies that carry history.
+///
+/// Read from the text rather than `Delivery::envelope`, which would parse the same text
+/// and then keep that envelope with the history entry until it is evicted.
 pub(crate) fn messages_json(messages: &[Delivery]) -> Vec<Value> {
     messages
         .iter()
-        .map(|d| serde_json::to_value(d.envelope()).unwrap_or(Value::Null))
+        .map(|d| serde_json::from_str(d.text()).unwrap_or(Value::Null))
         .collect()
 }

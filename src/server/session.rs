@@ -499,16 +499,14 @@ impl Session {
         self.write(Message::text(frame.to_text())).await
     }
 
+    /// Acknowledges the frame `re` with a REPLY carrying `result`.
     pub(super) async fn reply(
         &mut self,
-        re: Option<String>,
-        result: serde_json::Value,
+        re: &str,
+        result: &impl serde::Serialize,
     ) -> Result<(), Closing> {
-        self.send(Envelope::new(
-            FrameType::Reply,
-            json!({"re": re, "ok": true, "result": result}),
-        ))
-        .await
+        let text = crate::frame::reply_text(re, result);
+        self.write(Message::text(text)).await
     }
 }
 
