@@ -13,6 +13,12 @@
 
 use clap::Parser;
 use hivebus::broker::{self, BrokerOptions};
+
+/// mimalloc, as the `hive` binary: frames are allocated on one runtime thread and
+/// freed on another, where glibc malloc was 10-28 % of the broker's CPU in profiles
+/// (`docs/PERFORMANCE.md`).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use hivebus::Config;
 use std::net::IpAddr;
 use std::path::PathBuf;
