@@ -149,6 +149,34 @@ impl Channel {
         env.offset = Some(offset);
         env.epoch = Some(self.epoch.clone());
         let delivery = Delivery::text_only(env);
+        Ok(self.fan_out(st, offset, delivery, sender, echo))
+    }
+
+    /// Publishes a frame whose text `make(offset, epoch)` writes (under the channel's
+    /// lock, as `publish` serializes under it): for a server-side maker that writes its
+    /// frames from typed fields instead of an [`Envelope`]. `None` when the channel
+    /// closed; `make` was not called then.
+    pub(crate) fn publish_text(&self, make: &dyn Fn(u64, &str) -> String) -> Option<Fanout> {
+        let mut st = self.lock();
+        if st.closed {
+            return None;
+        }
+        st.offset += 1;
+        let offset = st.offset;
+        let text = make(offset, &self.epoch);
+        let delivery = Delivery::from_text(text, Some(offset), Some(self.epoch.clone()));
+        Some(self.fan_out(st, offset, delivery, None, false))
+    }
+
+    /// Stores `delivery` in history and queues it to every subscriber.
+    fn fan_out(
+        &self,
+        mut st: MutexGuard<'_, State>,
+        offset: u64,
+        delivery: Delivery,
+        sender: Option<&SessionId>,
+        echo: bool,
+    ) -> Fanout {
         let now = Instant::now();
         st.history.expire(now);
         st.history.push(offset, delivery.clone(), now);
@@ -163,11 +191,11 @@ impl Channel {
                 Offer::Gone => {}
             }
         }
-        Ok(Fanout {
+        Fanout {
             delivered,
             dropped,
             delivery,
-        })
+        }
     }
 
     /// Adds `reason` to the session's subscription, and when `recover` is given, reads

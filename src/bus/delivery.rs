@@ -52,6 +52,18 @@ impl Delivery {
         }))
     }
 
+    /// A frame already serialized by its maker, with the offset and epoch it carries
+    /// when published on a channel: the text is sent as it is, the envelope parsed
+    /// only on demand.
+    pub(crate) fn from_text(text: String, offset: Option<u64>, epoch: Option<String>) -> Self {
+        Delivery(Arc::new(Inner {
+            text: Utf8Bytes::from(text),
+            offset,
+            epoch,
+            envelope: OnceLock::new(),
+        }))
+    }
+
     /// The envelope, for in-process subscribers.
     pub fn envelope(&self) -> &Envelope {
         self.0.envelope.get_or_init(|| {

@@ -16,6 +16,9 @@ mod history;
 mod info;
 mod member;
 mod outbox;
+mod publish;
+
+pub(crate) use publish::Stamp;
 
 pub use channel::{HistoryPage, Position, Recovery};
 pub use delivery::Delivery;
@@ -178,123 +181,6 @@ impl Bus {
             .connections_total
             .fetch_add(1, Ordering::Relaxed);
         (Member::new(self.clone(), id, outbox), inbox)
-    }
-
-    /// Publishes `env` on `addr` as the server (no membership check), creating the
-    /// channel when `auto_create` allows. Stamps `ts`, `room`, `channel`, `offset`,
-    /// `epoch`; keeps `from` as given. Returns the frame exactly as subscribers got it.
-    ///
-    /// # Errors
-    /// `channel_not_found` / `room_not_found` when the channel does not exist and may
-    /// not be created; `blocked` when the publish filter refuses it.
-    pub fn publish(&self, addr: &Address, env: Envelope) -> Result<Delivery, WireError> {
-        let ch = self.channel_for_publish(addr)?;
-        self.publish_on(&ch, env, None, false)
-    }
-
-    /// [`Bus::publish`] of a frame whose content already passed the publish filter: an
-    /// operator republishing what a session sent (the session inspected the frame when
-    /// the operator claimed it). Inspecting it again would cost a second scan and, in
-    /// monitor mode, count its findings twice.
-    ///
-    /// # Errors
-    /// As [`Bus::publish`], except `blocked`.
-    pub(crate) fn publish_inspected(
-        &self,
-        addr: &Address,
-        env: Envelope,
-    ) -> Result<Delivery, WireError> {
-        let ch = self.channel_for_publish(addr)?;
-        self.stamp_and_publish(&ch, env, None, false)
-    }
-
-    fn publish_on(
-        &self,
-        ch: &Arc<Channel>,
-        mut env: Envelope,
-        sender: Option<&SessionId>,
-        echo: bool,
-    ) -> Result<Delivery, WireError> {
-        if let Some(f) = self.shared.filter.get() {
-            f.inspect(Some(&ch.addr), &mut env)?;
-        }
-        self.stamp_and_publish(ch, env, sender, echo)
-    }
-
-    fn stamp_and_publish(
-        &self,
-        ch: &Arc<Channel>,
-        mut env: Envelope,
-        sender: Option<&SessionId>,
-        echo: bool,
-    ) -> Result<Delivery, WireError> {
-        env.ts = Some(now_ts());
-        env.room = Some(ch.addr.room().to_owned());
-        env.channel = Some(ch.addr.channel().to_owned());
-        env.echo = None;
-        let mut current = ch.clone();
-        // A channel removed between lookup and publish is made again (at most twice:
-        // removal needs an idle channel, and this publish makes it busy).
-        for _ in 0..3 {
-            match current.publish(env, sender, echo) {
-                Ok(f) => {
-                    let s = &self.shared;
-                    s.messages.fetch_add(1, Ordering::Relaxed);
-                    s.deliveries.fetch_add(f.delivered, Ordering::Relaxed);
-                    if f.dropped > 0 {
-                        s.dropped.fetch_add(f.dropped, Ordering::Relaxed);
-                    }
-                    return Ok(f.delivery);
-                }
-                Err(back) => {
-                    env = *back;
-                    current = self.channel_for_publish(&ch.addr)?;
-                }
-            }
-        }
-        Err(WireError::new(
-            ErrorCode::Internal,
-            "channel kept closing under publish",
-        ))
-    }
-
-    /// Sends `env` to the sessions in `to` directly (no history). Returns the sessions
-    /// that were not found.
-    ///
-    /// # Errors
-    /// `blocked` when the publish filter refuses it; nobody received it.
-    pub fn send_private(&self, to: &[String], mut env: Envelope) -> Result<Vec<String>, WireError> {
-        if let Some(f) = self.shared.filter.get() {
-            f.inspect(None, &mut env)?;
-        }
-        Ok(self.send_private_inspected(to, env))
-    }
-
-    /// [`Bus::send_private`] of a frame whose content already passed the publish filter
-    /// (see [`Bus::publish_inspected`]). Returns the sessions that were not found.
-    pub(crate) fn send_private_inspected(&self, to: &[String], mut env: Envelope) -> Vec<String> {
-        env.ts = Some(now_ts());
-        env.echo = None;
-        let d = Delivery::new(env);
-        let mut missing = Vec::new();
-        for id in to {
-            match self.shared.sessions.get(id.as_str()) {
-                Some(entry) => {
-                    entry.outbox.offer(&d, None);
-                }
-                None => missing.push(id.clone()),
-            }
-        }
-        missing
-    }
-
-    /// Sends `env` to every attached session (server notices such as shutdown).
-    pub fn broadcast_system(&self, mut env: Envelope) {
-        env.ts = Some(now_ts());
-        let d = Delivery::new(env);
-        for entry in self.shared.sessions.iter() {
-            entry.outbox.offer(&d, None);
-        }
     }
 
     /// Reads a channel's history: after `since` when given, else the newest `limit`.

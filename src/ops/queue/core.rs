@@ -4,8 +4,9 @@
 //!
 //! Side effects happen under the lock on purpose, in the order of the state changes:
 //! store writes are *enqueued* to the writer thread (never awaited here), frames are
-//! published with `Bus::publish` and leases sent with `Bus::send_private` (both
-//! synchronous, bounded by the bus's own queues). Keeping publish and the stored-stream
+//! published with `Bus::publish_text` and leases sent with `Bus::send_private_text`
+//! (both synchronous, bounded by the bus's own queues; the text is written by
+//! `frames`). Keeping publish and the stored-stream
 //! append inside one critical section is what makes `hive tail` gap-free: a replay
 //! read enqueued under the same lock sees every frame published before it.
 
@@ -16,8 +17,9 @@ use super::tracelog::TraceLog;
 use crate::address::Address;
 use crate::bus::Bus;
 use crate::error::{ErrorCode, WireError};
-use crate::frame::{Envelope, FrameType};
+use crate::frame::FrameType;
 use crate::store::{Row, Store};
+use serde::Serialize;
 use serde_json::{json, Value};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
@@ -189,13 +191,10 @@ impl Core {
     }
 
     /// Publishes a frame of the task's stream on its channel, stores and logs it.
-    pub(crate) fn publish(&mut self, id: &str, kind: FrameType, payload: Value) {
+    pub(crate) fn publish<P: Serialize>(&mut self, id: &str, kind: FrameType, payload: P) {
         let Some(live) = self.tasks.get_mut(id) else {
             return;
         };
-        let mut env = Envelope::new(kind, payload);
-        env.trace_id = Some(live.rec.trace_id.clone());
-        env.from = Some("queue".to_owned());
         let addr = match Address::new(
             &format!("bip-{}", live.rec.spec.bip_id),
             &live.rec.spec.kind,
@@ -204,8 +203,13 @@ impl Core {
             Err(e) => return tracing::warn!(task = %id, error = %e, "task address invalid"),
         };
         // Every payload the queue publishes was built from frames and command
-        // arguments the safety layer inspected when they arrived.
-        let delivery = match self.bus.publish_inspected(&addr, env) {
+        // arguments the safety layer inspected when they arrived. The frame is
+        // written from typed fields, without an envelope (see `frames`).
+        let trace = live.rec.trace_id.as_str();
+        let made = self.bus.publish_text(&addr, &|stamp| {
+            super::frames::stream_text(kind, trace, stamp, &payload)
+        });
+        let delivery = match made {
             Ok(d) => d,
             Err(e) => {
                 // Only when the bus may not create the channel (`auto_create` off and
@@ -232,25 +236,6 @@ impl Core {
         if rec.trace_id != rec.id {
             self.traces.remove(&rec.trace_id);
         }
-    }
-
-    fn arm(&mut self, id: &str, at: Instant) {
-        let Some(live) = self.tasks.get_mut(id) else {
-            return;
-        };
-        live.timer_gen += 1;
-        let earlier = self.timers.peek().is_none_or(|r| at < r.0 .0);
-        self.timers
-            .push(Reverse((at, live.timer_gen, id.to_owned())));
-        if earlier {
-            // The timer task sleeps until the earliest deadline; wake it to re-plan.
-            self.wake.notify_one();
-        }
-    }
-
-    /// The earliest armed deadline.
-    pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        self.timers.peek().map(|r| r.0 .0)
     }
 
     /// Validates and accepts a submit. The reply must be sent only once everything
@@ -408,13 +393,7 @@ impl Core {
             return;
         }
         live.durable = true;
-        let r = &live.rec;
-        let payload = json!({
-            "task": r.id, "state": "queued", "kind": r.spec.kind, "args": r.spec.args,
-            "repo": r.spec.repo, "branch": r.spec.branch,
-            "idempotencyKey": r.spec.idempotency_key, "priority": r.spec.priority,
-            "bipId": r.spec.bip_id, "idempotent": r.spec.idempotent,
-        });
+        let payload = super::frames::announce(&live.rec);
         self.make_ready(id);
         self.publish(id, FrameType::Task, payload);
     }
@@ -537,20 +516,12 @@ impl Core {
             length,
         });
         let r = &live.rec;
-        let mut env = Envelope::new(
-            FrameType::Task,
-            json!({
-                "task": r.id, "lease": lease_id, "attempt": r.attempt, "kind": r.spec.kind,
-                "args": r.spec.args, "repo": r.spec.repo, "branch": r.spec.branch,
-                "priority": r.spec.priority, "bipId": r.spec.bip_id,
-                "idempotencyKey": r.spec.idempotency_key, "idempotent": r.spec.idempotent,
-                "lease_ms": length.as_millis() as u64,
-            }),
+        let text = super::frames::lease_text(
+            r,
+            &format!("bip-{}", r.spec.bip_id),
+            &lease_id,
+            length.as_millis() as u64,
         );
-        env.trace_id = Some(r.trace_id.clone());
-        env.room = Some(format!("bip-{}", r.spec.bip_id));
-        env.channel = Some(r.spec.kind.clone());
-        env.from = Some("queue".into());
         let attempt = r.attempt;
         if let Some(c) = self.consumers.get_mut(session) {
             c.held.insert(id.to_owned());
@@ -560,63 +531,20 @@ impl Core {
         // over anyway (see `recover`), so the row stays `queued` until the result.
         self.arm(id, now + length);
         // The args were inspected when the task was submitted.
-        let missing = self.bus.send_private_inspected(&[session.to_owned()], env);
+        let missing = self.bus.send_private_text(&[session.to_owned()], text);
         self.publish(
             id,
             FrameType::Event,
-            json!({"task": id, "stage": "leased", "message": format!("attempt {attempt} leased to {session}"), "attempt": attempt}),
+            super::frames::Progress {
+                attempt,
+                message: format!("attempt {attempt} leased to {session}"),
+                stage: "leased",
+                task: id,
+            },
         );
         if !missing.is_empty() {
             // The consumer vanished between registration and now.
             self.consumer_gone(session);
         }
-    }
-
-    /// Fires every timer due at `now`: expired leases and finished backoffs.
-    pub(crate) fn fire_due(&mut self, now: Instant) {
-        let mut woke = false;
-        while let Some(Reverse((at, gen, id))) = self.timers.peek().cloned() {
-            if at > now {
-                break;
-            }
-            self.timers.pop();
-            let Some(live) = self.tasks.get_mut(&id) else {
-                continue;
-            };
-            if live.timer_gen != gen {
-                continue;
-            }
-            if let Some(lease) = &live.lease {
-                if lease.expires > now {
-                    // Renewed since this entry was armed: re-arm at the new expiry.
-                    let exp = lease.expires;
-                    self.timers.push(Reverse((exp, gen, id)));
-                    continue;
-                }
-                self.counters.expired += 1;
-                let lease = lease.clone();
-                self.tell_consumer(&lease, "lease_expired", &id);
-                self.attempt_failed(&id, "lease expired", json!({"code": "lease_expired"}));
-                woke = true;
-            } else if live.rec.state == TaskState::Queued && live.not_before.is_some() {
-                live.not_before = None;
-                self.make_ready(&id);
-                woke = true;
-            }
-        }
-        if woke {
-            self.dispatch();
-        }
-    }
-
-    /// Sends a SYSTEM notice about a lease to its consumer.
-    pub(crate) fn tell_consumer(&self, lease: &Lease, event: &str, task: &str) {
-        let env = Envelope::new(
-            FrameType::System,
-            json!({"event": event, "task": task, "lease": lease.id}),
-        );
-        let _ = self
-            .bus
-            .send_private(std::slice::from_ref(&lease.consumer), env);
     }
 }

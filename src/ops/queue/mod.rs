@@ -19,20 +19,24 @@
 //! - `config`: every knob and its default.
 //! - `scheduler`: ready lanes with priority, FIFO and aging.
 //! - `backoff`: exponential backoff with full jitter.
-//! - `core`: submit, idempotency, backpressure, dispatch, leases, timers.
+//! - `core`: submit, idempotency, backpressure, dispatch, leases.
 //! - `lifecycle`: progress, approvals, results, retries, cancel, DLQ, recovery.
 //! - `operator`: the [`Operator`](crate::ops::Operator) glue: commands and frames.
 //! - `commit`: the task that answers frames once their commit is durable.
+//! - `frames`: the frames the queue writes itself, serialized straight to text.
+//! - `timers`: lease expiries, backoff ends, lease-loss notices.
 //! - `tracelog`: ndjson trace files with rotation.
 
 mod backoff;
 mod commit;
 pub mod config;
 mod core;
+mod frames;
 mod lifecycle;
 pub mod model;
 mod operator;
 mod scheduler;
+mod timers;
 pub mod tracelog;
 
 pub use config::{KindConfig, QueueConfig};

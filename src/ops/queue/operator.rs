@@ -351,11 +351,14 @@ impl Queue {
     /// Sends a late REPLY or ERROR naming `re` to `session`.
     pub(crate) fn answer(&self, session: &str, re: Option<String>, r: Result<Value, WireError>) {
         let Some(re) = re else { return };
+        let to = [session.to_owned()];
         let env = match r {
-            Ok(result) => Envelope::new(
-                FrameType::Reply,
-                json!({"re": re, "ok": true, "result": result}),
-            ),
+            Ok(result) => {
+                // Built from the frame the session sent, which was inspected then.
+                let text = crate::frame::reply_text(&re, &result);
+                self.inner.bus.send_private_text(&to, text);
+                return;
+            }
             Err(e) => {
                 let mut p = json!({"re": re, "code": e.code, "message": e.message});
                 if let Some(d) = e.details {
@@ -364,10 +367,7 @@ impl Queue {
                 Envelope::new(FrameType::Error, p)
             }
         };
-        // Built from the frame or command the session sent, which was inspected then.
-        self.inner
-            .bus
-            .send_private_inspected(&[session.to_owned()], env);
+        self.inner.bus.send_private_inspected(&to, env);
     }
 
     async fn run_frame(&self, caller: &Caller, env: Envelope) -> Result<Option<Value>, WireError> {
