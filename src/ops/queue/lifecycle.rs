@@ -59,6 +59,17 @@ impl Core {
         }
     }
 
+    /// [`Core::check_lease`], then renews that lease: a consumer frame about a task is
+    /// a sign of life for it.
+    fn renew_lease(&mut self, r: &LeaseRef<'_>) -> Result<&mut Live, WireError> {
+        let now = Instant::now();
+        let live = self.check_lease(r)?;
+        if let Some(l) = live.lease.as_mut() {
+            l.renew(now);
+        }
+        Ok(live)
+    }
+
     /// Renews every lease a consumer holds (HEARTBEAT).
     pub(crate) fn heartbeat(&mut self, session: &str) -> usize {
         let now = Instant::now();
@@ -80,11 +91,7 @@ impl Core {
         r: &LeaseRef<'_>,
         mut payload: Value,
     ) -> Result<Value, WireError> {
-        let now = Instant::now();
-        let live = self.check_lease(r)?;
-        if let Some(l) = live.lease.as_mut() {
-            l.renew(now);
-        }
+        let live = self.renew_lease(r)?;
         if live.rec.state == TaskState::Leased {
             live.rec
                 .advance(TaskState::Working, now_ms(), "progress".into())?;
@@ -102,11 +109,7 @@ impl Core {
         r: &LeaseRef<'_>,
         mut payload: Value,
     ) -> Result<Value, WireError> {
-        let now = Instant::now();
-        let live = self.check_lease(r)?;
-        if let Some(l) = live.lease.as_mut() {
-            l.renew(now);
-        }
+        let live = self.renew_lease(r)?;
         live.rec.advance(
             TaskState::WaitingApproval,
             now_ms(),
