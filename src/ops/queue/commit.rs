@@ -11,7 +11,7 @@
 
 use super::core::Core;
 use super::Queue;
-use crate::error::{ErrorCode, WireError};
+use crate::error::WireError;
 use serde_json::Value;
 use std::sync::Weak;
 use tokio::sync::mpsc;
@@ -43,10 +43,7 @@ pub(crate) struct Answer {
 }
 
 fn commit_error(e: &str) -> WireError {
-    WireError::new(
-        ErrorCode::Internal,
-        format!("queue store: commit failed: {e}"),
-    )
+    super::operator::internal(format_args!("commit failed: {e}"))
 }
 
 /// Drains notes until every sender is gone (the queue and the store's callbacks).

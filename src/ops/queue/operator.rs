@@ -39,7 +39,8 @@ fn arg_str<'a>(args: &'a Value, k: &str) -> Result<&'a str, WireError> {
     }
 }
 
-fn internal(e: impl std::fmt::Display) -> WireError {
+/// A store failure as the `internal` error a client gets.
+pub(super) fn internal(e: impl std::fmt::Display) -> WireError {
     WireError::new(ErrorCode::Internal, format!("queue store: {e}"))
 }
 
