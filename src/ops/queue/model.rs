@@ -91,22 +91,22 @@ impl TaskState {
         }
     }
 
+    /// Every state, in the order of a task's life.
+    pub const ALL: [TaskState; 9] = [
+        TaskState::Submitted,
+        TaskState::Queued,
+        TaskState::Leased,
+        TaskState::Working,
+        TaskState::WaitingApproval,
+        TaskState::Succeeded,
+        TaskState::Failed,
+        TaskState::Dead,
+        TaskState::Cancelled,
+    ];
+
     /// Parses the wire spelling.
     pub fn parse(s: &str) -> Option<TaskState> {
-        use TaskState::*;
-        [
-            Submitted,
-            Queued,
-            Leased,
-            Working,
-            WaitingApproval,
-            Succeeded,
-            Failed,
-            Dead,
-            Cancelled,
-        ]
-        .into_iter()
-        .find(|t| t.as_str() == s)
+        TaskState::ALL.into_iter().find(|t| t.as_str() == s)
     }
 
     /// No consumer will touch the task again unless a human acts.
@@ -392,17 +392,7 @@ mod tests {
     use super::*;
     use TaskState::*;
 
-    const ALL: [TaskState; 9] = [
-        Submitted,
-        Queued,
-        Leased,
-        Working,
-        WaitingApproval,
-        Succeeded,
-        Failed,
-        Dead,
-        Cancelled,
-    ];
+    const ALL: [TaskState; 9] = TaskState::ALL;
 
     #[test]
     fn the_transition_table_allows_exactly_the_documented_moves() {
