@@ -5,6 +5,7 @@
 //! mini-redis: each connection gets one task (see `session`); a watch channel tells
 //! every session to close with 1001; completion is awaited through a dropped sender.
 
+mod dedup;
 mod handler;
 mod http;
 pub mod port;

@@ -8,7 +8,7 @@
 //! burst of N frames costs one write for its N acknowledgements. A write that stalls
 //! past `write_timeout` ends the session.
 
-use super::handler::Dedup;
+use super::dedup::Dedup;
 use super::http::{self, Sniff};
 use super::tls::Conn;
 use super::ServerCtx;
