@@ -13,6 +13,7 @@
 //! - [`broker`]: the assembled broker (bus, queue, server, port file).
 //! - [`bus`]: the in-process router: channels, offsets, epochs, history, presence.
 //! - [`cmd`]: built-in commands, one file each.
+//! - [`dispatch`]: the one path of every frame: role, authority, inspection, routing.
 //! - [`safety`]: the redaction layer applied to every publish, and its operator.
 //! - [`auth`]: tokens, JWTs, roles and permissions, per-session rate limits.
 //! - [`server`]: the WebSocket transport, port selection, HTTP health and metrics.
@@ -29,6 +30,7 @@ pub mod client;
 pub mod cmd;
 pub mod config;
 pub mod consumer;
+pub mod dispatch;
 pub mod error;
 pub mod frame;
 pub mod ops;

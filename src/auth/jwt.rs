@@ -1,7 +1,8 @@
 //! JWT credentials (HS256 or RS256) with the `jsonwebtoken` crate.
 //!
 //! Claims: `sub` (the identity), `role`, `exp` (required), and optionally `publish`
-//! and `subscribe` (address globs), or `rooms` as a shorthand for both. `iss` and `aud`
+//! and `subscribe` (address globs), or `rooms` as a shorthand for both, and `approve`
+//! and `manage` (see `permissions`). `iss` and `aud`
 //! are checked when configured. The signature is checked before any claim is read.
 
 use super::permissions::Permissions;
@@ -51,6 +52,10 @@ struct Claims {
     subscribe: Option<Vec<String>>,
     #[serde(default)]
     rooms: Option<Vec<String>>,
+    #[serde(default)]
+    approve: Option<Vec<String>>,
+    #[serde(default)]
+    manage: Option<Vec<String>>,
     exp: u64,
 }
 
@@ -124,6 +129,7 @@ impl JwtVerifier {
         let publish = c.publish.or_else(|| c.rooms.clone());
         let subscribe = c.subscribe.or(c.rooms);
         let permissions = Permissions::new(publish.as_deref(), subscribe.as_deref())
+            .and_then(|p| p.with_rights(c.approve.as_deref(), c.manage.as_deref()))
             .map_err(|e| AuthError::InvalidToken(e.message))?;
         Ok(Identity {
             subject: c.sub,

@@ -10,11 +10,13 @@
 //! then close 4003.
 //!
 //! # Layout
-//! - `roles`: the role table (frame types and commands per role).
+//! - [`authority`]: the one check of who may do what to which target.
+//! - `roles`: the role table (frame types per role).
 //! - `permissions`: per-credential publish / subscribe globs.
 //! - `jwt`: JWT verification.
 //! - `rate`: the per-session token bucket.
 
+pub mod authority;
 mod jwt;
 mod permissions;
 mod rate;
@@ -23,7 +25,7 @@ mod roles;
 pub use jwt::{JwtAlgorithm, JwtConfig};
 pub use permissions::Permissions;
 pub use rate::TokenBucket;
-pub use roles::{Role, ADMIN_COMMANDS, ADMIN_NAMESPACES, READ_COMMANDS, ROLES};
+pub use roles::{Role, ROLES};
 
 use crate::error::{ErrorCode, WireError};
 use serde::{Deserialize, Serialize};
@@ -65,6 +67,11 @@ pub struct TokenConfig {
     pub publish: Option<Vec<String>>,
     /// Address globs it may subscribe to and read; absent means all.
     pub subscribe: Option<Vec<String>>,
+    /// Address globs where it may decide approvals; absent means its `publish` list.
+    pub approve: Option<Vec<String>>,
+    /// Address globs where it may cancel, retry and requeue other identities' tasks;
+    /// absent means none (its own tasks only).
+    pub manage: Option<Vec<String>>,
 }
 
 /// `[limits]`: per-session and per-identity limits.
@@ -197,6 +204,7 @@ impl Authenticator {
             let role =
                 Role::parse(&t.role).map_err(|e| format!("auth.tokens[{i}]: {}", e.message))?;
             let permissions = Permissions::new(t.publish.as_deref(), t.subscribe.as_deref())
+                .and_then(|p| p.with_rights(t.approve.as_deref(), t.manage.as_deref()))
                 .map_err(|e| format!("auth.tokens[{i}]: {}", e.message))?;
             tokens.push(StaticToken {
                 token,

@@ -1,5 +1,10 @@
 //! Per-credential room and channel permissions: which addresses a session may publish
-//! to and which it may subscribe to (join, `history`, `channel_info`).
+//! to, which it may subscribe to (join, `history`, `channel_info`, reading a task),
+//! where it may decide approvals and where it may manage other identities' tasks.
+//!
+//! Defaults, when a credential's list is absent: `publish` and `subscribe` allow
+//! everything; `approve` is the `publish` list (deciding is a way of publishing into
+//! the room); `manage` allows nothing (a credential manages only its own tasks).
 //!
 //! Both are lists of address globs (`bip-43:*`, `secure-*:review_*`). A subscription
 //! that is itself a glob is allowed only when one permission glob covers all of it:
@@ -42,12 +47,22 @@ impl Glob {
 pub struct Permissions {
     publish: Option<Vec<Glob>>,
     subscribe: Option<Vec<Glob>>,
+    /// `None`: the `publish` list.
+    approve: Option<Vec<Glob>>,
+    /// Empty: nothing.
+    manage: Vec<Glob>,
 }
 
 impl Permissions {
     /// Everything allowed (anonymous local sessions, credentials without lists).
     pub fn all() -> Self {
-        Permissions::default()
+        Permissions {
+            manage: vec![Glob {
+                room: "*".into(),
+                channel: "*".into(),
+            }],
+            ..Permissions::default()
+        }
     }
 
     /// Parses the two glob lists; `None` for a list means everything.
@@ -58,30 +73,45 @@ impl Permissions {
         publish: Option<&[String]>,
         subscribe: Option<&[String]>,
     ) -> Result<Self, WireError> {
-        let parse = |list: Option<&[String]>| -> Result<Option<Vec<Glob>>, WireError> {
-            list.map(|l| {
-                l.iter()
-                    .map(|g| {
-                        Pattern::parse(g).map(|p| Glob::of(&p)).map_err(|e| {
-                            WireError::new(ErrorCode::InvalidField, format!("permission: {e}"))
-                        })
-                    })
-                    .collect()
-            })
-            .transpose()
-        };
         Ok(Permissions {
             publish: parse(publish)?,
             subscribe: parse(subscribe)?,
+            approve: None,
+            manage: Vec::new(),
         })
+    }
+
+    /// Sets the `approve` and `manage` lists (`None`: their defaults, see the module).
+    ///
+    /// # Errors
+    /// `invalid_field` for a glob that breaks the address grammar.
+    pub fn with_rights(
+        mut self,
+        approve: Option<&[String]>,
+        manage: Option<&[String]>,
+    ) -> Result<Self, WireError> {
+        self.approve = parse(approve)?;
+        self.manage = parse(manage)?.unwrap_or_default();
+        Ok(self)
+    }
+
+    /// Whether deciding approvals of tasks on `addr` is allowed.
+    pub fn may_approve(&self, addr: &Address) -> bool {
+        match &self.approve {
+            None => self.may_publish(addr),
+            Some(l) => covers_any(l, addr),
+        }
+    }
+
+    /// Whether managing (cancel, retry, requeue) other identities' tasks on `addr` is
+    /// allowed.
+    pub fn may_manage(&self, addr: &Address) -> bool {
+        covers_any(&self.manage, addr)
     }
 
     /// Whether publishing on `addr` is allowed.
     pub fn may_publish(&self, addr: &Address) -> bool {
-        let g = Glob::of(&Pattern::Exact(addr.clone()));
-        self.publish
-            .as_ref()
-            .is_none_or(|l| l.iter().any(|p| p.covers(&g)))
+        self.publish.as_ref().is_none_or(|l| covers_any(l, addr))
     }
 
     /// Whether subscribing to (or reading) everything `p` covers is allowed.
@@ -91,6 +121,29 @@ impl Permissions {
             .as_ref()
             .is_none_or(|l| l.iter().any(|q| q.covers(&g)))
     }
+}
+
+/// Parses a glob list; `None` stays `None`.
+fn parse(list: Option<&[String]>) -> Result<Option<Vec<Glob>>, WireError> {
+    list.map(|l| {
+        l.iter()
+            .map(|g| {
+                Pattern::parse(g)
+                    .map(|p| Glob::of(&p))
+                    .map_err(|e| WireError::new(ErrorCode::InvalidField, format!("permission: {e}")))
+            })
+            .collect()
+    })
+    .transpose()
+}
+
+/// Whether one glob of `list` matches `addr`.
+fn covers_any(list: &[Glob], addr: &Address) -> bool {
+    let g = Glob {
+        room: addr.room().to_owned(),
+        channel: addr.channel().to_owned(),
+    };
+    list.iter().any(|p| p.covers(&g))
 }
 
 #[cfg(test)]
@@ -117,5 +170,21 @@ mod tests {
         assert!(p.may_publish(&a("bip-43:general")));
         assert!(!p.may_publish(&a("bip-43:other")));
         assert!(Permissions::all().may_publish(&a("x:y")));
+    }
+
+    #[test]
+    fn approve_follows_publish_and_manage_is_opt_in() {
+        let a = |s| Address::parse(s).unwrap();
+        let p = perms(&["bip-1:*"], &["bip-1:*"]);
+        assert!(p.may_approve(&a("bip-1:x")) && !p.may_approve(&a("bip-2:x")));
+        assert!(!p.may_manage(&a("bip-1:x")));
+        let v = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let q = p
+            .with_rights(Some(&v(&["bip-2:*"])), Some(&v(&["bip-*:*"])))
+            .unwrap();
+        assert!(!q.may_approve(&a("bip-1:x")) && q.may_approve(&a("bip-2:x")));
+        assert!(q.may_manage(&a("bip-9:x")));
+        assert!(Permissions::all().may_manage(&a("x:y")));
+        assert!(Permissions::all().may_approve(&a("x:y")));
     }
 }

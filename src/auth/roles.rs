@@ -1,8 +1,10 @@
-//! Roles and what each may send: the table of `docs/ROLES.md`, in code.
+//! Roles and the frame types each may send: the first table of `docs/ROLES.md`, in code.
 //!
 //! The role is fixed at handshake: by the credential when the session presented one,
-//! else by the HELLO (local mode only). Each frame type and each command name is then
-//! checked against the role before anything else happens; a refusal is `forbidden`.
+//! else by the HELLO (local mode only). Each frame type is checked against the role
+//! before anything else happens; a refusal is `forbidden`. Which roles may run each
+//! command is said by the command itself (`cmd::Command::need`, an operator's
+//! `command_need`) and checked by `authority`.
 
 use crate::error::{ErrorCode, WireError};
 use crate::frame::FrameType;
@@ -24,25 +26,6 @@ pub enum Role {
 
 /// Every role, in table order.
 pub const ROLES: [Role; 4] = [Role::Client, Role::Consumer, Role::Admin, Role::Observer];
-
-/// Built-in commands that only read (every role may run them).
-pub const READ_COMMANDS: &[&str] = &[
-    "status",
-    "ping",
-    "join",
-    "join_channel",
-    "leave",
-    "leave_channel",
-    "list_channels",
-    "channel_info",
-    "history",
-];
-
-/// Built-in commands for admins only.
-pub const ADMIN_COMMANDS: &[&str] = &["create_channel", "delete_channel"];
-
-/// Operator namespaces whose commands are for admins only.
-pub const ADMIN_NAMESPACES: &[&str] = &["safety"];
 
 impl Role {
     /// Parses the wire spelling.
@@ -87,22 +70,6 @@ impl Role {
         }
     }
 
-    /// Whether this role may run the command `name` (built-in or `op.<ns>.<cmd>`).
-    /// Names that are neither are let through to be refused as `unknown_command`.
-    pub fn may_run(self, name: &str) -> bool {
-        if self == Role::Admin || READ_COMMANDS.contains(&name) {
-            return true;
-        }
-        if ADMIN_COMMANDS.contains(&name) {
-            return false;
-        }
-        if let Some(rest) = name.strip_prefix("op.") {
-            let ns = rest.split('.').next().unwrap_or_default();
-            return self != Role::Observer && !ADMIN_NAMESPACES.contains(&ns);
-        }
-        true
-    }
-
     /// The refusal for a frame type.
     pub(crate) fn refuse_frame(self, kind: FrameType) -> WireError {
         WireError::new(
@@ -115,15 +82,6 @@ impl Role {
         )
         .with_details(serde_json::json!({"role": self.as_str(), "type": kind.as_str()}))
     }
-
-    /// The refusal for a command.
-    pub(crate) fn refuse_command(self, name: &str) -> WireError {
-        WireError::new(
-            ErrorCode::Forbidden,
-            format!("role {} may not run `{name}`", self.as_str()),
-        )
-        .with_details(serde_json::json!({"role": self.as_str(), "command": name}))
-    }
 }
 
 #[cfg(test)]
@@ -134,11 +92,6 @@ mod tests {
     fn observers_only_read_and_admins_do_everything() {
         assert!(!Role::Observer.may_send(FrameType::Message));
         assert!(Role::Observer.may_send(FrameType::Heartbeat));
-        assert!(Role::Observer.may_run("history"));
-        assert!(!Role::Observer.may_run("op.queue.submit"));
-        assert!(Role::Admin.may_run("op.safety.reload"));
-        assert!(!Role::Client.may_run("op.safety.get"));
-        assert!(Role::Client.may_run("op.queue.submit"));
         assert!(!Role::Consumer.may_send(FrameType::Task));
         assert!(!Role::Client.may_send(FrameType::Result));
         assert!(Role::parse("root").is_err());

@@ -46,6 +46,13 @@ pub trait PublishFilter: Send + Sync + 'static {
     /// # Errors
     /// A refusal (`blocked`), returned to the sender as is; nothing was published.
     fn inspect(&self, addr: Option<&Address>, env: &mut Envelope) -> Result<(), WireError>;
+
+    /// The name of a rule that `text` matches on its own, whatever the scope: for
+    /// identifiers, which are refused when they look like a secret, never rewritten.
+    fn secret_in(&self, text: &str) -> Option<String> {
+        let _ = text;
+        None
+    }
 }
 
 /// A session id (`s-` and 12 hex digits), shared so that comparing two is one pointer
@@ -148,6 +155,12 @@ impl Bus {
             Some(f) => f.inspect(addr, env),
             None => Ok(()),
         }
+    }
+
+    /// The safety rule `text` would match on its own, if any (see
+    /// [`PublishFilter::secret_in`]).
+    pub fn secret_in(&self, text: &str) -> Option<String> {
+        self.shared.filter.get().and_then(|f| f.secret_in(text))
     }
 
     /// A handle that does not keep the bus alive.

@@ -10,7 +10,7 @@ use serde_json::Value;
 /// created_by, persistent, participants: [{session, role, capabilities, ...}]}`.
 #[derive(Debug)]
 pub struct ChannelInfoCmd {
-    address: Address,
+    pub(crate) address: Address,
 }
 
 #[derive(Deserialize)]

@@ -15,7 +15,7 @@ pub(super) const DEFAULT_LIMIT: usize = 100;
 /// (`max_page_bytes`) cut the page, and gives the current `offset` and `epoch`.
 #[derive(Debug)]
 pub struct History {
-    address: Address,
+    pub(crate) address: Address,
     since: Option<u64>,
     limit: usize,
 }

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 /// exactly what it missed), `messages` (all replayed frames) and per-channel `recovery`.
 #[derive(Debug)]
 pub struct Join {
-    pattern: Pattern,
+    pub(crate) pattern: Pattern,
     recover: HashMap<Address, Position>,
     asked: bool,
 }

@@ -1,6 +1,11 @@
 //! `list_channels`: channels of one room (or all), with subscriber counts.
+//!
+//! Only what the caller's credential may read is listed: a channel when `subscribe`
+//! covers it, a room when it covers the whole room or one of its listed channels. The
+//! names, offsets and subscriber counts of other rooms are not the caller's to see.
 
 use super::Ctx;
+use crate::address::Pattern;
 use crate::error::WireError;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -24,11 +29,29 @@ impl ListChannels {
                     format!("`room` is a room name, not a pattern: {r:?}"),
                 ));
             }
-            crate::address::Pattern::parse(r)?;
+            Pattern::parse(r)?;
         }
+        let perms = &ctx.identity.permissions;
+        let channels: Vec<_> = bus
+            .list_channels(self.room.as_deref())
+            .into_iter()
+            .filter(|c| {
+                Pattern::parse(&c.address).is_ok_and(|p| perms.may_subscribe(&p))
+            })
+            .collect();
+        let rooms: Vec<String> = bus
+            .list_rooms()
+            .into_iter()
+            .filter(|r| {
+                Pattern::parse(r).is_ok_and(|p| perms.may_subscribe(&p))
+                    || channels
+                        .iter()
+                        .any(|c| c.address.split_once(':').is_some_and(|(room, _)| room == r))
+            })
+            .collect();
         Ok(json!({
-            "rooms": bus.list_rooms(),
-            "channels": bus.list_channels(self.room.as_deref()),
+            "rooms": rooms,
+            "channels": channels,
             "subscriptions": ctx.member.subscriptions(),
         }))
     }

@@ -23,6 +23,8 @@ pub use list_channels::ListChannels;
 pub use ping::Ping;
 pub use status::Status;
 
+use crate::address::Pattern;
+use crate::auth::authority::{Need, On, Right, ADMINS, ANY_ROLE};
 use crate::bus::{Delivery, Member};
 use crate::error::{ErrorCode, WireError};
 use crate::ops::Operators;
@@ -44,6 +46,8 @@ pub struct Ctx<'a> {
     pub member: &'a Member,
     /// Whether the caller may run admin commands.
     pub admin: bool,
+    /// Who the caller is, for commands that filter what they show.
+    pub identity: &'a crate::auth::Identity,
     /// Server facts.
     pub server: &'a ServerInfo,
     /// The operators, for `status`.
@@ -92,6 +96,29 @@ impl Command {
             "delete_channel" => Command::DeleteChannel(DeleteChannel::parse(args)?),
             _ => return Ok(None),
         }))
+    }
+
+    /// What the command needs (see `auth::authority`): every role may read what its
+    /// credential covers; channels are made and removed by admins.
+    pub fn need(&self) -> Need {
+        match self {
+            Command::Status(_) | Command::Ping(_) | Command::ListChannels(_) => Need::open(),
+            Command::Leave(_) => Need::open(),
+            Command::Join(c) => Need::new(ANY_ROLE, Right::Read, On::Pattern(c.pattern.clone())),
+            Command::ChannelInfo(c) => Need::new(
+                ANY_ROLE,
+                Right::Read,
+                On::Pattern(Pattern::Exact(c.address.clone())),
+            ),
+            Command::History(c) => Need::new(
+                ANY_ROLE,
+                Right::Read,
+                On::Pattern(Pattern::Exact(c.address.clone())),
+            ),
+            Command::CreateChannel(_) | Command::DeleteChannel(_) => {
+                Need::new(ADMINS, Right::Admin, On::Nothing)
+            }
+        }
     }
 
     /// Runs the command.

@@ -3,10 +3,16 @@
 //! An operator owns a command namespace (`op.<namespace>.*`) and may claim frame types
 //! (TASK, RESULT, HEARTBEAT, ...) that sessions send. It acts on the bus through the same
 //! [`Bus`](crate::Bus) API as any agent; the bus core never imports an operator. The
-//! server hands each matching command or frame to the operator with the [`Caller`].
+//! dispatcher hands each matching command or frame to the operator with the [`Caller`],
+//! after the one authority check (`auth::authority`) passed for what the operator said
+//! the command or frame needs ([`Operator::command_need`], [`Operator::frame_need`]).
+//! An operator that declares nothing is admin-only: a new command is closed until its
+//! author says who may run it.
 
 pub mod queue;
 
+use crate::auth::authority::{self, Asker, Need, Resource, Right, Target};
+use crate::auth::Identity;
 use crate::bus::PeerInfo;
 use crate::error::{ErrorCode, WireError};
 use crate::frame::{Envelope, FrameType};
@@ -27,6 +33,24 @@ pub struct Caller {
     pub info: PeerInfo,
     /// Whether the session may run admin commands.
     pub admin: bool,
+    /// Who authenticated: subject, role and address permissions.
+    pub identity: Identity,
+}
+
+impl Caller {
+    /// The identity and session, as the authority check takes them.
+    pub fn asker(&self) -> Asker<'_> {
+        Asker {
+            identity: &self.identity,
+            session: &self.session,
+        }
+    }
+
+    /// Whether this caller may exercise `right` on `target` (for listings that filter
+    /// item by item; see [`authority::may`]).
+    pub fn may(&self, right: Right, target: &Target) -> bool {
+        authority::may(self.asker(), right, target).is_ok()
+    }
 }
 
 /// A bus operator. See the module docs.
@@ -41,6 +65,40 @@ pub trait Operator: Send + Sync + 'static {
         name: &'a str,
         args: Value,
     ) -> BoxFuture<'a, Result<Value, WireError>>;
+
+    /// What `op.<namespace>.<name>` needs: roles, right, target. Reads only the fields
+    /// that name the target; the command itself validates the rest. The default is
+    /// admin-only, with no content to inspect.
+    ///
+    /// # Errors
+    /// `unknown_command`, or a missing or bad target field.
+    fn command_need(&self, caller: &Caller, name: &str, args: &Value) -> Result<Need, WireError> {
+        let _ = (caller, name, args);
+        Ok(Need::admin())
+    }
+
+    /// What a claimed frame needs. The default is admin-only.
+    ///
+    /// # Errors
+    /// A missing or bad target field.
+    fn frame_need(&self, caller: &Caller, env: &Envelope) -> Result<Need, WireError> {
+        let _ = (caller, env);
+        Ok(Need::admin())
+    }
+
+    /// Who owns the resource `key` named in an [`authority::On::Resource`], and where
+    /// it lives.
+    ///
+    /// # Errors
+    /// `not_found` when there is no such resource.
+    fn resource<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Resource, WireError>> {
+        Box::pin(async move {
+            Err(WireError::new(
+                ErrorCode::NotFound,
+                format!("no resource {key}"),
+            ))
+        })
+    }
 
     /// Whether this operator takes frames of `kind` sent by sessions.
     fn claims(&self, kind: FrameType) -> bool {

@@ -210,6 +210,10 @@ impl Safety {
 }
 
 impl PublishFilter for Safety {
+    fn secret_in(&self, text: &str) -> Option<String> {
+        self.active().detect(text).map(str::to_owned)
+    }
+
     fn inspect(&self, addr: Option<&Address>, env: &mut Envelope) -> Result<(), WireError> {
         let r = self.active();
         if !r.in_scope(addr) {

@@ -188,6 +188,19 @@ impl Redactor {
             && self.scope.covers(addr)
     }
 
+    /// The first rule that matches `text` on its own, whatever the mode and the scope:
+    /// for identifiers (idempotency keys, trace ids, names) that are refused rather
+    /// than rewritten when they look like a secret. `None` when the layer is off.
+    pub fn detect(&self, text: &str) -> Option<&str> {
+        if self.config.mode == Mode::Off {
+            return None;
+        }
+        let cands = self.prefilter.scan(text);
+        let mut found = BTreeSet::new();
+        self.scan_str(text, &cands, &mut found);
+        found.into_iter().next()
+    }
+
     /// Inspects `payload` published at `addr`. In enforce mode matches are replaced in
     /// place; when a blocking rule matches, nothing is changed and `blocked_by` names
     /// it. In monitor mode `payload` is never changed.

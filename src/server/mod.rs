@@ -46,6 +46,8 @@ pub(crate) struct ServerCtx {
     pub(crate) identities: DashMap<String, usize>,
     /// TLS acceptor, when `[server.tls]` is set.
     pub(crate) tls: Option<tokio_rustls::TlsAcceptor>,
+    /// Every frame's checks and routing.
+    pub(crate) dispatch: crate::dispatch::Dispatcher,
 }
 
 /// Access control for [`serve`]: auth methods and limits (see `docs/SECURITY.md`).
@@ -148,17 +150,19 @@ pub async fn serve(
         ?auth,
         "access control"
     );
+    let info = ServerInfo {
+        server: format!("hivebus/{}", env!("CARGO_PKG_VERSION")),
+        protocol: PROTOCOL_VERSION,
+    };
     let ctx = Arc::new(ServerCtx {
         auth,
         limits: security.limits,
         identities: DashMap::new(),
         tls: acceptor,
+        dispatch: crate::dispatch::Dispatcher::new(bus.clone(), ops.clone(), info.clone()),
         bus: bus.clone(),
         ops,
-        info: ServerInfo {
-            server: format!("hivebus/{}", env!("CARGO_PKG_VERSION")),
-            protocol: PROTOCOL_VERSION,
-        },
+        info,
         counters: Counters::default(),
         stopping: AtomicBool::new(false),
         config,

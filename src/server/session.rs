@@ -267,6 +267,11 @@ async fn handshake(
         Ok(s) => s,
         Err(err) => return Err(refuse_with(ws, env.id, err, close::TOO_MANY_SESSIONS).await),
     };
+    if let Some(name) = &hello.name {
+        if let Err(err) = ctx.dispatch.admit_name(name) {
+            return Err(refuse(ws, env.id, err).await);
+        }
+    }
     let info = PeerInfo {
         role: identity.role.as_str().to_owned(),
         capabilities: hello.capabilities,
@@ -277,6 +282,7 @@ async fn handshake(
     let caller = Caller {
         session: member.id().to_owned(),
         admin: identity.role == Role::Admin,
+        identity: identity.clone(),
         info,
     };
     let c = &ctx.config;

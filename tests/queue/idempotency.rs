@@ -1,5 +1,6 @@
-//! A repeated idempotencyKey returns the original task, before, during and after its
-//! completion, and never runs it twice; past the window it is a new task.
+//! A repeated idempotencyKey with the same body returns the original task, before,
+//! during and after its completion, and never runs it twice; with another body it is a
+//! `conflict`; past the window it is a new task.
 
 use crate::harness::*;
 use hivebus::ops::queue::QueueConfig;
@@ -13,7 +14,10 @@ async fn resubmitting_a_key_returns_the_original_before_during_and_after_complet
     assert_eq!(first["duplicate"], false);
     let id = first["task"].as_str().unwrap().to_owned();
 
-    let before = submit(&c, task("work", "same", "critical")).await.unwrap();
+    // The same key with another body is a mistake, reported with the original task.
+    let e = submit(&c, task("work", "same", "critical")).await.unwrap_err();
+    assert_eq!(e.code(), Some("conflict"));
+    let before = submit(&c, task("work", "same", "normal")).await.unwrap();
     assert_eq!(
         (
             before["task"].as_str(),

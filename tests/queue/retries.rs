@@ -101,8 +101,16 @@ async fn dead_tasks_can_be_requeued_with_edited_args_or_purged() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), Some("conflict"));
-    // Purge removes it from memory and storage.
-    let p = c
+    // Purge (admin only) removes it from memory and storage.
+    let admin = hivebus::client::Client::connect(&q.url, hivebus::client::Hello::role("admin"))
+        .await
+        .unwrap();
+    let e = c
+        .command("op.queue.dlq.purge", json!({"task": b}))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("forbidden"));
+    let p = admin
         .command("op.queue.dlq.purge", json!({"task": b}))
         .await
         .unwrap();

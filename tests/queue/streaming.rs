@@ -103,7 +103,8 @@ async fn a_bot_in_the_room_sees_the_whole_stream_and_a_late_reader_replays_it() 
     assert_eq!(tail["frames"].as_array().unwrap().len(), 2);
 
     // The ndjson trace log holds the same frames (written by a background thread).
-    let path = q.dir.join("logs").join(format!("{trace}.ndjson"));
+    // Named from the task id, not the submitter's trace id.
+    let path = q.dir.join("logs").join(format!("{id}.ndjson"));
     let mut lines = Vec::new();
     for _ in 0..200 {
         lines = std::fs::read_to_string(&path)

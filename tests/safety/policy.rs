@@ -2,6 +2,7 @@
 //! `op.safety.get` / `op.safety.reload`.
 
 use super::harness::{assert_error, config_with, reply_of, start};
+use hivebus::auth::authority::{Need, On, Right, SUBMITTERS};
 use hivebus::safety::Mode;
 use serde_json::json;
 
@@ -221,6 +222,25 @@ impl hivebus::ops::Operator for Recorder {
     ) -> hivebus::ops::BoxFuture<'a, Result<serde_json::Value, hivebus::WireError>> {
         self.seen.lock().unwrap().push(args);
         Box::pin(async { Ok(json!({"stored": true})) })
+    }
+
+    fn command_need(
+        &self,
+        _: &hivebus::ops::Caller,
+        _: &str,
+        _: &serde_json::Value,
+    ) -> Result<Need, hivebus::WireError> {
+        Ok(Need::new(SUBMITTERS, Right::None, On::Nothing).with_content())
+    }
+
+    fn frame_need(
+        &self,
+        _: &hivebus::ops::Caller,
+        env: &hivebus::Envelope,
+    ) -> Result<Need, hivebus::WireError> {
+        let room = env.room.as_deref().unwrap_or_default();
+        let addr = hivebus::Address::from_parts(room, env.channel.as_deref())?;
+        Ok(Need::new(SUBMITTERS, Right::Publish, On::Address(addr)).with_content())
     }
 
     fn claims(&self, kind: hivebus::FrameType) -> bool {

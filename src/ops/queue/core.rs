@@ -64,6 +64,8 @@ pub(crate) struct ConsumerState {
     pub(crate) kinds: Vec<String>,
     pub(crate) slots: u32,
     pub(crate) held: HashSet<String>,
+    /// What its credential may read: it is leased only tasks on those channels.
+    pub(crate) scope: crate::auth::Permissions,
 }
 
 /// Counters for `stats`.
@@ -97,9 +99,10 @@ pub(crate) struct Core {
     /// pointers instead of records made growth cheap (the profile showed `tasks`
     /// growth at about 6% of the broker's CPU in a fresh broker).
     pub(crate) tasks: HashMap<String, Box<Live>>,
-    /// idempotency key -> (task id, created ms); kept for the whole window even after
-    /// the task left memory (it is then read back from SQLite).
-    pub(crate) idem: HashMap<String, (String, u64)>,
+    /// scoped idempotency key (see [`idem_scope`]) -> (task id, created ms, body
+    /// fingerprint); kept for the whole window even after the task left memory (it is
+    /// then read back from SQLite).
+    pub(crate) idem: HashMap<String, (String, u64, u64)>,
     pub(crate) idem_order: VecDeque<(u64, String)>,
     /// trace id -> task id, only for tasks whose trace id is not their task id (the
     /// default): lookups fall back to the key itself.
@@ -117,6 +120,30 @@ pub(crate) struct Core {
     pub(crate) wake: std::sync::Arc<tokio::sync::Notify>,
     /// The last task id's number (see `next_task_id`).
     pub(crate) last_id: u64,
+}
+
+/// The key of the idempotency map: a key belongs to its submitter and its room, so
+/// another identity cannot take it first and swallow the victim's later submit.
+pub(crate) fn idem_scope(owner: &str, bip: u64, key: &str) -> String {
+    // NUL cannot occur in a subject from the config or a JWT claim that matters here,
+    // nor in a key (its grammar is ASCII without controls).
+    format!("{owner}\u{0}{bip}\u{0}{key}")
+}
+
+/// A fingerprint of what a submit asks for, to tell a retry (same body) from a reused
+/// key (another body). Computed on the inspected spec; recomputed from stored records
+/// at recovery, so it need not be stable across builds.
+pub(crate) fn fingerprint(spec: &TaskSpec) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    serde_json::to_string(spec).unwrap_or_default().hash(&mut h);
+    h.finish()
+}
+
+/// Whether `s` has the shape of a task id (`t-` and 16 hex digits).
+pub(crate) fn is_task_id(s: &str) -> bool {
+    s.strip_prefix("t-")
+        .is_some_and(|h| h.len() == 16 && h.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 pub(crate) fn new_id(prefix: &str) -> String {
@@ -220,7 +247,9 @@ impl Core {
         let seq = live.stream_next;
         live.stream_next += 1;
         if let Some(log) = &self.log {
-            log.append(&live.rec.trace_id, delivery.text().to_owned());
+            // Named from the task id, which the queue made: a trace id is the
+            // submitter's text and never becomes a path.
+            log.append(&live.rec.id, delivery.text().to_owned());
         }
         if (seq as usize) <= self.cfg.max_stream {
             // The stored row is the published text itself, shared, not copied.
@@ -248,10 +277,26 @@ impl Core {
         &mut self,
         spec: TaskSpec,
         trace: Option<String>,
+        owner: &str,
     ) -> Result<SubmitOutcome, WireError> {
         let now = now_ms();
-        if let Some((task, created)) = self.idem.get(&spec.idempotency_key).cloned() {
+        let scoped = idem_scope(owner, spec.bip_id, &spec.idempotency_key);
+        let fp = fingerprint(&spec);
+        if let Some(&(ref task, created, seen)) = self.idem.get(&scoped) {
             if now.saturating_sub(created) < self.cfg.idempotency_window_ms {
+                if seen != fp {
+                    // Stripe's rule: a key names one request; another body under the
+                    // same key is a mistake to report, not a duplicate to swallow.
+                    return Err(WireError::new(
+                        ErrorCode::Conflict,
+                        format!(
+                            "idempotencyKey `{}` was used for task {task} with a different body; use a new key",
+                            spec.idempotency_key
+                        ),
+                    )
+                    .with_details(json!({"task": task, "field": "idempotencyKey", "reason": "key_reused"})));
+                }
+                let task = task.clone();
                 self.counters.duplicates += 1;
                 let reply = match self.tasks.get(&task) {
                     Some(live) => Self::dup_reply(live),
@@ -263,6 +308,9 @@ impl Core {
                     created: None,
                 });
             }
+        }
+        if let Some(t) = &trace {
+            self.check_trace(t)?;
         }
         let eff = self.cfg.for_kind(&spec.kind);
         let depth = self.sched.depth(&spec.kind);
@@ -288,6 +336,7 @@ impl Core {
         let mut rec = TaskRecord {
             id: id.clone(),
             trace_id: trace_id.clone(),
+            owner: owner.to_owned(),
             spec,
             state: TaskState::Submitted,
             attempt: 0,
@@ -306,12 +355,11 @@ impl Core {
         // Submitted -> Queued is always legal; the row is written as queued because
         // the client is answered only once that row is durable.
         let _ = rec.advance(TaskState::Queued, now, "durable".into());
-        let key = rec.spec.idempotency_key.clone();
-        self.idem.insert(key.clone(), (id.clone(), now));
-        self.idem_order.push_back((now, key));
+        self.idem.insert(scoped.clone(), (id.clone(), now, fp));
+        self.idem_order.push_back((now, scoped));
         if self.idem_order.len() > self.cfg.max_keys {
             if let Some((at, old)) = self.idem_order.pop_front() {
-                if self.idem.get(&old).is_some_and(|(_, c)| *c == at) {
+                if self.idem.get(&old).is_some_and(|(_, c, _)| *c == at) {
                     self.idem.remove(&old);
                 }
             }
@@ -348,6 +396,20 @@ impl Core {
             reply,
             created: Some(id),
         })
+    }
+
+    /// Refuses a trace id that is another task's: a trace id belongs to one task, and
+    /// `show` / `stream` / `hive tail` look tasks up by either.
+    fn check_trace(&self, t: &str) -> Result<(), WireError> {
+        let taken = is_task_id(t) || self.traces.contains_key(t) || self.tasks.contains_key(t);
+        if taken {
+            return Err(WireError::new(
+                ErrorCode::Conflict,
+                format!("traceId `{t}` belongs to another task; omit it or use a new one"),
+            )
+            .with_details(json!({"field": "traceId", "reason": "trace_taken"})));
+        }
+        Ok(())
     }
 
     /// A new task id: `t-` and 16 hex digits of a number that only grows: the wall
@@ -437,6 +499,7 @@ impl Core {
         session: &str,
         kinds: Vec<String>,
         slots: Option<u32>,
+        scope: crate::auth::Permissions,
     ) -> Value {
         let slots = slots
             .unwrap_or(self.cfg.default_slots)
@@ -448,8 +511,10 @@ impl Core {
                 kinds: Vec::new(),
                 slots,
                 held: HashSet::new(),
+                scope: crate::auth::Permissions::all(),
             });
         c.kinds = kinds.clone();
+        c.scope = scope;
         c.slots = slots;
         self.dispatch();
         json!({"session": session, "kinds": kinds, "slots": slots, "lease_ms": self.cfg.lease_ms})
@@ -486,6 +551,20 @@ impl Core {
             let Some(ready) = self.sched.pop_any(&c.kinds, now) else {
                 break;
             };
+            let readable = self.tasks.get(&ready.id).is_none_or(|l| {
+                Address::new(&format!("bip-{}", l.rec.spec.bip_id), &l.rec.spec.kind)
+                    .is_ok_and(|a| c.scope.may_subscribe(&crate::address::Pattern::Exact(a)))
+            });
+            if !readable {
+                // Back where it was (same seq and age); another consumer takes it. This
+                // consumer waits until the head of its lanes is a task it may read.
+                let (kind, p) = match self.tasks.get(&ready.id) {
+                    Some(l) => (l.rec.spec.kind.clone(), l.rec.spec.priority),
+                    None => break,
+                };
+                self.sched.push(&kind, p, ready);
+                break;
+            }
             self.lease(&ready.id, session, now);
         }
     }

@@ -160,7 +160,7 @@ mod tests {
 
     fn record() -> TaskRecord {
         let spec = super::super::model::TaskSpec::parse(
-            &json!({"kind": "verify", "bipId": 43, "idempotencyKey": "k \"1\"",
+            &json!({"kind": "verify", "bipId": 43, "idempotencyKey": "k-1",
                     "priority": "core", "args": {"b": [1, 2], "a": "é\n"}, "branch": "feat/x"}),
             None,
             None,

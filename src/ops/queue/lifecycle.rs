@@ -122,14 +122,45 @@ impl Core {
         Ok(json!({"task": r.task, "state": "waiting_approval"}))
     }
 
-    /// An APPROVAL decision `{task, decision, scope?}` from anyone: forwarded to the
-    /// consumer, published, and the task is working again.
+    /// An APPROVAL decision `{task, decision: approve|deny, scope?: once|session|always,
+    /// reason?}`, from a caller the dispatcher let decide (never the lease holder):
+    /// forwarded to the consumer, published, and the task is working again (the
+    /// consumer acts on a denial itself). Only those fields travel on.
+    ///
+    /// # Errors
+    /// `not_found`; `invalid_field` for another decision or scope; `conflict` when the
+    /// task is not waiting for an approval.
     pub(crate) fn approval_decision(
         &mut self,
         task: &str,
-        by: &str,
-        payload: Value,
+        caller: &crate::ops::Caller,
+        payload: &Value,
     ) -> Result<Value, WireError> {
+        let field = |k: &str, allowed: &[&str], required: bool| -> Result<Option<String>, WireError> {
+            match payload.get(k) {
+                None | Some(Value::Null) if !required => Ok(None),
+                Some(Value::String(v)) if allowed.contains(&v.as_str()) => Ok(Some(v.clone())),
+                _ => Err(WireError::new(
+                    ErrorCode::InvalidField,
+                    format!("`{k}` must be one of: {}", allowed.join(", ")),
+                )
+                .with_details(json!({"field": k, "allowed": allowed}))),
+            }
+        };
+        let decision = field("decision", &["approve", "deny"], true)?.unwrap_or_default();
+        let scope = field("scope", &["once", "session", "always"], false)?;
+        let reason = match payload.get("reason") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(r)) if r.len() <= 4096 => Some(r.clone()),
+            Some(_) => {
+                return Err(WireError::new(
+                    ErrorCode::InvalidField,
+                    "`reason` must be a string of at most 4096 bytes",
+                )
+                .with_details(json!({"field": "reason"})))
+            }
+        };
+        let by = caller.identity.subject.as_str();
         let live = self
             .tasks
             .get_mut(task)
@@ -146,14 +177,16 @@ impl Core {
         live.rec.advance(
             TaskState::Working,
             now_ms(),
-            format!("approval decided by {by}"),
+            format!("approval {decision} by {by}"),
         )?;
         let lease = live.lease.clone();
         self.persist(task);
-        let mut p = payload;
-        if let Some(o) = p.as_object_mut() {
-            o.insert("task".into(), json!(task));
-            o.insert("by".into(), json!(by));
+        let mut p = json!({"task": task, "decision": decision, "by": by, "session": caller.session});
+        if let Some(s) = scope {
+            p["scope"] = json!(s);
+        }
+        if let Some(r) = reason {
+            p["reason"] = json!(r);
         }
         if let Some(l) = lease {
             let mut env = crate::frame::Envelope::new(FrameType::Approval, p.clone());
@@ -165,7 +198,7 @@ impl Core {
                 .send_private(std::slice::from_ref(&l.consumer), env);
         }
         self.publish(task, FrameType::Approval, p);
-        Ok(json!({"task": task, "state": "working"}))
+        Ok(json!({"task": task, "state": "working", "decision": decision}))
     }
 
     /// A RESULT `{status: ok|fail, summary, artifacts?}` from the lease holder.
@@ -440,12 +473,11 @@ impl Core {
         {
             self.last_id = self.last_id.max(n);
         }
-        self.idem.insert(
-            rec.spec.idempotency_key.clone(),
-            (id.clone(), rec.created_ms),
-        );
-        self.idem_order
-            .push_back((rec.created_ms, rec.spec.idempotency_key.clone()));
+        let scoped = super::core::idem_scope(&rec.owner, rec.spec.bip_id, &rec.spec.idempotency_key);
+        let fp = super::core::fingerprint(&rec.spec);
+        self.idem
+            .insert(scoped.clone(), (id.clone(), rec.created_ms, fp));
+        self.idem_order.push_back((rec.created_ms, scoped));
         if rec.trace_id != id {
             self.traces.insert(rec.trace_id.clone(), id.clone());
         }
@@ -510,7 +542,7 @@ impl Core {
                 break;
             }
             self.idem_order.pop_front();
-            if self.idem.get(&key).is_some_and(|(_, c)| *c == at) {
+            if self.idem.get(&key).is_some_and(|(_, c, _)| *c == at) {
                 self.idem.remove(&key);
             }
         }

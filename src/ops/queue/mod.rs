@@ -7,7 +7,7 @@
 //! private TASK frame), renewed by HEARTBEAT and EVENT, retried with backoff and full
 //! jitter, parked for a human when not idempotent, dead-lettered after `max_attempts`.
 //! Everything a task does is published on its channel with its `traceId`, stored for
-//! replay, and appended to `.hive/logs/<traceId>.ndjson`. `docs/QUEUE.md` explains the
+//! replay, and appended to `.hive/logs/<task id>.ndjson`. `docs/QUEUE.md` explains the
 //! choices.
 //!
 //! Concurrency: the scheduling state lives in one `core` behind a `std::sync::Mutex`,
@@ -21,12 +21,14 @@
 //! - `backoff`: exponential backoff with full jitter.
 //! - `core`: submit, idempotency, backpressure, dispatch, leases.
 //! - `lifecycle`: progress, approvals, results, retries, cancel, DLQ, recovery.
+//! - `access`: who may run each command and send each frame (the queue's needs).
 //! - `operator`: the [`Operator`](crate::ops::Operator) glue: commands and frames.
 //! - `commit`: the task that answers frames once their commit is durable.
 //! - `frames`: the frames the queue writes itself, serialized straight to text.
 //! - `timers`: lease expiries, backoff ends, lease-loss notices.
 //! - `tracelog`: ndjson trace files with rotation.
 
+mod access;
 mod backoff;
 mod commit;
 pub mod config;

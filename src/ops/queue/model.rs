@@ -213,33 +213,9 @@ impl TaskSpec {
                 Some(_) => Err(invalid(k, &format!("a string of 1..={MAX_NAME} bytes"))),
             }
         };
-        let kind = match (text("kind")?, kind_from_channel) {
-            (Some(k), Some(c)) if k != c => {
-                return Err(invalid("kind", &format!("equal to the channel `{c}`")))
-            }
-            (Some(k), _) => k,
-            (None, Some(c)) => c.to_owned(),
-            (None, None) => return Err(missing("kind")),
-        };
-        crate::address::Address::new("bip-0", &kind)
-            .map_err(|_| invalid("kind", "a valid channel name ([a-z0-9][a-z0-9._-]*)"))?;
-        let bip_field = obj
-            .get("bipId")
-            .or_else(|| obj.get("args").and_then(|a| a.get("bipId")));
-        let bip_id = match (bip_field, bip_from_room) {
-            (Some(v), room) => {
-                let b = v
-                    .as_u64()
-                    .ok_or_else(|| invalid("bipId", "an unsigned integer"))?;
-                if room.is_some_and(|r| r != b) {
-                    return Err(invalid("bipId", "equal to the room's BIP"));
-                }
-                b
-            }
-            (None, Some(r)) => r,
-            (None, None) => return Err(missing("bipId")),
-        };
+        let (bip_id, kind) = task_place(body, bip_from_room, kind_from_channel)?;
         let idempotency_key = text("idempotencyKey")?.ok_or_else(|| missing("idempotencyKey"))?;
+        check_identifier("idempotencyKey", &idempotency_key)?;
         let priority = match obj.get("priority") {
             None | Some(Value::Null) => Priority::Normal,
             Some(v) => serde_json::from_value(v.clone())
@@ -294,6 +270,79 @@ impl TaskSpec {
     }
 }
 
+/// Where a submit body files its task: `(bip, kind)`, from `bipId` (or `args.bipId`)
+/// and `kind`, which must agree with the room's BIP and the channel when both are
+/// given. Read before anything else of the body, for the permission check, by the same
+/// code that [`TaskSpec::parse`] uses, so the room checked is the room written.
+///
+/// # Errors
+/// `missing_field` / `invalid_field` naming `kind` or `bipId`.
+pub fn task_place(
+    body: &Value,
+    bip_from_room: Option<u64>,
+    kind_from_channel: Option<&str>,
+) -> Result<(u64, String), WireError> {
+    let obj = body
+        .as_object()
+        .ok_or_else(|| invalid("payload", "an object"))?;
+    let kind = match (obj.get("kind"), kind_from_channel) {
+        (None | Some(Value::Null), Some(c)) => c.to_owned(),
+        (None | Some(Value::Null), None) => return Err(missing("kind")),
+        (Some(Value::String(k)), Some(c)) if k != c => {
+            return Err(invalid("kind", &format!("equal to the channel `{c}`")))
+        }
+        (Some(Value::String(k)), _) if !k.is_empty() && k.len() <= MAX_NAME => k.clone(),
+        (Some(_), _) => return Err(invalid("kind", &format!("a string of 1..={MAX_NAME} bytes"))),
+    };
+    crate::address::Address::new("bip-0", &kind)
+        .map_err(|_| invalid("kind", "a valid channel name ([a-z0-9][a-z0-9._-]*)"))?;
+    let bip_field = obj
+        .get("bipId")
+        .or_else(|| obj.get("args").and_then(|a| a.get("bipId")));
+    let bip_id = match (bip_field, bip_from_room) {
+        (Some(v), room) => {
+            let b = v
+                .as_u64()
+                .ok_or_else(|| invalid("bipId", "an unsigned integer"))?;
+            if room.is_some_and(|r| r != b) {
+                return Err(invalid("bipId", "equal to the room's BIP"));
+            }
+            b
+        }
+        (None, Some(r)) => r,
+        (None, None) => return Err(missing("bipId")),
+    };
+    Ok((bip_id, kind))
+}
+
+/// Longest identifier (idempotency key, trace id), in bytes.
+pub const MAX_IDENTIFIER: usize = 128;
+
+/// Checks an identifier's grammar: 1..=128 bytes of `[A-Za-z0-9._:/@+=-]`, starting
+/// with a letter or digit. Identifiers are matched exactly and become parts of keys,
+/// so they are never rewritten: one that looks like a secret is refused by the queue
+/// (see `operator`), not redacted.
+///
+/// # Errors
+/// `invalid_field` naming `field`.
+pub fn check_identifier(field: &str, v: &str) -> Result<(), WireError> {
+    let ok_char = |c: char| c.is_ascii_alphanumeric() || "._:/@+=-".contains(c);
+    let first_ok = v.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+    if v.len() > MAX_IDENTIFIER || !first_ok || !v.chars().all(ok_char) {
+        return Err(invalid(
+            field,
+            &format!("1..={MAX_IDENTIFIER} bytes of [A-Za-z0-9._:/@+=-], starting with a letter or digit"),
+        ));
+    }
+    Ok(())
+}
+
+/// The owner of a record written before tasks had owners: local sessions without a
+/// credential, which is all there was.
+fn anonymous() -> String {
+    "anonymous".to_owned()
+}
+
 fn invalid(field: &str, want: &str) -> WireError {
     WireError::new(ErrorCode::InvalidField, format!("`{field}` must be {want}"))
         .with_details(json!({"field": field}))
@@ -322,8 +371,12 @@ pub struct HistoryEntry {
 pub struct TaskRecord {
     /// `t-` and 16 hex digits.
     pub id: String,
-    /// Ties the task's frames together.
+    /// Ties the task's frames together; belongs to this task only.
     pub trace_id: String,
+    /// The subject of the identity that submitted it (`anonymous` for local sessions
+    /// without a credential).
+    #[serde(default = "anonymous")]
+    pub owner: String,
     /// What was asked.
     pub spec: TaskSpec,
     /// Where it is.
@@ -366,6 +419,7 @@ impl TaskRecord {
         json!({
             "task": self.id,
             "traceId": self.trace_id,
+            "owner": self.owner,
             "kind": self.spec.kind,
             "bipId": self.spec.bip_id,
             "address": self.spec.address(),

@@ -8,6 +8,7 @@
 //! privately once the change is durable. The `op.queue.submit` *command* answers the
 //! same way but in line.
 
+use super::access::{bip_of_room, Cmd};
 use super::commit::{Answer, Committed};
 use super::core::SubmitOutcome;
 use super::lifecycle::LeaseRef;
@@ -15,6 +16,7 @@ use super::model::{TaskSpec, TaskState};
 use super::Queue;
 use crate::error::{ErrorCode, WireError};
 use crate::frame::{Envelope, FrameType};
+use crate::auth::authority::{Need, Resource, Right, Target};
 use crate::ops::{BoxFuture, Caller, Operator};
 use crate::store::Ticket;
 use serde_json::{json, Value};
@@ -44,24 +46,17 @@ pub(super) fn internal(e: impl std::fmt::Display) -> WireError {
     WireError::new(ErrorCode::Internal, format!("queue store: {e}"))
 }
 
-fn bip_of_room(room: &str) -> Result<u64, WireError> {
-    room.strip_prefix("bip-")
-        .and_then(|n| n.parse().ok())
-        .ok_or_else(|| {
-            WireError::new(
-                ErrorCode::InvalidField,
-                format!("TASK room must be `bip-<id>`, not `{room}`"),
-            )
-            .with_details(json!({"field": "room"}))
-        })
-}
-
 impl Queue {
     /// Validates and submits; resolves once the task is durable.
-    async fn submit(&self, spec: TaskSpec, trace: Option<String>) -> Result<Value, WireError> {
+    async fn submit(
+        &self,
+        spec: TaskSpec,
+        trace: Option<String>,
+        owner: &str,
+    ) -> Result<Value, WireError> {
         let (outcome, ticket) = {
             let mut core = self.lock();
-            let outcome = core.submit(spec, trace)?;
+            let outcome = core.submit(spec, trace, owner)?;
             (outcome, core.store.ack())
         };
         self.submit_committed(outcome, ticket).await
@@ -99,8 +94,10 @@ impl Queue {
         }
     }
 
-    /// A stored record, read from SQLite.
-    async fn load(&self, id: &str) -> Result<Option<Value>, WireError> {
+    /// A stored record, read from SQLite, by task id or trace id. A trace id names the
+    /// first task that took it (later submits naming it are refused while it is in
+    /// memory; this keeps a later one from shadowing it once it left).
+    pub(super) async fn load(&self, id: &str) -> Result<Option<Value>, WireError> {
         let id = id.to_owned();
         let body: Option<String> = self
             .inner
@@ -109,7 +106,7 @@ impl Queue {
                 use rusqlite::OptionalExtension;
                 c.query_row(
                     "SELECT body FROM tasks WHERE id = ?1 OR json_extract(body, '$.trace_id') = ?1
-                     ORDER BY created_ms DESC LIMIT 1",
+                     ORDER BY id = ?1 DESC, created_ms ASC LIMIT 1",
                     [id],
                     |r| r.get(0),
                 )
@@ -171,7 +168,7 @@ impl Queue {
                 let mut q = c.prepare_cached(
                     "SELECT seq, frame FROM stream WHERE task = (
                         SELECT id FROM tasks WHERE id = ?1 OR json_extract(body, '$.trace_id') = ?1
-                        ORDER BY created_ms DESC LIMIT 1)
+                        ORDER BY id = ?1 DESC, created_ms ASC LIMIT 1)
                      AND seq > ?2 ORDER BY seq LIMIT ?3",
                 )?;
                 let rows = q.query_map(rusqlite::params![id, after, limit], |r| {
@@ -188,7 +185,13 @@ impl Queue {
         Ok(json!({"frames": frames}))
     }
 
-    fn list(&self, args: &Value, only: Option<TaskState>) -> Result<Value, WireError> {
+    /// Tasks in memory, newest first, that the caller may read.
+    fn list(
+        &self,
+        caller: &Caller,
+        args: &Value,
+        only: Option<TaskState>,
+    ) -> Result<Value, WireError> {
         let state = match args.get("state").and_then(Value::as_str) {
             Some(s) => Some(TaskState::parse(s).ok_or_else(|| {
                 WireError::new(ErrorCode::InvalidField, format!("unknown state `{s}`"))
@@ -208,6 +211,12 @@ impl Queue {
             .values()
             .filter(|l| state.is_none_or(|s| super::core::Core::visible_state(l) == s))
             .filter(|l| kind.is_none_or(|k| l.rec.spec.kind == k))
+            .filter(|l| {
+                // Rooms the credential may not read are left out, not refused: a
+                // listing shows what the caller may see.
+                crate::address::Address::new(&format!("bip-{}", l.rec.spec.bip_id), &l.rec.spec.kind)
+                    .is_ok_and(|a| caller.may(Right::Read, &Target::Address(a)))
+            })
             .collect();
         v.sort_by_key(|l| l.rec.seq);
         let total = v.len();
@@ -259,17 +268,18 @@ impl Queue {
         name: &str,
         args: Value,
     ) -> Result<Value, WireError> {
-        let by = caller.session.as_str();
-        match name {
-            "submit" => {
+        // Who did it, as history notes and stream frames show it.
+        let by = caller.identity.subject.as_str();
+        match Cmd::parse(name)? {
+            Cmd::Submit => {
                 let spec = TaskSpec::parse(&args, None, None)?;
                 let trace = args
                     .get("traceId")
                     .and_then(Value::as_str)
                     .map(str::to_owned);
-                self.submit(spec, trace).await
+                self.submit(spec, trace, by).await
             }
-            "consume" => {
+            Cmd::Consume => {
                 let kinds = match args.get("kinds") {
                     Some(v) => serde_json::from_value(v.clone()).map_err(|_| {
                         WireError::new(
@@ -279,40 +289,51 @@ impl Queue {
                     })?,
                     None => caller.info.capabilities.clone(),
                 };
-                let slots = args
-                    .get("slots")
-                    .and_then(Value::as_u64)
-                    .map(|s| s as u32)
-                    .or(caller.info.slots);
+                let slots = match args.get("slots") {
+                    None | Some(Value::Null) => caller.info.slots,
+                    // Saturates rather than wraps; `register` clamps to `max_slots`.
+                    Some(v) => Some(
+                        v.as_u64()
+                            .map(|s| u32::try_from(s).unwrap_or(u32::MAX))
+                            .ok_or_else(|| {
+                                WireError::new(
+                                    ErrorCode::InvalidField,
+                                    "`slots` must be a positive integer",
+                                )
+                                .with_details(json!({"field": "slots"}))
+                            })?,
+                    ),
+                };
                 if caller.info.role != "consumer" {
                     return Err(WireError::new(
                         ErrorCode::Forbidden,
                         "only sessions with role `consumer` take leases",
                     ));
                 }
-                Ok(self.lock().register(by, kinds, slots))
+                Ok(self
+                    .lock()
+                    .register(&caller.session, kinds, slots, consumer_scope(caller)))
             }
-            "list" => self.list(&args, None),
-            "show" => {
+            Cmd::List => self.list(caller, &args, None),
+            Cmd::Show => {
                 self.show(arg_str(&args, "task").or_else(|_| arg_str(&args, "trace"))?)
                     .await
             }
-            "stream" => self.stream(&args).await,
-            "cancel" => self.lock().cancel(arg_str(&args, "task")?, by),
-            "retry" => self.lock().requeue(
+            Cmd::Stream => self.stream(&args).await,
+            Cmd::Cancel => self.lock().cancel(arg_str(&args, "task")?, by),
+            Cmd::Retry => self.lock().requeue(
                 arg_str(&args, "task")?,
                 TaskState::Failed,
-                args.get("args").cloned(),
+                args.get("args").cloned().filter(|a| !a.is_null()),
                 by,
             ),
-            "approve" => {
+            Cmd::Approve => {
                 let task = arg_str(&args, "task")?.to_owned();
-                arg_str(&args, "decision")?;
-                self.lock().approval_decision(&task, by, args)
+                self.lock().approval_decision(&task, caller, &args)
             }
-            "stats" => Ok(self.stats()),
-            "dlq.list" => self.list(&args, Some(TaskState::Dead)),
-            "dlq.show" => {
+            Cmd::Stats => Ok(self.stats()),
+            Cmd::DlqList => self.list(caller, &args, Some(TaskState::Dead)),
+            Cmd::DlqShow => {
                 let v = self.show(arg_str(&args, "task")?).await?;
                 if v["state"] != "dead" {
                     return Err(WireError::new(
@@ -322,13 +343,13 @@ impl Queue {
                 }
                 Ok(v)
             }
-            "dlq.requeue" => self.lock().requeue(
+            Cmd::DlqRequeue => self.lock().requeue(
                 arg_str(&args, "task")?,
                 TaskState::Dead,
-                args.get("args").cloned(),
+                args.get("args").cloned().filter(|a| !a.is_null()),
                 by,
             ),
-            "dlq.purge" => {
+            Cmd::DlqPurge => {
                 let mut core = self.lock();
                 let ids: Vec<String> = if args.get("all").and_then(Value::as_bool) == Some(true) {
                     core.tasks
@@ -342,10 +363,6 @@ impl Queue {
                 let gone = core.purge(&ids);
                 Ok(json!({"purged": gone}))
             }
-            other => Err(WireError::new(
-                ErrorCode::UnknownCommand,
-                format!("unknown command `op.queue.{other}`"),
-            )),
         }
     }
 
@@ -380,6 +397,7 @@ impl Queue {
                         session,
                         caller.info.capabilities.clone(),
                         caller.info.slots,
+                        consumer_scope(caller),
                     );
                 }
                 let n = self.lock().heartbeat(session);
@@ -397,7 +415,7 @@ impl Queue {
                     re: env.id,
                 };
                 let mut core = self.lock();
-                match core.submit(spec, env.trace_id)? {
+                match core.submit(spec, env.trace_id, &caller.identity.subject)? {
                     SubmitOutcome {
                         reply,
                         created: Some(id),
@@ -429,9 +447,8 @@ impl Queue {
             }
             FrameType::Approval if env.payload.get("lease").is_none() => {
                 let task = arg_str(&env.payload, "task")?.to_owned();
-                arg_str(&env.payload, "decision")?;
                 self.lock()
-                    .approval_decision(&task, session, env.payload)
+                    .approval_decision(&task, caller, &env.payload)
                     .map(Some)
             }
             FrameType::Event | FrameType::Approval | FrameType::Result | FrameType::Error => {
@@ -478,6 +495,12 @@ impl Queue {
     }
 }
 
+/// The address permissions a consumer's leases are limited to: a consumer is leased
+/// only tasks whose channel its credential may read (their args are its to see).
+fn consumer_scope(caller: &Caller) -> crate::auth::Permissions {
+    caller.identity.permissions.clone()
+}
+
 impl Operator for Queue {
     fn namespace(&self) -> &str {
         "queue"
@@ -490,6 +513,18 @@ impl Operator for Queue {
         args: Value,
     ) -> BoxFuture<'a, Result<Value, WireError>> {
         Box::pin(self.run_command(caller, name, args))
+    }
+
+    fn command_need(&self, _: &Caller, name: &str, args: &Value) -> Result<Need, WireError> {
+        self.need_of_command(name, args)
+    }
+
+    fn frame_need(&self, _: &Caller, env: &Envelope) -> Result<Need, WireError> {
+        self.need_of_frame(env)
+    }
+
+    fn resource<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Resource, WireError>> {
+        Box::pin(self.resource_of(key))
     }
 
     fn claims(&self, kind: FrameType) -> bool {

@@ -1,11 +1,12 @@
-//! ndjson trace logs: one file per `traceId` under `.hive/logs/`, one line per frame of
-//! the task's stream, as published (so after the safety layer's redaction).
+//! ndjson trace logs: one file per task (its trace, which belongs to it alone) under
+//! `.hive/logs/<task id>.ndjson`, one line per frame of the task's stream, as published
+//! (so after the safety layer's redaction). Every line carries the `traceId`.
 //!
 //! A dedicated thread does the file I/O so that the queue's hot path never waits on
 //! it. Lines are batched: each batch opens a trace's file once. A file past
-//! `max_bytes` is rotated: `<trace>.ndjson` -> `<trace>.1.ndjson` -> ... up to `keep`
-//! files, the oldest dropped. Trace ids become file names only after sanitising
-//! (`[A-Za-z0-9._-]`, at most 128 bytes), so a trace id cannot escape the directory.
+//! `max_bytes` is rotated: `<task>.ndjson` -> `<task>.1.ndjson` -> ... up to `keep`
+//! files, the oldest dropped. File names are made from the queue's own task ids, and
+//! still sanitised (`[A-Za-z0-9._-]`, at most 128 bytes) as a second guard.
 
 use std::collections::HashMap;
 use std::io::Write;

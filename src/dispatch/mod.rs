@@ -1,0 +1,277 @@
+//! The dispatcher: the one path from "a caller sent this frame" to "it was applied",
+//! for every edge (WebSocket sessions today; in-process callers, MCP and HTTP later).
+//!
+//! For each valid frame it does, in this order and nowhere else:
+//! 1. refuses frame types only the server sends;
+//! 2. checks the role table for the frame type (`auth::roles`);
+//! 3. asks what the frame or command needs ([`Need`]: built-ins in `cmd`, operators
+//!    through [`Operator::command_need`] / [`Operator::frame_need`]) and resolves
+//!    its target (an operator's resource: who owns a task, where it lives, who holds
+//!    its lease);
+//! 4. runs the one authority check ([`authority::authorize`]);
+//! 5. has the safety layer inspect the content for the address it will finally reach
+//!    (the task's channel, not the address the frame claimed);
+//! 6. routes it: to the bus (publish, PRIVATE), a built-in command or an operator.
+//!
+//! The edge keeps only its own I/O: framing, rate limits, duplicate ids, replies.
+//! Invariant: nothing is applied, stored or republished before steps 2-5 passed.
+
+mod answer;
+
+pub use answer::{Answer, Published};
+
+use crate::address::Address;
+use crate::auth::authority::{self, Need, On, Right, Target};
+use crate::bus::{Bus, Member};
+use crate::cmd::{Command, Ctx, ServerInfo};
+use crate::error::{ErrorCode, WireError};
+use crate::frame::{Envelope, FrameType};
+use crate::ops::{Caller, Operator, Operators};
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+/// Longest HELLO `name` accepted, in bytes.
+pub const MAX_NAME_BYTES: usize = 128;
+
+/// Routes frames of every caller through the checks above. Cheap to clone.
+#[derive(Clone)]
+pub struct Dispatcher {
+    bus: Bus,
+    ops: Operators,
+    info: ServerInfo,
+}
+
+impl Dispatcher {
+    /// A dispatcher over `bus` and its operators.
+    pub fn new(bus: Bus, ops: Operators, info: ServerInfo) -> Self {
+        Dispatcher { bus, ops, info }
+    }
+
+    /// The operators.
+    pub fn ops(&self) -> &Operators {
+        &self.ops
+    }
+
+    /// Checks a HELLO `name`: it is shown to every session in presence, so it is an
+    /// identifier: at most [`MAX_NAME_BYTES`], and never a secret.
+    ///
+    /// # Errors
+    /// `invalid_field` (`details.field = "name"`).
+    pub fn admit_name(&self, name: &str) -> Result<(), WireError> {
+        let refuse = |why: String| {
+            WireError::new(ErrorCode::InvalidField, format!("HELLO `name` {why}"))
+                .with_details(json!({"field": "name"}))
+        };
+        if name.len() > MAX_NAME_BYTES {
+            return Err(refuse(format!("is over {MAX_NAME_BYTES} bytes")));
+        }
+        if name.chars().any(char::is_control) {
+            return Err(refuse("has control characters".into()));
+        }
+        if let Some(rule) = self.bus.secret_in(name) {
+            return Err(refuse(format!(
+                "looks like a secret (safety rule `{rule}`); choose another name"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Applies one valid frame sent by `caller` through `member`. `Some(answer)` is
+    /// acknowledged with a REPLY when the frame had an id.
+    ///
+    /// # Errors
+    /// The refusal, with its stable code; nothing was applied.
+    pub async fn dispatch(
+        &self,
+        member: &Member,
+        caller: &Caller,
+        env: Envelope,
+    ) -> Result<Option<Answer>, WireError> {
+        match env.kind {
+            FrameType::Hello => {
+                return Err(WireError::new(
+                    ErrorCode::AlreadyHandshaken,
+                    "HELLO was already sent",
+                ))
+            }
+            FrameType::Welcome | FrameType::System => {
+                return Err(WireError::new(
+                    ErrorCode::UnexpectedType,
+                    format!("{} frames are sent by the server only", env.kind.as_str()),
+                ))
+            }
+            FrameType::Reply => {
+                return Err(WireError::new(
+                    ErrorCode::UnknownRequest,
+                    format!(
+                        "no request {} is waiting for a reply",
+                        env.payload.get("re").unwrap_or(&Value::Null)
+                    ),
+                ))
+            }
+            _ => {}
+        }
+        let role = caller.identity.role;
+        if !role.may_send(env.kind) {
+            return Err(role.refuse_frame(env.kind));
+        }
+        match env.kind {
+            FrameType::Command => self
+                .command(member, caller, env)
+                .await
+                .map(|v| Some(Answer::Value(v))),
+            FrameType::Private => private(member, env).map(|v| Some(Answer::Value(v))),
+            kind => match self.ops.for_frame(kind).cloned() {
+                Some(op) => {
+                    let r = self.operator_frame(&op, caller, env).await?;
+                    Ok(match (r, kind) {
+                        (None, FrameType::Heartbeat) => Some(Answer::Value(json!({"alive": true}))),
+                        (r, _) => r.map(Answer::Value),
+                    })
+                }
+                None if kind == FrameType::Heartbeat => {
+                    Ok(Some(Answer::Value(json!({"alive": true}))))
+                }
+                None => self.publish(member, caller, env).map(Some),
+            },
+        }
+    }
+
+    /// A frame an operator claims.
+    async fn operator_frame(
+        &self,
+        op: &Arc<dyn Operator>,
+        caller: &Caller,
+        mut env: Envelope,
+    ) -> Result<Option<Value>, WireError> {
+        let need = op.frame_need(caller, &env)?;
+        let target = self.admit(op, caller, &need).await?;
+        if need.content {
+            self.bus.inspect(target.address(), &mut env)?;
+        }
+        op.frame(caller, env).await
+    }
+
+    /// Channel traffic no operator claims: published as is.
+    fn publish(
+        &self,
+        member: &Member,
+        caller: &Caller,
+        mut env: Envelope,
+    ) -> Result<Answer, WireError> {
+        let room = env.room.take().unwrap_or_default();
+        let addr = Address::from_parts(&room, env.channel.take().as_deref())?;
+        let need = Need::new(authority::ANY_ROLE, Right::Publish, On::Address(addr.clone()));
+        authority::authorize(caller.asker(), &need, &Target::Address(addr.clone()))?;
+        let echo = env.echo.unwrap_or(false);
+        // The bus inspects it for `addr` on its way to history and subscribers.
+        let delivery = member.publish(&addr, env, echo)?;
+        Ok(Answer::Published(Published { addr, delivery }))
+    }
+
+    async fn command(
+        &self,
+        member: &Member,
+        caller: &Caller,
+        env: Envelope,
+    ) -> Result<Value, WireError> {
+        let Envelope { payload, id, .. } = env;
+        let name = match payload.get("name") {
+            Some(Value::String(s)) => s.clone(),
+            _ => {
+                return Err(WireError::new(
+                    ErrorCode::MissingField,
+                    "COMMAND needs `payload.name`",
+                )
+                .with_details(json!({"field": "name"})))
+            }
+        };
+        let args = payload.get("args").cloned().unwrap_or(Value::Null);
+        if name.starts_with("op.") {
+            let (op, rest) = self.ops.for_command(&name)?;
+            let op = op.clone();
+            let need = op.command_need(caller, rest, &args)?;
+            let target = self.admit(&op, caller, &need).await?;
+            let mut args = args;
+            if need.content {
+                // Inspected for the address the content will reach (a task's channel),
+                // so a scope (`[safety] include`) cannot be dodged by naming another.
+                let mut probe = Envelope::new(FrameType::Command, args);
+                probe.from = Some(member.id().to_owned());
+                probe.id = id;
+                self.bus.inspect(target.address(), &mut probe)?;
+                args = probe.payload;
+            }
+            return op.command(caller, rest, args).await;
+        }
+        let cmd = Command::parse(&name, args)?.ok_or_else(|| {
+            WireError::new(
+                ErrorCode::UnknownCommand,
+                format!("unknown command `{name}`"),
+            )
+        })?;
+        let need = cmd.need();
+        authority::authorize(caller.asker(), &need, &plain_target(&need.on))?;
+        let ctx = Ctx {
+            member,
+            admin: caller.admin,
+            identity: &caller.identity,
+            server: &self.info,
+            ops: &self.ops,
+        };
+        cmd.apply(&ctx)
+    }
+
+    /// Resolves what `need` acts on and runs the authority check.
+    async fn admit(
+        &self,
+        op: &Arc<dyn Operator>,
+        caller: &Caller,
+        need: &Need,
+    ) -> Result<Target, WireError> {
+        // The role is checked before the resource is looked up, so that a role that may
+        // never act learns nothing about which resources exist.
+        authority::authorize(caller.asker(), &Need { on: On::Nothing, right: Right::None, ..need.clone() }, &Target::Nothing)?;
+        let target = match &need.on {
+            On::Resource(key) => Target::Resource(op.resource(key).await?),
+            on => plain_target(on),
+        };
+        authority::authorize(caller.asker(), need, &target)?;
+        Ok(target)
+    }
+}
+
+/// The target of an `On` that needs no lookup.
+fn plain_target(on: &On) -> Target {
+    match on {
+        On::Address(a) => Target::Address(a.clone()),
+        On::Pattern(p) => Target::Pattern(p.clone()),
+        On::Nothing | On::Each | On::Resource(_) => Target::Nothing,
+    }
+}
+
+/// A PRIVATE frame to the sessions of `payload.to`.
+fn private(member: &Member, mut env: Envelope) -> Result<Value, WireError> {
+    let to: Vec<String> = match env.payload.get("to").and_then(Value::as_array) {
+        Some(list) if list.iter().all(Value::is_string) => list
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect(),
+        _ => {
+            return Err(WireError::new(
+                ErrorCode::InvalidField,
+                "`payload.to` must be an array of session ids",
+            ))
+        }
+    };
+    env.room = None;
+    env.channel = None;
+    let missing = member.send_private(&to, env)?;
+    if missing.len() == to.len() && !to.is_empty() {
+        return Err(
+            WireError::new(ErrorCode::UnknownSession, "no recipient is connected")
+                .with_details(json!({"missing": missing})),
+        );
+    }
+    Ok(json!({"delivered": to.len() - missing.len(), "missing": missing}))
+}
