@@ -254,23 +254,30 @@ pub fn may(who: Asker<'_>, right: Right, target: &Target) -> Result<(), WireErro
     };
     let what = address.as_deref().unwrap_or("this target");
     let hint = match right {
-        Right::Manage | Right::Edit => " (only its owner, a credential with `manage` on its room, or an admin may)",
+        Right::Manage | Right::Edit => {
+            " (only its owner, a credential with `manage` on its room, or an admin may)"
+        }
         Right::Approve => " (it needs `approve` on the task's room)",
         Right::Admin => " (admin only)",
         _ => "",
     };
     Err(WireError::new(
         ErrorCode::Forbidden,
-        format!("this credential may not {} {what}{hint}", match right {
-            Right::Read => "read",
-            Right::Publish => "publish to",
-            Right::Approve => "decide approvals on",
-            Right::Manage => "manage tasks on",
-            Right::Edit => "edit tasks on",
-            Right::Admin | Right::None => "act on",
-        }),
+        format!(
+            "this credential may not {} {what}{hint}",
+            match right {
+                Right::Read => "read",
+                Right::Publish => "publish to",
+                Right::Approve => "decide approvals on",
+                Right::Manage => "manage tasks on",
+                Right::Edit => "edit tasks on",
+                Right::Admin | Right::None => "act on",
+            }
+        ),
     )
-    .with_details(json!({"right": right.as_str(), "permission": right.permission(), "address": address})))
+    .with_details(
+        json!({"right": right.as_str(), "permission": right.permission(), "address": address}),
+    ))
 }
 
 /// Whether `id` created `r`.

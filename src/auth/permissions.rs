@@ -128,9 +128,9 @@ fn parse(list: Option<&[String]>) -> Result<Option<Vec<Glob>>, WireError> {
     list.map(|l| {
         l.iter()
             .map(|g| {
-                Pattern::parse(g)
-                    .map(|p| Glob::of(&p))
-                    .map_err(|e| WireError::new(ErrorCode::InvalidField, format!("permission: {e}")))
+                Pattern::parse(g).map(|p| Glob::of(&p)).map_err(|e| {
+                    WireError::new(ErrorCode::InvalidField, format!("permission: {e}"))
+                })
             })
             .collect()
     })

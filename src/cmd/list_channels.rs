@@ -35,9 +35,7 @@ impl ListChannels {
         let channels: Vec<_> = bus
             .list_channels(self.room.as_deref())
             .into_iter()
-            .filter(|c| {
-                Pattern::parse(&c.address).is_ok_and(|p| perms.may_subscribe(&p))
-            })
+            .filter(|c| Pattern::parse(&c.address).is_ok_and(|p| perms.may_subscribe(&p)))
             .collect();
         let rooms: Vec<String> = bus
             .list_rooms()

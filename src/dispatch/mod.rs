@@ -161,7 +161,11 @@ impl Dispatcher {
     ) -> Result<Answer, WireError> {
         let room = env.room.take().unwrap_or_default();
         let addr = Address::from_parts(&room, env.channel.take().as_deref())?;
-        let need = Need::new(authority::ANY_ROLE, Right::Publish, On::Address(addr.clone()));
+        let need = Need::new(
+            authority::ANY_ROLE,
+            Right::Publish,
+            On::Address(addr.clone()),
+        );
         authority::authorize(caller.asker(), &need, &Target::Address(addr.clone()))?;
         let echo = env.echo.unwrap_or(false);
         // The bus inspects it for `addr` on its way to history and subscribers.
@@ -179,11 +183,10 @@ impl Dispatcher {
         let name = match payload.get("name") {
             Some(Value::String(s)) => s.clone(),
             _ => {
-                return Err(WireError::new(
-                    ErrorCode::MissingField,
-                    "COMMAND needs `payload.name`",
+                return Err(
+                    WireError::new(ErrorCode::MissingField, "COMMAND needs `payload.name`")
+                        .with_details(json!({"field": "name"})),
                 )
-                .with_details(json!({"field": "name"})))
             }
         };
         let args = payload.get("args").cloned().unwrap_or(Value::Null);
@@ -231,7 +234,15 @@ impl Dispatcher {
     ) -> Result<Target, WireError> {
         // The role is checked before the resource is looked up, so that a role that may
         // never act learns nothing about which resources exist.
-        authority::authorize(caller.asker(), &Need { on: On::Nothing, right: Right::None, ..need.clone() }, &Target::Nothing)?;
+        authority::authorize(
+            caller.asker(),
+            &Need {
+                on: On::Nothing,
+                right: Right::None,
+                ..need.clone()
+            },
+            &Target::Nothing,
+        )?;
         let target = match &need.on {
             On::Resource(key) => Target::Resource(op.resource(key).await?),
             on => plain_target(on),

@@ -15,7 +15,9 @@ async fn resubmitting_a_key_returns_the_original_before_during_and_after_complet
     let id = first["task"].as_str().unwrap().to_owned();
 
     // The same key with another body is a mistake, reported with the original task.
-    let e = submit(&c, task("work", "same", "critical")).await.unwrap_err();
+    let e = submit(&c, task("work", "same", "critical"))
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Some("conflict"));
     let before = submit(&c, task("work", "same", "normal")).await.unwrap();
     assert_eq!(

@@ -5,6 +5,7 @@
 // Test helpers are shared between modules of this one binary.
 #![allow(unreachable_pub)]
 
+mod authority;
 mod backpressure;
 mod cli;
 mod crash;

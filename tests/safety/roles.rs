@@ -124,7 +124,9 @@ async fn list_channels_shows_only_what_the_credential_may_read() {
     let mut admin_view = srv.hello("client", Some("tok-narrow-0123456789")).await;
     admin_view.join("bip-43:general").await;
     reply_of(
-        &admin_view.publish("p1", "bip-43:general", json!({"x": 1})).await,
+        &admin_view
+            .publish("p1", "bip-43:general", json!({"x": 1}))
+            .await,
         "p1",
     );
     srv.bus
@@ -143,7 +145,10 @@ async fn list_channels_shows_only_what_the_credential_may_read() {
         .collect();
     assert!(names.contains(&"bip-43:general"), "{v}");
     assert!(!names.contains(&"ops:secrets"), "{v}");
-    assert!(!v["rooms"].as_array().unwrap().contains(&json!("ops")), "{v}");
+    assert!(
+        !v["rooms"].as_array().unwrap().contains(&json!("ops")),
+        "{v}"
+    );
     srv.stop().await;
 }
 

@@ -159,8 +159,11 @@ impl Queue {
         Ok(match env.kind {
             FrameType::Task => {
                 let room = env.room.as_deref().unwrap_or_default();
-                let (bip, kind) =
-                    task_place(&env.payload, Some(bip_of_room(room)?), env.channel.as_deref())?;
+                let (bip, kind) = task_place(
+                    &env.payload,
+                    Some(bip_of_room(room)?),
+                    env.channel.as_deref(),
+                )?;
                 self.check_identifiers(&env.payload, env.trace_id.as_deref())?;
                 Need::new(
                     SUBMITTERS,
@@ -221,7 +224,8 @@ impl Queue {
             .load(key)
             .await?
             .ok_or_else(|| WireError::new(ErrorCode::NotFound, format!("no task {key}")))?;
-        let rec: super::TaskRecord = serde_json::from_value(v).map_err(super::operator::internal)?;
+        let rec: super::TaskRecord =
+            serde_json::from_value(v).map_err(super::operator::internal)?;
         Ok(Resource {
             address: task_address(rec.spec.bip_id, &rec.spec.kind)?,
             id: rec.id,

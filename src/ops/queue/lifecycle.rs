@@ -136,17 +136,18 @@ impl Core {
         caller: &crate::ops::Caller,
         payload: &Value,
     ) -> Result<Value, WireError> {
-        let field = |k: &str, allowed: &[&str], required: bool| -> Result<Option<String>, WireError> {
-            match payload.get(k) {
-                None | Some(Value::Null) if !required => Ok(None),
-                Some(Value::String(v)) if allowed.contains(&v.as_str()) => Ok(Some(v.clone())),
-                _ => Err(WireError::new(
-                    ErrorCode::InvalidField,
-                    format!("`{k}` must be one of: {}", allowed.join(", ")),
-                )
-                .with_details(json!({"field": k, "allowed": allowed}))),
-            }
-        };
+        let field =
+            |k: &str, allowed: &[&str], required: bool| -> Result<Option<String>, WireError> {
+                match payload.get(k) {
+                    None | Some(Value::Null) if !required => Ok(None),
+                    Some(Value::String(v)) if allowed.contains(&v.as_str()) => Ok(Some(v.clone())),
+                    _ => Err(WireError::new(
+                        ErrorCode::InvalidField,
+                        format!("`{k}` must be one of: {}", allowed.join(", ")),
+                    )
+                    .with_details(json!({"field": k, "allowed": allowed}))),
+                }
+            };
         let decision = field("decision", &["approve", "deny"], true)?.unwrap_or_default();
         let scope = field("scope", &["once", "session", "always"], false)?;
         let reason = match payload.get("reason") {
@@ -181,7 +182,8 @@ impl Core {
         )?;
         let lease = live.lease.clone();
         self.persist(task);
-        let mut p = json!({"task": task, "decision": decision, "by": by, "session": caller.session});
+        let mut p =
+            json!({"task": task, "decision": decision, "by": by, "session": caller.session});
         if let Some(s) = scope {
             p["scope"] = json!(s);
         }
@@ -473,7 +475,8 @@ impl Core {
         {
             self.last_id = self.last_id.max(n);
         }
-        let scoped = super::core::idem_scope(&rec.owner, rec.spec.bip_id, &rec.spec.idempotency_key);
+        let scoped =
+            super::core::idem_scope(&rec.owner, rec.spec.bip_id, &rec.spec.idempotency_key);
         let fp = super::core::fingerprint(&rec.spec);
         self.idem
             .insert(scoped.clone(), (id.clone(), rec.created_ms, fp));

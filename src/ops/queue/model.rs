@@ -292,7 +292,12 @@ pub fn task_place(
             return Err(invalid("kind", &format!("equal to the channel `{c}`")))
         }
         (Some(Value::String(k)), _) if !k.is_empty() && k.len() <= MAX_NAME => k.clone(),
-        (Some(_), _) => return Err(invalid("kind", &format!("a string of 1..={MAX_NAME} bytes"))),
+        (Some(_), _) => {
+            return Err(invalid(
+                "kind",
+                &format!("a string of 1..={MAX_NAME} bytes"),
+            ))
+        }
     };
     crate::address::Address::new("bip-0", &kind)
         .map_err(|_| invalid("kind", "a valid channel name ([a-z0-9][a-z0-9._-]*)"))?;

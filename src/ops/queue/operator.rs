@@ -14,9 +14,9 @@ use super::core::SubmitOutcome;
 use super::lifecycle::LeaseRef;
 use super::model::{TaskSpec, TaskState};
 use super::Queue;
+use crate::auth::authority::{Need, Resource, Right, Target};
 use crate::error::{ErrorCode, WireError};
 use crate::frame::{Envelope, FrameType};
-use crate::auth::authority::{Need, Resource, Right, Target};
 use crate::ops::{BoxFuture, Caller, Operator};
 use crate::store::Ticket;
 use serde_json::{json, Value};
@@ -214,8 +214,11 @@ impl Queue {
             .filter(|l| {
                 // Rooms the credential may not read are left out, not refused: a
                 // listing shows what the caller may see.
-                crate::address::Address::new(&format!("bip-{}", l.rec.spec.bip_id), &l.rec.spec.kind)
-                    .is_ok_and(|a| caller.may(Right::Read, &Target::Address(a)))
+                crate::address::Address::new(
+                    &format!("bip-{}", l.rec.spec.bip_id),
+                    &l.rec.spec.kind,
+                )
+                .is_ok_and(|a| caller.may(Right::Read, &Target::Address(a)))
             })
             .collect();
         v.sort_by_key(|l| l.rec.seq);
