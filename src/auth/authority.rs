@@ -188,23 +188,31 @@ pub struct Asker<'a> {
 /// `forbidden` with `details.role` (role not allowed) or `details.right` (and
 /// `details.address`).
 pub fn authorize(who: Asker<'_>, need: &Need, target: &Target) -> Result<(), WireError> {
-    let role = who.identity.role;
-    if !need.roles.contains(&role) {
-        return Err(WireError::new(
-            ErrorCode::Forbidden,
-            format!(
-                "role {} may not do this; it needs one of: {}",
-                role.as_str(),
-                need.roles
-                    .iter()
-                    .map(|r| r.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        )
-        .with_details(json!({"role": role.as_str(), "right": need.right.as_str()})));
-    }
+    check_role(who, need)?;
     may(who, need.right, target)
+}
+
+/// Checks only that the caller's role may send what `need` is for: done before a
+/// resource is looked up, so that a role that may never act learns nothing of which
+/// resources exist.
+///
+/// # Errors
+/// `forbidden` with `details.role`.
+pub fn check_role(who: Asker<'_>, need: &Need) -> Result<(), WireError> {
+    let role = who.identity.role;
+    if need.roles.contains(&role) {
+        return Ok(());
+    }
+    let allowed: Vec<&str> = need.roles.iter().map(|r| r.as_str()).collect();
+    Err(WireError::new(
+        ErrorCode::Forbidden,
+        format!(
+            "role {} may not do this; it needs one of: {}",
+            role.as_str(),
+            allowed.join(", ")
+        ),
+    )
+    .with_details(json!({"role": role.as_str(), "right": need.right.as_str()})))
 }
 
 /// Checks a right on a target, without the role check: what a listing uses for each

@@ -232,22 +232,12 @@ impl Dispatcher {
         caller: &Caller,
         need: &Need,
     ) -> Result<Target, WireError> {
-        // The role is checked before the resource is looked up, so that a role that may
-        // never act learns nothing about which resources exist.
-        authority::authorize(
-            caller.asker(),
-            &Need {
-                on: On::Nothing,
-                right: Right::None,
-                ..need.clone()
-            },
-            &Target::Nothing,
-        )?;
+        authority::check_role(caller.asker(), need)?;
         let target = match &need.on {
             On::Resource(key) => Target::Resource(op.resource(key).await?),
             on => plain_target(on),
         };
-        authority::authorize(caller.asker(), need, &target)?;
+        authority::may(caller.asker(), need.right, &target)?;
         Ok(target)
     }
 }

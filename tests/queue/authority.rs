@@ -539,3 +539,21 @@ async fn content_is_inspected_for_the_task_channel_it_reaches() {
     assert!(Client::connect(&b.url, h).await.is_err());
     b.stop().await;
 }
+
+#[tokio::test]
+async fn consumer_slots_saturate_instead_of_wrapping() {
+    let b = broker(json!({})).await;
+    let w2 = b.as_("w2").await;
+    // 2^32 + 1 used to wrap to 1 slot; it is clamped to `max_slots`.
+    let r = w2
+        .command("op.queue.consume", json!({"slots": 4_294_967_297u64}))
+        .await
+        .unwrap();
+    assert_eq!(r["slots"], json!(QueueConfig::default().max_slots));
+    let e = w2
+        .command("op.queue.consume", json!({"slots": "many"}))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("invalid_field"));
+    b.stop().await;
+}

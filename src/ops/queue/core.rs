@@ -122,30 +122,6 @@ pub(crate) struct Core {
     pub(crate) last_id: u64,
 }
 
-/// The key of the idempotency map: a key belongs to its submitter and its room, so
-/// another identity cannot take it first and swallow the victim's later submit.
-pub(crate) fn idem_scope(owner: &str, bip: u64, key: &str) -> String {
-    // NUL cannot occur in a subject from the config or a JWT claim that matters here,
-    // nor in a key (its grammar is ASCII without controls).
-    format!("{owner}\u{0}{bip}\u{0}{key}")
-}
-
-/// A fingerprint of what a submit asks for, to tell a retry (same body) from a reused
-/// key (another body). Computed on the inspected spec; recomputed from stored records
-/// at recovery, so it need not be stable across builds.
-pub(crate) fn fingerprint(spec: &TaskSpec) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    serde_json::to_string(spec).unwrap_or_default().hash(&mut h);
-    h.finish()
-}
-
-/// Whether `s` has the shape of a task id (`t-` and 16 hex digits).
-pub(crate) fn is_task_id(s: &str) -> bool {
-    s.strip_prefix("t-")
-        .is_some_and(|h| h.len() == 16 && h.bytes().all(|b| b.is_ascii_hexdigit()))
-}
-
 pub(crate) fn new_id(prefix: &str) -> String {
     format!(
         "{prefix}{}",
@@ -280,8 +256,8 @@ impl Core {
         owner: &str,
     ) -> Result<SubmitOutcome, WireError> {
         let now = now_ms();
-        let scoped = idem_scope(owner, spec.bip_id, &spec.idempotency_key);
-        let fp = fingerprint(&spec);
+        let scoped = super::idem::idem_scope(owner, spec.bip_id, &spec.idempotency_key);
+        let fp = super::idem::fingerprint(&spec);
         if let Some(&(ref task, created, seen)) = self.idem.get(&scoped) {
             if now.saturating_sub(created) < self.cfg.idempotency_window_ms {
                 if seen != fp {
@@ -396,20 +372,6 @@ impl Core {
             reply,
             created: Some(id),
         })
-    }
-
-    /// Refuses a trace id that is another task's: a trace id belongs to one task, and
-    /// `show` / `stream` / `hive tail` look tasks up by either.
-    fn check_trace(&self, t: &str) -> Result<(), WireError> {
-        let taken = is_task_id(t) || self.traces.contains_key(t) || self.tasks.contains_key(t);
-        if taken {
-            return Err(WireError::new(
-                ErrorCode::Conflict,
-                format!("traceId `{t}` belongs to another task; omit it or use a new one"),
-            )
-            .with_details(json!({"field": "traceId", "reason": "trace_taken"})));
-        }
-        Ok(())
     }
 
     /// A new task id: `t-` and 16 hex digits of a number that only grows: the wall

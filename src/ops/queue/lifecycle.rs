@@ -476,8 +476,8 @@ impl Core {
             self.last_id = self.last_id.max(n);
         }
         let scoped =
-            super::core::idem_scope(&rec.owner, rec.spec.bip_id, &rec.spec.idempotency_key);
-        let fp = super::core::fingerprint(&rec.spec);
+            super::idem::idem_scope(&rec.owner, rec.spec.bip_id, &rec.spec.idempotency_key);
+        let fp = super::idem::fingerprint(&rec.spec);
         self.idem
             .insert(scoped.clone(), (id.clone(), rec.created_ms, fp));
         self.idem_order.push_back((rec.created_ms, scoped));

@@ -19,7 +19,8 @@
 //! - `config`: every knob and its default.
 //! - `scheduler`: ready lanes with priority, FIFO and aging.
 //! - `backoff`: exponential backoff with full jitter.
-//! - `core`: submit, idempotency, backpressure, dispatch, leases.
+//! - `core`: submit, backpressure, dispatch, leases.
+//! - `idem`: idempotency keys scoped to owner and room, trace ids owned by one task.
 //! - `lifecycle`: progress, approvals, results, retries, cancel, DLQ, recovery.
 //! - `access`: who may run each command and send each frame (the queue's needs).
 //! - `operator`: the [`Operator`](crate::ops::Operator) glue: commands and frames.
@@ -34,6 +35,7 @@ mod commit;
 pub mod config;
 mod core;
 mod frames;
+mod idem;
 mod lifecycle;
 pub mod model;
 mod operator;
