@@ -161,12 +161,14 @@ impl Dispatcher {
     ) -> Result<Answer, WireError> {
         let room = env.room.take().unwrap_or_default();
         let addr = Address::from_parts(&room, env.channel.take().as_deref())?;
-        let need = Need::new(
-            authority::ANY_ROLE,
-            Right::Publish,
-            On::Address(addr.clone()),
-        );
-        authority::authorize(caller.asker(), &need, &Target::Address(addr.clone()))?;
+        // The hot path: the address is moved into the target and back, not copied
+        // (`authorize` reads the need's roles and right, not its `on`).
+        let need = Need::new(authority::ANY_ROLE, Right::Publish, On::Nothing);
+        let target = Target::Address(addr);
+        authority::authorize(caller.asker(), &need, &target)?;
+        let Target::Address(addr) = target else {
+            return Err(WireError::new(ErrorCode::Internal, "publish target lost"));
+        };
         let echo = env.echo.unwrap_or(false);
         // The bus inspects it for `addr` on its way to history and subscribers.
         let delivery = member.publish(&addr, env, echo)?;
