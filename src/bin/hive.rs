@@ -2,7 +2,10 @@
 //! with the queue built in (`hive broker`).
 //!
 //! It finds the broker through `--url`, else `HIVE_WS_PORT`, else `<dir>/.hive/port`
-//! (see `hivebus::server::port::discover`). Every subcommand has `--help`.
+//! (see `hivebus::server::port::discover`). It presents `--token` / `HIVE_TOKEN` when
+//! set, so a restricted credential is restricted here as everywhere; the role is
+//! `client`, or `admin` for `dlq purge`, unless `--role` / `HIVE_ROLE` says otherwise
+//! (with a token, the token's role). Every subcommand has `--help`.
 //!
 //! Exit codes: 0 success (for `tail`: the task succeeded); 1 the task failed or went
 //! to the dead-letter store; 3 the task was cancelled; 2 usage, connection or server
@@ -41,6 +44,13 @@ struct Cli {
     /// Working directory holding `.hive/`.
     #[arg(long, global = true, default_value = ".")]
     dir: PathBuf,
+    /// Credential to present (a static token or a JWT); needed in remote mode.
+    #[arg(long, global = true, env = "HIVE_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Role to connect as: client, consumer, admin, observer. Default: client
+    /// (admin for `dlq purge`). With a token, it must be the token's role.
+    #[arg(long, global = true, env = "HIVE_ROLE")]
+    role: Option<String>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -165,8 +175,14 @@ enum DlqCmd {
     },
 }
 
-/// Connects as a `client` to the broker named by the flags or discovered.
-async fn connect(cli_url: &Option<String>, dir: &std::path::Path) -> Result<Client, String> {
+/// Connects as `role` (with the credential, when given) to the broker named by the
+/// flags or discovered.
+async fn connect(
+    cli_url: &Option<String>,
+    dir: &std::path::Path,
+    role: &str,
+    token: Option<&str>,
+) -> Result<Client, String> {
     let url = match cli_url {
         Some(u) => u.clone(),
         None => {
@@ -175,9 +191,19 @@ async fn connect(cli_url: &Option<String>, dir: &std::path::Path) -> Result<Clie
             format!("ws://127.0.0.1:{port}/")
         }
     };
-    Client::connect(&url, Hello::role("client"))
-        .await
-        .map_err(|e| format!("cannot connect to {url}: {e}"))
+    let mut hello = Hello::role(role);
+    hello.auth = token.map(str::to_owned);
+    Client::connect(&url, hello).await.map_err(|e| match e {
+        ClientError::Server(w) if w.code == hivebus::ErrorCode::Unauthorized => format!(
+            "{url} refused the credential ({}); set --token or HIVE_TOKEN to a valid one",
+            w.message
+        ),
+        ClientError::Server(w) if w.code == hivebus::ErrorCode::Forbidden => format!(
+            "{url} refused role {role} ({}); pass --role with the token's role",
+            w.message
+        ),
+        e => format!("cannot connect to {url}: {e}"),
+    })
 }
 
 fn parse_json(s: &str, what: &str) -> Result<Value, String> {
@@ -238,7 +264,12 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
         Cmd::Broker(b) => return broker::run(&b, &cli.dir).await.map(|()| ExitCode::SUCCESS),
         other => other,
     };
-    let client = connect(&cli.url, &cli.dir).await?;
+    let default_role = match cmd {
+        Cmd::Dlq(DlqCmd::Purge { .. }) => "admin",
+        _ => "client",
+    };
+    let role = cli.role.as_deref().unwrap_or(default_role);
+    let client = connect(&cli.url, &cli.dir, role, cli.token.as_deref()).await?;
     let (name, args) = match cmd {
         Cmd::Tail(t) => return tail::run(client, &t).await,
         Cmd::Broker(_) => return Err("`broker` does not take a client connection".into()),
