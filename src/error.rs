@@ -158,6 +158,10 @@ pub mod close {
     pub const NORMAL: u16 = 1000;
     /// The server is shutting down.
     pub const GOING_AWAY: u16 = 1001;
+    /// The peer broke the WebSocket protocol (an unmasked frame, a bad opcode, ...).
+    pub const PROTOCOL_ERROR: u16 = 1002;
+    /// A text frame was not valid UTF-8.
+    pub const INVALID_PAYLOAD: u16 = 1007;
     /// A frame exceeded the hard read limit (16 x `max_frame`) and could not be read.
     pub const TOO_BIG: u16 = 1009;
     /// No HELLO within `handshake_timeout`.

@@ -99,5 +99,15 @@ impl Join {
 }
 
 fn position(v: Value) -> Result<Position, WireError> {
+    // Refuse keys we do not know: a typo (`ofset`) would otherwise silently recover
+    // from the start.
+    if let Value::Object(m) = &v {
+        if let Some(k) = m.keys().find(|k| *k != "offset" && *k != "epoch") {
+            return Err(WireError::new(
+                ErrorCode::InvalidField,
+                format!("recover: unknown field `{k}`, expected `offset` or `epoch`"),
+            ));
+        }
+    }
     parse_args(v).map_err(|e| WireError::new(e.code, format!("recover: {}", e.message)))
 }

@@ -176,6 +176,10 @@ pub(super) async fn serve(
         unflushed: false,
     };
     let closing = session.run(inbox, stop).await;
+    // Counted here, once, whichever path (the kick arm or a kicked write) ended it.
+    if closing.code == close::SLOW_CONSUMER {
+        super::Counters::inc(&ctx.counters.slow_consumers);
+    }
     tracing::debug!(session = %id, code = closing.code, reason = %closing.reason, "session ended");
     let Session { mut ws, member, .. } = session;
     // Detach before the close handshake so that nothing more is queued to us.
@@ -328,7 +332,29 @@ async fn refuse(ws: &mut Ws, re: Option<String>, err: WireError) -> Closing {
 async fn refuse_with(ws: &mut Ws, re: Option<String>, err: WireError, code: u16) -> Closing {
     let frame = error_frame(re, &err);
     let _ = ws.send(Message::text(frame.to_text())).await;
-    Closing::new(code, err.message)
+    // The ERROR frame carries the full message; the close reason is a fixed phrase so
+    // that it never echoes the peer's text and always fits in a close frame.
+    let reason = match code {
+        close::UNAUTHORIZED => "unauthorized",
+        close::TOO_MANY_SESSIONS => "too many sessions",
+        _ => "handshake refused",
+    };
+    Closing::new(code, reason)
+}
+
+/// The longest reason a WebSocket close frame may carry (125 - 2 bytes of code).
+const MAX_CLOSE_REASON: usize = 123;
+
+/// `reason` cut to at most [`MAX_CLOSE_REASON`] bytes at a char boundary.
+fn clip_reason(mut reason: String) -> String {
+    if reason.len() > MAX_CLOSE_REASON {
+        let mut end = MAX_CLOSE_REASON;
+        while !reason.is_char_boundary(end) {
+            end -= 1;
+        }
+        reason.truncate(end);
+    }
+    reason
 }
 
 /// An ERROR frame answering `re`.
@@ -352,7 +378,8 @@ const CLOSE_WAIT: Duration = Duration::from_secs(3);
 async fn close_ws(ws: &mut Ws, c: Closing) {
     let frame = CloseFrame {
         code: CloseCode::from(c.code),
-        reason: c.reason.into(),
+        // Last guard: an over-long reason would make tungstenite refuse the close.
+        reason: clip_reason(c.reason).into(),
     };
     match tokio::time::timeout(CLOSE_WRITE_TIMEOUT, ws.close(Some(frame))).await {
         Ok(Ok(())) => {}
@@ -385,7 +412,6 @@ impl Session {
                     return Closing::new(close::GOING_AWAY, "server shutting down");
                 }
                 _ = kick.kicked() => {
-                    super::Counters::inc(&self.ctx.counters.slow_consumers);
                     return Closing::new(close::SLOW_CONSUMER, "outbound queue overflow");
                 }
                 n = inbox.recv_many(&mut buf, batch) => {
@@ -546,6 +572,8 @@ fn read_error(e: tokio_tungstenite::tungstenite::Error) -> Closing {
         Error::Capacity(CapacityError::MessageTooLong { .. }) => {
             Closing::new(close::TOO_BIG, "frame exceeds the hard read limit")
         }
+        Error::Utf8(_) => Closing::new(close::INVALID_PAYLOAD, "invalid UTF-8"),
+        Error::Protocol(_) => Closing::new(close::PROTOCOL_ERROR, "protocol error"),
         _ => Closing::new(close::NORMAL, "read failed"),
     }
 }

@@ -5,6 +5,7 @@
 #![allow(unreachable_pub)]
 
 mod bad_input;
+mod closing;
 mod commands;
 mod conformance;
 mod harness;
