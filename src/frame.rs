@@ -12,6 +12,9 @@ use std::borrow::Cow;
 use std::cell::RefCell;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// Longest envelope `id` or `traceId` a peer may send, in bytes.
+pub const MAX_ID_BYTES: usize = 128;
+
 /// Every frame type of protocol v1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
@@ -217,6 +220,18 @@ impl Envelope {
         };
         if matches!(self.kind, FrameType::Command | FrameType::Task) && self.id.is_none() {
             return missing("id");
+        }
+        // Ids are remembered per session (the duplicate-id window) and echoed in `re`:
+        // bounded, so that the window is bounded in bytes (128 x `dedup_window`), and
+        // so are trace ids, which travel on every frame of a task.
+        for (field, v) in [("id", &self.id), ("traceId", &self.trace_id)] {
+            if v.as_ref().is_some_and(|v| v.len() > MAX_ID_BYTES) {
+                return Err(WireError::new(
+                    ErrorCode::InvalidField,
+                    format!("`{field}` is over {MAX_ID_BYTES} bytes"),
+                )
+                .with_details(serde_json::json!({"field": field, "max_bytes": MAX_ID_BYTES})));
+            }
         }
         if self.kind.is_channel_traffic() && self.room.is_none() {
             return missing("room");

@@ -138,6 +138,13 @@ impl Redactor {
             .collect();
         let mut key_list: Vec<String> = keys.iter().cloned().collect();
         key_list.sort();
+        let marker = match config.replacement.split_once("{rule}") {
+            Some((pre, post)) => (pre.to_owned(), post.to_owned()),
+            None => (String::new(), String::new()),
+        };
+        for r in &mut rules {
+            r.marker = marker.clone();
+        }
         let prefilter = Prefilter::new(&rules, &key_list)?;
         let paths = config
             .redact_paths
@@ -400,6 +407,7 @@ fn make_rule(
         check,
         replacement,
         prefilter,
+        marker: (String::new(), String::new()),
     }
 }
 

@@ -6,6 +6,13 @@
 //! so it is a set of case-insensitive literals that every match contains and that JSON
 //! escaping leaves alone. A named group `secret` limits redaction to the secret part
 //! (`password=[REDACTED:...]` keeps the key readable).
+//!
+//! Rules are anchored on token boundaries, not `\b`: the character before a token
+//! must not be a letter or digit (so `creds_AKIA...`, `token_ghp_...`, `db_password=`
+//! are found, where `_` made `\b` fail), and tokens with a fixed length end where
+//! their own character class ends. The boundary characters are matched outside the
+//! `secret` group and so are never redacted. PEM private-key headers match in any case,
+//! with any number of dashes (at least one on one side) and any spacing.
 
 use super::policy::Action;
 use regex::Regex;
@@ -33,13 +40,13 @@ pub(crate) struct Builtin {
 pub(crate) const BUILTINS: &[Builtin] = &[
     Builtin {
         name: "private_key",
-        pattern: r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----(?s:.*?)(?:-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|\z)",
-        prefilter: r"(?i)private key",
+        pattern: r"(?i)(?:-+[ \t]*BEGIN[ \t]+(?:[A-Z0-9]+[ \t]+)*PRIVATE[ \t]+KEY(?:[ \t]+BLOCK)?[ \t]*-*|BEGIN[ \t]+(?:[A-Z0-9]+[ \t]+)*PRIVATE[ \t]+KEY(?:[ \t]+BLOCK)?[ \t]*-+)(?s:.*?)(?:-*[ \t]*END[ \t]+(?:[A-Z0-9]+[ \t]+)*PRIVATE[ \t]+KEY(?:[ \t]+BLOCK)?[ \t]*-*|\z)",
+        prefilter: r"(?i)private",
         check: Check::Any,
     },
     Builtin {
         name: "aws_access_key",
-        pattern: r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16}\b",
+        pattern: r"(?:^|[^A-Za-z0-9])(?P<secret>(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16})(?:[^A-Z0-9]|$)",
         prefilter: r"AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA",
         check: Check::Any,
     },
@@ -51,91 +58,91 @@ pub(crate) const BUILTINS: &[Builtin] = &[
     },
     Builtin {
         name: "google_api_key",
-        pattern: r"\bAIza[0-9A-Za-z_\-]{35}",
+        pattern: r"(?:^|[^A-Za-z0-9])(?P<secret>AIza[0-9A-Za-z_\-]{35})",
         prefilter: r"AIza",
         check: Check::Any,
     },
     Builtin {
         name: "google_oauth_token",
-        pattern: r"\bya29\.[0-9A-Za-z_\-]{20,}",
+        pattern: r"(?:^|[^A-Za-z0-9])(?P<secret>ya29\.[0-9A-Za-z_\-]{20,})",
         prefilter: r"ya29\.",
         check: Check::Any,
     },
     Builtin {
         name: "jwt",
-        pattern: r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}",
+        pattern: r"(?:^|[^A-Za-z0-9])(?P<secret>eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,})",
         prefilter: r"eyJ",
         check: Check::Any,
     },
     Builtin {
         name: "github_token",
-        pattern: r"\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})",
+        pattern: r"(?:^|[^A-Za-z0-9])(?P<secret>gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})",
         prefilter: r"gh[pousr]_|github_pat_",
         check: Check::Any,
     },
     Builtin {
         name: "provider_api_key",
-        pattern: r"\bsk-(?:ant-|proj-|svcacct-|admin-|or-)?[A-Za-z0-9_\-]{20,}",
+        pattern: r"(?:^|[^A-Za-z0-9])(?P<secret>sk-(?:ant-|proj-|svcacct-|admin-|or-)?[A-Za-z0-9_\-]{20,})",
         prefilter: r"sk-",
         check: Check::Any,
     },
     Builtin {
         name: "stripe_key",
-        pattern: r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}",
+        pattern: r"(?:^|[^A-Za-z0-9])(?P<secret>(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,})",
         prefilter: r"k_live_|k_test_",
         check: Check::Any,
     },
     Builtin {
         name: "slack_token",
-        pattern: r"\bxox[abposr]-[A-Za-z0-9\-]{10,}",
+        pattern: r"(?:^|[^A-Za-z0-9])(?P<secret>xox[abposr]-[A-Za-z0-9\-]{10,})",
         prefilter: r"xox[abposr]-",
         check: Check::Any,
     },
     Builtin {
         name: "npm_token",
-        pattern: r"\bnpm_[A-Za-z0-9]{36}\b",
+        pattern: r"(?:^|[^A-Za-z0-9])(?P<secret>npm_[A-Za-z0-9]{36})(?:[^A-Za-z0-9]|$)",
         prefilter: r"npm_",
         check: Check::Any,
     },
     Builtin {
         name: "huggingface_token",
-        pattern: r"\bhf_[A-Za-z0-9]{30,}\b",
+        pattern: r"(?:^|[^A-Za-z0-9])(?P<secret>hf_[A-Za-z0-9]{30,})",
         prefilter: r"hf_",
         check: Check::Any,
     },
     Builtin {
         name: "sendgrid_key",
-        pattern: r"\bSG\.[A-Za-z0-9_\-]{22}\.[A-Za-z0-9_\-]{43}\b",
+        pattern: r"(?:^|[^A-Za-z0-9])(?P<secret>SG\.[A-Za-z0-9_\-]{22}\.[A-Za-z0-9_\-]{43})(?:[^A-Za-z0-9_\-]|$)",
         prefilter: r"SG\.",
         check: Check::Any,
     },
     Builtin {
         name: "azure_account_key",
-        pattern: r"(?i)\b(?:AccountKey|SharedAccessKey)=(?P<secret>[A-Za-z0-9+/]{30,}={0,2})",
+        pattern: r"(?i)(?:^|[^A-Za-z0-9])(?:AccountKey|SharedAccessKey)=(?P<secret>[A-Za-z0-9+/]{30,}={0,2})",
         prefilter: r"(?i)accesskey=|accountkey=",
         check: Check::Any,
     },
     Builtin {
         name: "connection_string",
-        pattern: r"\b[a-zA-Z][a-zA-Z0-9+.\-]{1,20}://[^\s:/@]+:(?P<secret>[^\s@/]+)@",
+        pattern: r"(?:^|[^A-Za-z0-9+.\-])[a-zA-Z][a-zA-Z0-9+.\-]{1,20}://[^\s:/@]+:(?P<secret>[^\s@/]+)@",
         prefilter: r"://[^\s/@]+:[^\s/@]+@",
         check: Check::Any,
     },
     Builtin {
         name: "bearer_token",
-        pattern: r"(?i)\bbearer\s+(?P<secret>[A-Za-z0-9\-._~+/]{16,}=*)",
+        pattern: r"(?i)(?:^|[^A-Za-z0-9])bearer\s+(?P<secret>[A-Za-z0-9\-._~+/]{16,}=*)",
         prefilter: r"(?i)bearer",
         check: Check::Any,
     },
     Builtin {
         name: "basic_auth",
-        pattern: r"(?i)\bbasic\s+(?P<secret>[A-Za-z0-9+/]{16,}={0,2})",
+        pattern: r"(?i)(?:^|[^A-Za-z0-9])basic\s+(?P<secret>[A-Za-z0-9+/]{16,}={0,2})",
         prefilter: r"(?i)basic",
         check: Check::Any,
     },
     Builtin {
         name: "password_assignment",
-        pattern: r#"(?i)\b(?:password|passwd|secret|client_secret|api[_\-]?key|access[_\-]?token|auth[_\-]?token)\s*[:=]\s*(?P<secret>"[^"\n]{3,}"|'[^'\n]{3,}'|[^\s"',;&]{4,})"#,
+        pattern: r#"(?i)(?:^|[^A-Za-z0-9])(?:password|passwd|secret|client_secret|api[_\-]?key|access[_\-]?token|auth[_\-]?token)\s*[:=]\s*(?P<secret>"[^"\n]{3,}"|'[^'\n]{3,}'|[^\s"',;&]{4,})"#,
         prefilter: r"(?i)passw|secret|api.?key|token",
         check: Check::SecretLike,
     },
@@ -154,6 +161,11 @@ pub(crate) struct Rule {
     pub(crate) secret_group: Option<usize>,
     /// The prefilter regex; `None` means "always run" (a custom rule without keywords).
     pub(crate) prefilter: Option<String>,
+    /// The replacement template around `{rule}` (`[REDACTED:` and `]`): text of that
+    /// shape is some rule's redaction, never a secret for another rule (with token
+    /// boundaries, `OPENAI_API_KEY=[REDACTED:provider_api_key]` would otherwise be
+    /// redacted again as a password assignment).
+    pub(crate) marker: (String, String),
 }
 
 impl Rule {
@@ -213,6 +225,18 @@ impl Rule {
         })
     }
 
+    /// Whether `s` is a redaction: the template with a rule name in it.
+    fn is_marker(&self, s: &str) -> bool {
+        let (pre, post) = &self.marker;
+        !pre.is_empty()
+            && s.len() > pre.len() + post.len()
+            && s.starts_with(pre.as_str())
+            && s.ends_with(post.as_str())
+            && s[pre.len()..s.len() - post.len()]
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-')
+    }
+
     fn counts(&self, secret: &str) -> bool {
         // Already redacted text is not a secret (keeps monitor counts honest on
         // replayed, redacted frames).
@@ -220,7 +244,7 @@ impl Rule {
             Some(_) => &secret[1..secret.len() - 1],
             None => secret,
         };
-        if bare == self.replacement {
+        if bare == self.replacement || self.is_marker(bare) {
             return false;
         }
         match self.check {
@@ -264,6 +288,7 @@ mod tests {
             check: b.check,
             replacement: format!("[REDACTED:{}]", b.name),
             prefilter: Some(b.prefilter.into()),
+            marker: ("[REDACTED:".into(), "]".into()),
         }
     }
 

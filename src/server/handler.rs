@@ -17,8 +17,9 @@ pub(super) fn id_of(text: &str) -> Option<String> {
     struct IdOnly {
         id: Option<Value>,
     }
+    // An id over the limit is not echoed: the refusal would cost as much as the frame.
     match serde_json::from_str::<IdOnly>(text).ok()?.id? {
-        Value::String(s) => Some(s),
+        Value::String(s) if s.len() <= crate::frame::MAX_ID_BYTES => Some(s),
         _ => None,
     }
 }
