@@ -227,3 +227,73 @@ async fn sigkill_at_random_moments_loses_no_task_and_records_no_result_twice() {
     assert_eq!(twice, 0);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Copies the queue's SQLite files as they are on disk right now: what a broker killed
+/// at this instant would leave behind (WAL mode: the database, its log and index).
+fn snapshot(from: &Path) -> PathBuf {
+    let to = crate::harness::temp_dir("snap");
+    for f in ["queue.db", "queue.db-wal", "queue.db-shm"] {
+        if from.join(f).exists() {
+            std::fs::copy(from.join(f), to.join(f)).unwrap();
+        }
+    }
+    to
+}
+
+#[tokio::test]
+async fn crashes_during_an_attempt_do_not_use_up_its_attempts() {
+    use crate::harness::{about, config, next_lease, show, start_in, task, temp_dir};
+    use hivebus::frame::FrameType;
+    let mut cfg = config();
+    cfg.lease_ms = 60_000;
+    let mut body = task("work", "crashy", "normal");
+    body["max_attempts"] = serde_json::json!(2);
+    let mut q = start_in(cfg.clone(), temp_dir("crashy")).await;
+    let c = q.client().await;
+    let id = crate::harness::submit(&c, body).await.unwrap()["task"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Three times: the attempt starts (leased, progress written), then the broker
+    // "dies": a new broker starts from the files as they are at that moment.
+    drop(c);
+    for round in 0..3 {
+        let c = q.client().await;
+        let mut w = q.consumer(&["work"], 1).await;
+        let lease = next_lease(&mut w).await;
+        assert_eq!(
+            lease.payload["attempt"],
+            1,
+            "round {round}: {}",
+            lease.to_text()
+        );
+        w.request(about(
+            &lease,
+            FrameType::Event,
+            serde_json::json!({"pct": 10}),
+        ))
+        .await
+        .unwrap();
+        // The EVENT's row (working, attempt 1) is committed with the next commit.
+        crate::harness::submit(&c, task("other", &format!("flush-{round}"), "normal"))
+            .await
+            .unwrap();
+        let dir = snapshot(&q.dir);
+        let next = start_in(cfg.clone(), dir).await;
+        drop(w);
+        q.stop().await;
+        q = next;
+    }
+    let c = q.client().await;
+    assert_eq!(show(&c, &id).await["state"], "queued");
+    let mut w = q.consumer(&["work"], 1).await;
+    let lease = next_lease(&mut w).await;
+    crate::harness::finish(&w, &lease, "ok").await.unwrap();
+    let rec = show(&c, &id).await;
+    assert_eq!(
+        (rec["state"].as_str(), rec["attempt"].as_u64()),
+        (Some("succeeded"), Some(1)),
+        "{rec}"
+    );
+    q.stop().await;
+}

@@ -460,8 +460,44 @@ impl Core {
         }
     }
 
+    /// An attempt that was running when the broker died is over, but it is the broker's
+    /// failure, not the task's: it does not count against `max_attempts` (five crashes
+    /// during one task used to dead-letter it). An idempotent task is queued again at
+    /// once with its attempt counter rolled back; a non-idempotent one is parked for a
+    /// human, since the attempt may have had side effects.
+    fn restarted_during_attempt(&mut self, id: &str) {
+        let Some(live) = self.tasks.get_mut(id) else {
+            return;
+        };
+        if !live.rec.spec.idempotent {
+            self.attempt_failed(
+                id,
+                "broker restarted during the attempt",
+                json!({"code": "broker_restart"}),
+            );
+            return;
+        }
+        let ran = live.rec.attempt;
+        live.rec.attempt = ran.saturating_sub(1);
+        let note = format!("broker restarted during attempt {ran}; it does not count");
+        if live
+            .rec
+            .advance(TaskState::Queued, now_ms(), note.clone())
+            .is_err()
+        {
+            return;
+        }
+        self.persist(id);
+        self.publish(
+            id,
+            FrameType::Event,
+            json!({"task": id, "stage": "requeued", "message": note}),
+        );
+        self.make_ready(id);
+    }
+
     /// Loads one stored task at startup. Attempts that were running when the broker
-    /// stopped are over: they are retried (or parked, for non-idempotent tasks).
+    /// stopped are over: see `restarted_during_attempt`.
     pub(crate) fn recover(&mut self, body: &str, stream_next: u64) {
         let rec: TaskRecord = match serde_json::from_str(body) {
             Ok(r) => r,
@@ -499,11 +535,7 @@ impl Core {
             }),
         );
         if running {
-            self.attempt_failed(
-                &id,
-                "broker restarted during the attempt",
-                json!({"code": "broker_restart"}),
-            );
+            self.restarted_during_attempt(&id);
         } else if state == TaskState::Queued {
             self.make_ready(&id);
         } else if state.is_terminal() {
