@@ -88,6 +88,10 @@ pub struct LimitsConfig {
     /// Sessions one authenticated identity may hold at once; 0 for no limit. One more
     /// is refused with ERROR `overloaded` and close 4010.
     pub max_sessions_per_identity: usize,
+    /// Sessions without a credential (local mode) at once, all of them together; 0 for
+    /// no limit. They share one identity, `anonymous`, so this is their per-identity
+    /// cap; one more is refused with ERROR `overloaded` and close 4010.
+    pub max_anonymous_sessions: usize,
 }
 
 impl Default for LimitsConfig {
@@ -97,6 +101,7 @@ impl Default for LimitsConfig {
             burst: 200,
             max_refusals: 100,
             max_sessions_per_identity: 64,
+            max_anonymous_sessions: 1024,
         }
     }
 }

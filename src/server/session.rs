@@ -81,25 +81,39 @@ pub(super) struct IdentitySlot {
 
 impl IdentitySlot {
     fn acquire(ctx: &Arc<ServerCtx>, id: &Identity) -> Result<IdentitySlot, WireError> {
-        let max = ctx.limits.max_sessions_per_identity;
-        if !id.is_authenticated() || max == 0 {
+        // Sessions without a credential are counted together under a key no subject
+        // can take (NUL is not in any configured or signed subject we accept as one).
+        let (key, max, limit) = if id.is_authenticated() {
+            (
+                id.subject.clone(),
+                ctx.limits.max_sessions_per_identity,
+                "max_sessions_per_identity",
+            )
+        } else {
+            (
+                "\u{0}anonymous".to_owned(),
+                ctx.limits.max_anonymous_sessions,
+                "max_anonymous_sessions",
+            )
+        };
+        if max == 0 {
             return Ok(IdentitySlot {
                 ctx: ctx.clone(),
                 key: None,
             });
         }
-        let mut n = ctx.identities.entry(id.subject.clone()).or_insert(0);
+        let mut n = ctx.identities.entry(key.clone()).or_insert(0);
         if *n >= max {
             return Err(WireError::new(
                 ErrorCode::Overloaded,
                 format!("identity `{}` already holds {max} sessions", id.subject),
             )
-            .with_details(json!({"max_sessions_per_identity": max})));
+            .with_details(json!({limit: max})));
         }
         *n += 1;
         Ok(IdentitySlot {
             ctx: ctx.clone(),
-            key: Some(id.subject.clone()),
+            key: Some(key),
         })
     }
 }

@@ -2,7 +2,7 @@
 //! wrongly signed are refused at handshake with `unauthorized` and close 4003; valid
 //! credentials grant exactly their role; per-identity session limits.
 
-use super::harness::{assert_error, reply_of, start_on};
+use super::harness::{assert_error, reply_of, start, start_on};
 use hivebus::Config;
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
@@ -192,6 +192,24 @@ async fn static_tokens_from_the_environment_authenticate_and_unknown_ones_do_not
         .await;
     assert_eq!(e["payload"]["details"]["reason"], "unknown_token");
     assert_eq!(r.closed_with().await, 4003);
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn anonymous_sessions_share_one_cap_and_one_more_is_refused_with_4010() {
+    let mut c = Config::default();
+    c.limits.max_anonymous_sessions = 3;
+    let srv = start(c).await;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(srv.hello("client", None).await);
+    }
+    let mut extra = srv.raw().await;
+    let e = extra.send_hello("observer", None).await;
+    assert_error(&e, "overloaded", Some("h"));
+    assert_eq!(e["payload"]["details"]["max_anonymous_sessions"], 3);
+    assert_eq!(extra.closed_with().await, 4010);
+    drop(held);
     srv.stop().await;
 }
 
