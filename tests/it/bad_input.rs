@@ -305,3 +305,24 @@ async fn hello_may_carry_fields_this_version_does_not_know() {
     assert_eq!(r.recv().await["type"], "WELCOME");
     srv.stop().await;
 }
+
+#[tokio::test]
+async fn ids_and_trace_ids_over_128_bytes_are_refused_and_not_echoed() {
+    let srv = start(Config::default()).await;
+    let mut r = session_with_one_publish(&srv).await;
+    let long = "i".repeat(60_000);
+    r.send(json!({"id": long, "type": "MESSAGE", "room": "r:c", "payload": {"x": 1}}))
+        .await;
+    let e = r.recv().await;
+    assert_error(&e, "invalid_field", None);
+    assert_eq!(e["payload"]["details"]["field"], "id");
+    assert!(e["payload"]["re"].is_null(), "the id is not echoed back");
+    assert!(e.to_string().len() < 1000);
+    r.send(json!({"id": "t1", "type": "MESSAGE", "traceId": "t".repeat(129), "room": "r:c", "payload": {}}))
+        .await;
+    let e = r.recv().await;
+    assert_error(&e, "invalid_field", Some("t1"));
+    assert_eq!(e["payload"]["details"]["field"], "traceId");
+    still_alive_and_nothing_lost(&mut r, "h").await;
+    srv.stop().await;
+}
