@@ -227,7 +227,12 @@ impl Redactor {
                 return f;
             }
         }
-        let cands = self.prefilter.scan(&text);
+        // Text with non-ASCII characters is also scanned as it folds (see `fold`), so
+        // that `ＡＫＩＡ...` or a key with zero-width spaces inside meets the prefilter.
+        let cands = match fold(&text) {
+            Some(folded) => self.prefilter.scan(&folded),
+            None => self.prefilter.scan(&text),
+        };
         let paths: Vec<&JsonPath> = self.paths.iter().filter(|p| p.present(payload)).collect();
         if cands.is_empty() && paths.is_empty() {
             return f;
@@ -299,6 +304,8 @@ impl Redactor {
     }
 
     fn scan_str<'s>(&'s self, s: &str, c: &Candidates, found: &mut BTreeSet<&'s str>) {
+        let folded = fold(s);
+        let s = folded.as_deref().unwrap_or(s);
         for &i in &c.rules {
             let r = &self.rules[i];
             if r.finds(s) {
@@ -334,6 +341,14 @@ impl Redactor {
     }
 
     fn redact_str(&self, s: &mut String, c: &Candidates) -> usize {
+        // A string that matches a rule only once folded is replaced by its folded form,
+        // then redacted: the secret cannot hide behind zero-width characters or
+        // compatibility forms. A string clean either way is left byte for byte.
+        if let Some(f) = fold(s) {
+            if c.rules.iter().any(|&i| self.rules[i].finds(&f)) {
+                *s = f;
+            }
+        }
         let mut n = 0;
         let mut changed = false;
         for &i in &c.rules {
@@ -409,6 +424,28 @@ fn make_rule(
         prefilter,
         marker: (String::new(), String::new()),
     }
+}
+
+/// The text rules are matched against: NFKC (fullwidth `ＡＫＩＡ` is `AKIA`) without
+/// invisible format characters (zero-width spaces and joiners, soft hyphens, bidi
+/// controls, variation selectors, tag characters). `None` when that is the text itself,
+/// which is always so for ASCII: the common case costs one `is_ascii` scan.
+pub(crate) fn fold(s: &str) -> Option<String> {
+    use unicode_normalization::UnicodeNormalization;
+    if s.is_ascii() {
+        return None;
+    }
+    let folded: String = s.nfkc().filter(|&c| !invisible(c)).collect();
+    (folded != s).then_some(folded)
+}
+
+/// Format and other invisible characters that render as nothing inside a token.
+fn invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
+        | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206F}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}'
+        | '\u{FEFF}' | '\u{FFA0}' | '\u{E0000}'..='\u{E007F}')
 }
 
 #[cfg(test)]

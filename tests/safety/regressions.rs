@@ -50,3 +50,49 @@ fn redactor_regressions_reach_a_fixpoint_and_monitor_changes_nothing() {
         }
     }
 }
+
+#[tokio::test]
+async fn secrets_hidden_by_zero_width_or_fullwidth_characters_are_redacted() {
+    use super::harness::{config_with, reply_of, start};
+    use hivebus::safety::Mode;
+    let srv = start(config_with(Mode::Enforce)).await;
+    let mut s = srv.hello("client", None).await;
+    let mut sub = srv.hello("client", None).await;
+    sub.join("r:c").await;
+    s.join("r:c").await;
+    let cases = [
+        "key AKIA\u{200b}IOSFODNN7EXAMPLE here",
+        "key \u{FF21}\u{FF2B}\u{FF29}\u{FF21}IOSFODNN7EXAMPLE here",
+        "token gh\u{00AD}p_Qw3rTy7UiOp1AsDfGhJkLzXcVbNm0987654A",
+        "-----BEGIN PRIVATE\u{2060} KEY-----\nMIIEowIBAAKCAQEAq7Zt3xw9Lm2Pv8Rk4Ys6Tq1Wn5Ee0Hd7Jf\n-----END PRIVATE KEY-----",
+    ];
+    for (i, text) in cases.iter().enumerate() {
+        let id = format!("z{i}");
+        let r = s
+            .publish(&id, "r:c", serde_json::json!({"text": text}))
+            .await;
+        reply_of(&r, &id);
+        let got = sub.recv().await;
+        let out = got["payload"]["text"].as_str().unwrap().to_owned();
+        assert!(out.contains("[REDACTED:"), "case {i} passed: {out:?}");
+        assert!(
+            !out.contains("IOSFODNN7EXAMPLE") && !out.contains("MIIEow"),
+            "{out:?}"
+        );
+    }
+    // Clean non-ASCII text is left exactly as it was.
+    let r = s
+        .publish(
+            "ok",
+            "r:c",
+            serde_json::json!({"text": "caf\u{e9} \u{FF21}\u{FF22} \u{200b}x"}),
+        )
+        .await;
+    reply_of(&r, "ok");
+    let got = sub.recv().await;
+    assert_eq!(
+        got["payload"]["text"],
+        "caf\u{e9} \u{FF21}\u{FF22} \u{200b}x"
+    );
+    srv.stop().await;
+}
