@@ -62,6 +62,22 @@ fn inspect(c: &mut Criterion) {
             })
         });
     }
+    // Hostile text (issue #9): 3 000 `password=` assignments in 57 KB, with the match
+    // budget (the default, 256) and without it (`max_matches = 0`).
+    let hostile = json!({"text": "password=hunter2x! ".repeat(3_000)});
+    let mut unbounded = SafetyConfig::with_mode(Mode::Enforce);
+    unbounded.max_matches = 0;
+    let unbounded = Redactor::compile(unbounded).expect("policy");
+    g.throughput(Throughput::Bytes(hostile.to_string().len() as u64));
+    for (name, red) in [("hostile_57k", &r), ("hostile_57k_no_budget", &unbounded)] {
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let mut p = hostile.clone();
+                black_box(red.inspect(None, &mut p));
+                p
+            })
+        });
+    }
     let p = clean();
     g.bench_function("clone_only", |b| b.iter(|| black_box(p.clone())));
     g.finish();

@@ -28,7 +28,7 @@ mod scope;
 
 pub use operator::SafetyOperator;
 pub use policy::{Action, Mode, RuleConfig, SafetyConfig};
-pub use redactor::{Finding, Redactor, KEY_RULE, SIZE_RULE, UNSTABLE_RULE};
+pub use redactor::{Finding, Redactor, BUDGET_RULE, KEY_RULE, SIZE_RULE, UNSTABLE_RULE};
 
 use crate::address::Address;
 use crate::bus::{Bus, PublishFilter, WeakBus};

@@ -80,6 +80,12 @@ pub struct SafetyConfig {
     /// Largest serialized payload accepted, in bytes; 0 for no limit. Over it a
     /// publish is blocked (enforce) or flagged (monitor).
     pub max_payload_bytes: usize,
+    /// Most rule matches one payload may hold; 0 for no limit. The work of redacting a
+    /// payload grows with its matches (each is captured and replaced, and the string
+    /// scanned again), so hostile text made of thousands of them is decided before
+    /// that work: blocked with rule `scan_budget` (enforce) or flagged (monitor). The
+    /// count costs one fast regex pass per candidate rule, stopped at the limit.
+    pub max_matches: usize,
     /// Use the built-in rules for probable secrets (see `docs/SECURITY.md`).
     pub builtin: bool,
     /// Built-in rules to leave out, by name.
@@ -107,6 +113,7 @@ impl Default for SafetyConfig {
             include: Vec::new(),
             exclude: Vec::new(),
             max_payload_bytes: 0,
+            max_matches: 256,
             builtin: true,
             disable: Vec::new(),
             rules: Vec::new(),

@@ -19,6 +19,9 @@ use std::collections::{BTreeSet, HashSet};
 
 /// Rule name reported for the payload size limit.
 pub const SIZE_RULE: &str = "max_payload_bytes";
+
+/// Rule name reported for a payload with more matches than `max_matches`.
+pub const BUDGET_RULE: &str = "scan_budget";
 /// Redaction passes at most per publish (the second and later ones run only when the
 /// one before changed something; in practice one or two).
 const MAX_ROUNDS: usize = 4;
@@ -233,6 +236,15 @@ impl Redactor {
             Some(folded) => self.prefilter.scan(&folded),
             None => self.prefilter.scan(&text),
         };
+        if self.over_budget(&text, &cands) {
+            // Decided before any capture or replacement: the cost of this payload is
+            // the prefilter pass and at most `max_matches` + 1 fast matches.
+            f.rules.insert(BUDGET_RULE.to_owned());
+            if enforce {
+                f.blocked_by = Some(BUDGET_RULE.to_owned());
+            }
+            return f;
+        }
         let paths: Vec<&JsonPath> = self.paths.iter().filter(|p| p.present(payload)).collect();
         if cands.is_empty() && paths.is_empty() {
             return f;
@@ -276,6 +288,26 @@ impl Redactor {
             }
         }
         f
+    }
+
+    /// Whether the candidate rules match `text` more than `max_matches` times.
+    fn over_budget(&self, text: &str, c: &Candidates) -> bool {
+        let max = self.config.max_matches;
+        if max == 0 {
+            return false;
+        }
+        let mut n = 0;
+        for &i in &c.rules {
+            n += self.rules[i]
+                .regex
+                .find_iter(text)
+                .take(max + 1 - n)
+                .count();
+            if n > max {
+                return true;
+            }
+        }
+        false
     }
 
     fn scan_value<'s>(&'s self, v: &Value, c: &Candidates, found: &mut BTreeSet<&'s str>) {

@@ -96,3 +96,21 @@ async fn secrets_hidden_by_zero_width_or_fullwidth_characters_are_redacted() {
     );
     srv.stop().await;
 }
+
+#[test]
+fn a_payload_of_thousands_of_matches_is_decided_by_the_budget_without_redacting() {
+    let hostile = "password=hunter2x! ".repeat(3_000); // 57 KB, 3 000 matches
+    let mut p = serde_json::json!({"text": hostile});
+    let r = Redactor::compile(SafetyConfig::with_mode(Mode::Enforce)).unwrap();
+    let f = r.inspect(None, &mut p);
+    assert_eq!(f.blocked_by.as_deref(), Some(hivebus::safety::BUDGET_RULE));
+    assert_eq!(f.redactions, 0, "decided before any replacement");
+    let m = Redactor::compile(SafetyConfig::with_mode(Mode::Monitor)).unwrap();
+    let f = m.inspect(None, &mut p);
+    assert!(f.rules.contains(hivebus::safety::BUDGET_RULE) && f.blocked_by.is_none());
+    // Under the budget, every match is still redacted.
+    let mut few = serde_json::json!({"text": "password=hunter2x! ".repeat(200)});
+    let f = r.inspect(None, &mut few);
+    assert!(f.blocked_by.is_none() && f.redactions > 0, "{f:?}");
+    assert!(!few.to_string().contains("hunter2x"));
+}
