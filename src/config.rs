@@ -164,6 +164,13 @@ pub struct BusConfig {
     /// Most channels on the bus; creating one more (by join, publish or admin) is
     /// refused with `overloaded`.
     pub max_channels: usize,
+    /// Bytes of history (serialized frames) one channel keeps; its oldest publishes
+    /// are evicted past it. 0 for no byte limit (`history_size` still applies).
+    pub history_bytes_per_channel: usize,
+    /// Bytes of history all channels together keep; 0 for no limit. Past it, the
+    /// channel being published to evicts its own oldest publishes, and when it has
+    /// none left the new publish is delivered but not retained (see `bus::history`).
+    pub history_bytes_total: usize,
 }
 
 impl Default for BusConfig {
@@ -180,6 +187,8 @@ impl Default for BusConfig {
             max_history_page: 1000,
             max_page_bytes: 1 << 20,
             max_channels: 100_000,
+            history_bytes_per_channel: 4 << 20,
+            history_bytes_total: 256 << 20,
         }
     }
 }

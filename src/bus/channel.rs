@@ -105,6 +105,7 @@ impl Channel {
     pub(crate) fn new(
         addr: Address,
         config: &BusConfig,
+        budget: Arc<super::history::HistoryBudget>,
         created_by: Option<String>,
         persistent: bool,
     ) -> Arc<Self> {
@@ -117,7 +118,7 @@ impl Channel {
             page_bytes: config.max_page_bytes,
             state: Mutex::new(State {
                 offset: 0,
-                history: History::new(config.history_size, config.history_ttl()),
+                history: History::new(config.history_size, config.history_ttl(), budget),
                 subs: Vec::new(),
                 closed: false,
                 empty_since: Instant::now(),

@@ -1,12 +1,53 @@
 //! [`History`]: the bounded ring of recent publishes of one channel.
 //!
-//! Bounded twice: by count (`history_size`) and by age (`history_ttl`). Offsets in the
-//! ring are consecutive, so "is everything after offset N still here?" is one comparison
-//! with the oldest entry, which is what exact recovery needs.
+//! Bounded by count (`history_size`), by age (`history_ttl`), by bytes per channel
+//! (`history_bytes_per_channel`) and by bytes across all channels
+//! (`history_bytes_total`, through the shared [`HistoryBudget`]). Offsets in the ring are
+//! consecutive, so "is everything after offset N still here?" is one comparison with
+//! the oldest entry, which is what exact recovery needs.
+//!
+//! Eviction is oldest first within a channel. The global budget is enforced by the
+//! channel being published to, in O(1) amortised: it evicts its own oldest entries
+//! until the total fits; if it has none left, the new publish is not retained (it is
+//! still delivered), so the total never exceeds the budget and the ring stays
+//! consecutive. A recovering client then gets `recovered: false` / `complete: false`,
+//! as for any eviction. A channel that a flood filled keeps what it holds until its
+//! TTL or its removal; the budget bounds it meanwhile.
 
 use super::delivery::Delivery;
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// The bytes of history of every channel of one bus, against its budget.
+#[derive(Debug, Default)]
+pub(crate) struct HistoryBudget {
+    used: AtomicUsize,
+    /// 0: no limit.
+    total: usize,
+    /// 0: no limit.
+    per_channel: usize,
+}
+
+impl HistoryBudget {
+    pub(crate) fn new(total: usize, per_channel: usize) -> Arc<Self> {
+        Arc::new(HistoryBudget {
+            used: AtomicUsize::new(0),
+            total,
+            per_channel,
+        })
+    }
+
+    /// Bytes retained now, all channels together.
+    pub(crate) fn used(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    fn over(&self, adding: usize) -> bool {
+        self.total > 0 && self.used() + adding > self.total
+    }
+}
 
 /// The recent publishes of one channel, oldest first.
 #[derive(Debug)]
@@ -14,6 +55,15 @@ pub(crate) struct History {
     entries: VecDeque<(Instant, u64, Delivery)>,
     capacity: usize,
     ttl: Option<Duration>,
+    /// Bytes of the retained texts.
+    bytes: usize,
+    budget: Arc<HistoryBudget>,
+}
+
+impl Drop for History {
+    fn drop(&mut self) {
+        self.budget.used.fetch_sub(self.bytes, Ordering::Relaxed);
+    }
 }
 
 /// What a range read found.
@@ -28,23 +78,49 @@ pub(crate) struct Range {
 }
 
 impl History {
-    pub(crate) fn new(capacity: usize, ttl: Option<Duration>) -> Self {
+    pub(crate) fn new(capacity: usize, ttl: Option<Duration>, budget: Arc<HistoryBudget>) -> Self {
         History {
             entries: VecDeque::with_capacity(capacity.min(64)),
             capacity,
             ttl,
+            bytes: 0,
+            budget,
         }
     }
 
-    /// Appends the publish with `offset` (always the previous one + 1).
+    /// Appends the publish with `offset` (always the previous one + 1), evicting the
+    /// oldest entries the bounds require (see the module docs).
     pub(crate) fn push(&mut self, offset: u64, d: Delivery, now: Instant) {
         if self.capacity == 0 {
             return;
         }
+        let len = d.text().len();
         if self.entries.len() == self.capacity {
-            self.entries.pop_front();
+            self.pop_front();
         }
+        let per = self.budget.per_channel;
+        while per > 0 && !self.entries.is_empty() && self.bytes + len > per {
+            self.pop_front();
+        }
+        while self.budget.over(len) && !self.entries.is_empty() {
+            self.pop_front();
+        }
+        if (per > 0 && len > per) || self.budget.over(len) {
+            // Not retained; the ring is empty, so the next entry starts it afresh and
+            // offsets stay consecutive.
+            return;
+        }
+        self.bytes += len;
+        self.budget.used.fetch_add(len, Ordering::Relaxed);
         self.entries.push_back((now, offset, d));
+    }
+
+    fn pop_front(&mut self) {
+        if let Some((_, _, d)) = self.entries.pop_front() {
+            let len = d.text().len();
+            self.bytes -= len;
+            self.budget.used.fetch_sub(len, Ordering::Relaxed);
+        }
     }
 
     /// Drops entries older than the TTL.
@@ -54,7 +130,7 @@ impl History {
                 if now.duration_since(*at) <= ttl {
                     break;
                 }
-                self.entries.pop_front();
+                self.pop_front();
             }
         }
     }
@@ -145,7 +221,7 @@ mod tests {
     #[test]
     fn ring_keeps_the_newest_entries_and_reports_gaps() {
         let now = Instant::now();
-        let mut h = History::new(3, None);
+        let mut h = History::new(3, None, HistoryBudget::new(0, 0));
         for n in 1..=5 {
             h.push(n, d(n), now);
         }
@@ -163,7 +239,7 @@ mod tests {
 
     #[test]
     fn empty_history_is_complete_only_when_nothing_was_published_after_since() {
-        let h = History::new(3, None);
+        let h = History::new(3, None, HistoryBudget::new(0, 0));
         assert!(h.after_t(0, 10, 0).complete);
         assert!(!h.after_t(0, 10, 2).complete);
     }
@@ -171,7 +247,7 @@ mod tests {
     #[test]
     fn ttl_expires_old_entries() {
         let t0 = Instant::now();
-        let mut h = History::new(10, Some(Duration::from_secs(5)));
+        let mut h = History::new(10, Some(Duration::from_secs(5)), HistoryBudget::new(0, 0));
         h.push(1, d(1), t0);
         h.push(2, d(2), t0 + Duration::from_secs(4));
         h.expire(t0 + Duration::from_secs(6));
@@ -182,7 +258,7 @@ mod tests {
     #[test]
     fn pages_stop_at_the_byte_budget_but_hold_at_least_one_message() {
         let now = Instant::now();
-        let mut h = History::new(10, None);
+        let mut h = History::new(10, None, HistoryBudget::new(0, 0));
         for n in 1..=5 {
             h.push(n, d(n), now);
         }
@@ -197,7 +273,7 @@ mod tests {
         assert!(r.complete && r.more);
         let r = h.last(3, 5, usize::MAX);
         assert!(r.complete && !r.more);
-        let mut small = History::new(2, None);
+        let mut small = History::new(2, None, HistoryBudget::new(0, 0));
         small.push(4, d(4), now);
         small.push(5, d(5), now);
         assert!(!small.last(3, 5, usize::MAX).complete, "offset 3 is gone");
@@ -206,8 +282,40 @@ mod tests {
 
     #[test]
     fn zero_capacity_keeps_nothing() {
-        let mut h = History::new(0, None);
+        let mut h = History::new(0, None, HistoryBudget::new(0, 0));
         h.push(1, d(1), Instant::now());
         assert!(h.is_empty());
+    }
+
+    #[test]
+    fn history_keeps_to_its_byte_budgets_and_says_what_it_lost() {
+        let budget = HistoryBudget::new(0, 100);
+        let mut h = History::new(1000, None, budget.clone());
+        let now = Instant::now();
+        for n in 1..=20 {
+            h.push(n, d(n), now);
+        }
+        assert!(h.bytes <= 100 && budget.used() == h.bytes, "{}", h.bytes);
+        assert!(
+            !h.after_t(0, 100, 20).complete,
+            "evicted publishes are reported"
+        );
+        assert!(h.after_t(19, 100, 20).complete);
+        // All channels together: the one being written evicts its own, then keeps none.
+        let shared = HistoryBudget::new(150, 0);
+        let mut a = History::new(1000, None, shared.clone());
+        let mut b = History::new(1000, None, shared.clone());
+        for n in 1..=50 {
+            a.push(n, d(n), now);
+        }
+        assert!(shared.used() <= 150);
+        let before = shared.used();
+        b.push(1, d(1), now);
+        assert!(b.is_empty(), "not retained: every byte is a's");
+        assert_eq!(shared.used(), before);
+        drop(a);
+        assert_eq!(shared.used(), b.bytes);
+        b.push(2, d(2), now);
+        assert_eq!(b.len(), 1, "room again once another channel let go");
     }
 }

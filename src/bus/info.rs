@@ -49,6 +49,8 @@ pub struct Stats {
     pub dropped: u64,
     /// Seconds since the bus was made.
     pub uptime_secs: u64,
+    /// Bytes of history all channels retain (bounded by `history_bytes_total`).
+    pub history_bytes: usize,
 }
 
 /// A channel as `list_channels` reports it.

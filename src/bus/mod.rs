@@ -68,6 +68,8 @@ pub struct Bus {
 struct Shared {
     config: BusConfig,
     channels: DashMap<Address, Arc<Channel>>,
+    /// Bytes of history of all channels, against `history_bytes_total`.
+    history: Arc<history::HistoryBudget>,
     /// Rooms and whether each is persistent (bootstrap or admin-made).
     rooms: DashMap<String, bool>,
     sessions: DashMap<SessionId, SessionEntry>,
@@ -109,6 +111,10 @@ impl Bus {
         let rooms = config.rooms.clone();
         let bus = Bus {
             shared: Arc::new(Shared {
+                history: history::HistoryBudget::new(
+                    config.history_bytes_total,
+                    config.history_bytes_per_channel,
+                ),
                 config,
                 channels: DashMap::new(),
                 rooms: DashMap::new(),
@@ -161,6 +167,12 @@ impl Bus {
     /// [`PublishFilter::secret_in`]).
     pub fn secret_in(&self, text: &str) -> Option<String> {
         self.shared.filter.get().and_then(|f| f.secret_in(text))
+    }
+
+    /// Bytes of history retained by all channels together (at most
+    /// `history_bytes_total`).
+    pub fn history_bytes(&self) -> usize {
+        self.shared.history.used()
     }
 
     /// A handle that does not keep the bus alive.
@@ -327,6 +339,7 @@ impl Bus {
             deliveries: s.deliveries.load(Ordering::Relaxed),
             dropped: s.dropped.load(Ordering::Relaxed),
             uptime_secs: s.started.elapsed().as_secs(),
+            history_bytes: s.history.used(),
         }
     }
 
@@ -410,7 +423,13 @@ impl Bus {
             .entry(addr.clone())
             .or_insert_with(|| {
                 created = true;
-                Channel::new(addr.clone(), &self.shared.config, by, persistent)
+                Channel::new(
+                    addr.clone(),
+                    &self.shared.config,
+                    self.shared.history.clone(),
+                    by,
+                    persistent,
+                )
             })
             .clone();
         if created {
