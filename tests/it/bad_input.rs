@@ -363,7 +363,9 @@ async fn a_flood_of_large_frames_into_many_channels_stays_within_the_history_bud
     // reached, a channel published to later keeps nothing until the budget frees up
     // (documented limit: the global budget is enforced by the writer, see bus::history).
     for (ch, id) in [("flood:c0", "h1"), ("flood:c39", "h2")] {
-        let h = r.command(id, "history", json!({"address": ch, "since": 0})).await;
+        let h = r
+            .command(id, "history", json!({"address": ch, "since": 0}))
+            .await;
         let kept = reply_of(&h, id)["messages"].as_array().unwrap().len();
         assert!(kept <= 5, "{ch}: {kept}");
     }
