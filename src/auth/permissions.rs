@@ -114,6 +114,12 @@ impl Permissions {
         self.publish.as_ref().is_none_or(|l| covers_any(l, addr))
     }
 
+    /// Whether this credential may read every address (no `subscribe` list): callers
+    /// that would build an address only to ask can skip that.
+    pub fn reads_everything(&self) -> bool {
+        self.subscribe.is_none()
+    }
+
     /// Whether subscribing to (or reading) everything `p` covers is allowed.
     pub fn may_subscribe(&self, p: &Pattern) -> bool {
         let g = Glob::of(p);

@@ -44,8 +44,6 @@ pub struct ServerInfo {
 pub struct Ctx<'a> {
     /// The calling session.
     pub member: &'a Member,
-    /// Whether the caller may run admin commands.
-    pub admin: bool,
     /// Who the caller is, for commands that filter what they show.
     pub identity: &'a crate::auth::Identity,
     /// Server facts.
@@ -166,7 +164,7 @@ pub(crate) fn parse_args<T: DeserializeOwned>(args: Value) -> Result<T, WireErro
 
 /// The refusal for a non-admin caller.
 pub(crate) fn require_admin(ctx: &Ctx<'_>, name: &str) -> Result<(), WireError> {
-    if ctx.admin {
+    if ctx.identity.role == crate::auth::Role::Admin {
         Ok(())
     } else {
         Err(WireError::new(

@@ -30,8 +30,8 @@ use crate::ops::{Caller, Operator, Operators};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
-/// Longest HELLO `name` accepted, in bytes.
-pub const MAX_NAME_BYTES: usize = 128;
+/// Longest HELLO `name` accepted, in bytes: the envelope's limit for identifiers.
+pub const MAX_NAME_BYTES: usize = crate::frame::MAX_ID_BYTES;
 
 /// Routes frames of every caller through the checks above. Cheap to clone.
 #[derive(Clone)]
@@ -121,19 +121,18 @@ impl Dispatcher {
                 .await
                 .map(|v| Some(Answer::Value(v))),
             FrameType::Private => private(member, env).map(|v| Some(Answer::Value(v))),
-            kind => match self.ops.for_frame(kind).cloned() {
-                Some(op) => {
-                    let r = self.operator_frame(&op, caller, env).await?;
-                    Ok(match (r, kind) {
-                        (None, FrameType::Heartbeat) => Some(Answer::Value(json!({"alive": true}))),
-                        (r, _) => r.map(Answer::Value),
-                    })
-                }
-                None if kind == FrameType::Heartbeat => {
-                    Ok(Some(Answer::Value(json!({"alive": true}))))
-                }
-                None => self.publish(member, caller, env).map(Some),
-            },
+            kind => {
+                let answer = match self.ops.for_frame(kind).cloned() {
+                    Some(op) => self.operator_frame(&op, caller, env).await?,
+                    None if kind == FrameType::Heartbeat => None,
+                    None => return self.publish(member, caller, env).map(Some),
+                };
+                // A heartbeat is always answered, whoever (if anyone) took it.
+                Ok(match (answer, kind) {
+                    (None, FrameType::Heartbeat) => Some(Answer::Value(json!({"alive": true}))),
+                    (a, _) => a.map(Answer::Value),
+                })
+            }
         }
     }
 
@@ -182,15 +181,12 @@ impl Dispatcher {
         env: Envelope,
     ) -> Result<Value, WireError> {
         let Envelope { payload, id, .. } = env;
-        let name = match payload.get("name") {
-            Some(Value::String(s)) => s.clone(),
-            _ => {
-                return Err(
-                    WireError::new(ErrorCode::MissingField, "COMMAND needs `payload.name`")
-                        .with_details(json!({"field": "name"})),
-                )
-            }
-        };
+        // `Envelope::parse_peer` made sure `payload.name` is a string.
+        let name = payload
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
         let args = payload.get("args").cloned().unwrap_or(Value::Null);
         if name.starts_with("op.") {
             let (op, rest) = self.ops.for_command(&name)?;
@@ -219,7 +215,6 @@ impl Dispatcher {
         authority::authorize(caller.asker(), &need, &plain_target(&need.on))?;
         let ctx = Ctx {
             member,
-            admin: caller.admin,
             identity: &caller.identity,
             server: &self.info,
             ops: &self.ops,

@@ -31,13 +31,16 @@ pub struct Caller {
     pub session: String,
     /// The session's HELLO.
     pub info: PeerInfo,
-    /// Whether the session may run admin commands.
-    pub admin: bool,
     /// Who authenticated: subject, role and address permissions.
     pub identity: Identity,
 }
 
 impl Caller {
+    /// Whether the session has the admin role.
+    pub fn is_admin(&self) -> bool {
+        self.identity.role == crate::auth::Role::Admin
+    }
+
     /// The identity and session, as the authority check takes them.
     pub fn asker(&self) -> Asker<'_> {
         Asker {

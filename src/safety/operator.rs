@@ -31,7 +31,7 @@ impl SafetyOperator {
     }
 
     fn run(&self, caller: &Caller, name: &str, args: Value) -> Result<Value, WireError> {
-        if !caller.admin {
+        if !caller.is_admin() {
             return Err(WireError::new(
                 ErrorCode::Forbidden,
                 format!("`op.safety.{name}` is for admin sessions"),

@@ -12,7 +12,7 @@ use super::dedup::Dedup;
 use super::http::{self, Sniff};
 use super::tls::Conn;
 use super::ServerCtx;
-use crate::auth::{Identity, Role, TokenBucket};
+use crate::auth::{Identity, TokenBucket};
 use crate::bus::{Delivery, Inbox, KickSignal, Member, PeerInfo};
 use crate::error::{close, ErrorCode, WireError};
 use crate::frame::{Envelope, FrameType};
@@ -299,7 +299,6 @@ async fn handshake(
     let (member, inbox) = ctx.bus.connect(info.clone());
     let caller = Caller {
         session: member.id().to_owned(),
-        admin: identity.role == Role::Admin,
         identity: identity.clone(),
         info,
     };

@@ -513,10 +513,11 @@ impl Core {
             let Some(ready) = self.sched.pop_any(&c.kinds, now) else {
                 break;
             };
-            let readable = self.tasks.get(&ready.id).is_none_or(|l| {
-                Address::new(&format!("bip-{}", l.rec.spec.bip_id), &l.rec.spec.kind)
-                    .is_ok_and(|a| c.scope.may_subscribe(&crate::address::Pattern::Exact(a)))
-            });
+            let readable = c.scope.reads_everything()
+                || self.tasks.get(&ready.id).is_none_or(|l| {
+                    Address::new(&format!("bip-{}", l.rec.spec.bip_id), &l.rec.spec.kind)
+                        .is_ok_and(|a| c.scope.may_subscribe(&crate::address::Pattern::Exact(a)))
+                });
             if !readable {
                 // Back where it was (same seq and age); another consumer takes it. This
                 // consumer waits until the head of its lanes is a task it may read.

@@ -320,8 +320,8 @@ pub fn task_place(
     Ok((bip_id, kind))
 }
 
-/// Longest identifier (idempotency key, trace id), in bytes.
-pub const MAX_IDENTIFIER: usize = 128;
+/// Longest identifier (idempotency key, trace id), in bytes: the envelope's limit.
+pub const MAX_IDENTIFIER: usize = crate::frame::MAX_ID_BYTES;
 
 /// Checks an identifier's grammar: 1..=128 bytes of `[A-Za-z0-9._:/@+=-]`, starting
 /// with a letter or digit. Identifiers are matched exactly and become parts of keys,

@@ -214,11 +214,12 @@ impl Queue {
             .filter(|l| {
                 // Rooms the credential may not read are left out, not refused: a
                 // listing shows what the caller may see.
-                crate::address::Address::new(
-                    &format!("bip-{}", l.rec.spec.bip_id),
-                    &l.rec.spec.kind,
-                )
-                .is_ok_and(|a| caller.may(Right::Read, &Target::Address(a)))
+                caller.identity.permissions.reads_everything()
+                    || crate::address::Address::new(
+                        &format!("bip-{}", l.rec.spec.bip_id),
+                        &l.rec.spec.kind,
+                    )
+                    .is_ok_and(|a| caller.may(Right::Read, &Target::Address(a)))
             })
             .collect();
         v.sort_by_key(|l| l.rec.seq);
