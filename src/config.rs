@@ -151,6 +151,9 @@ pub struct BusConfig {
     pub max_subscriptions: usize,
     /// Frames queued per session before the slow-consumer policy applies.
     pub outbound_queue: usize,
+    /// Bytes of frame text queued per session before the slow-consumer policy applies
+    /// (a frame alone in an empty queue always fits); 0 for no byte bound.
+    pub outbound_queue_bytes: usize,
     /// What a full outbound queue does.
     pub slow_consumer: SlowConsumer,
     /// An empty, non-bootstrap channel with no retained history is removed after this
@@ -182,6 +185,9 @@ impl Default for BusConfig {
             history_ttl_secs: 3600,
             max_subscriptions: 128,
             outbound_queue: 1024,
+            // 4 MiB: 64 frames of the largest size (`max_frame`, 64 KiB), or all 1024
+            // frames at 4 KiB; a stalled reader of large frames pins this, not 64 MiB.
+            outbound_queue_bytes: 4 << 20,
             slow_consumer: SlowConsumer::Disconnect,
             channel_idle_secs: 60,
             max_history_page: 1000,

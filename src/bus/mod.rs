@@ -192,6 +192,7 @@ impl Bus {
             format!("s-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]).into();
         let (outbox, inbox) = outbox::outbox(
             self.shared.config.outbound_queue,
+            self.shared.config.outbound_queue_bytes,
             self.shared.config.slow_consumer,
         );
         self.shared.sessions.insert(

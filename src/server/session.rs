@@ -199,7 +199,15 @@ pub(super) async fn serve(
     // Detach before the close handshake so that nothing more is queued to us.
     drop(member);
     ctx.ops.disconnected(&id);
-    close_ws(&mut ws, closing).await;
+    // A session cut for being slow has a full socket: its close frame waits behind
+    // the frames already written, so give a reader that resumes as long to reach it
+    // as any write gets (`write_timeout`); it is detached, so this pins only the
+    // socket's own buffers.
+    let patience = match closing.code {
+        close::SLOW_CONSUMER | close::WRITE_TIMEOUT => ctx.config.write_timeout(),
+        _ => CLOSE_WRITE_TIMEOUT,
+    };
+    close_ws_within(&mut ws, closing, patience).await;
     drop(permit);
 }
 
@@ -381,20 +389,25 @@ pub(super) fn error_frame(re: Option<String>, err: &WireError) -> Envelope {
     env
 }
 
-/// How long a close frame may take to write: a slow consumer's socket may be full,
-/// and its peer gets this long to read its way to the close frame.
+/// How long a close frame may take to write when the socket is not known to be full.
 const CLOSE_WRITE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How long to wait for the peer's answering close frame.
 const CLOSE_WAIT: Duration = Duration::from_secs(3);
 
 async fn close_ws(ws: &mut Ws, c: Closing) {
+    close_ws_within(ws, c, CLOSE_WRITE_TIMEOUT).await;
+}
+
+/// Sends the close frame (the peer has `patience` to read its way to it), then waits
+/// a little for the peer's answering close.
+async fn close_ws_within(ws: &mut Ws, c: Closing, patience: Duration) {
     let frame = CloseFrame {
         code: CloseCode::from(c.code),
         // Last guard: an over-long reason would make tungstenite refuse the close.
         reason: clip_reason(c.reason).into(),
     };
-    match tokio::time::timeout(CLOSE_WRITE_TIMEOUT, ws.close(Some(frame))).await {
+    match tokio::time::timeout(patience, ws.close(Some(frame))).await {
         Ok(Ok(())) => {}
         _ => return,
     }

@@ -66,3 +66,53 @@ async fn an_unknown_key_inside_recover_is_refused() {
     );
     srv.stop().await;
 }
+
+/// `GET path` on the broker's port, the whole answer.
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut out = String::new();
+    tokio::time::timeout(WAIT, s.read_to_string(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
+    out
+}
+
+#[tokio::test]
+async fn a_stalled_reader_of_large_frames_is_cut_by_the_byte_bound_and_sees_4008_when_it_resumes() {
+    let mut config = Config::default();
+    // Far more frames allowed than bytes: only the byte bound can trip.
+    config.bus.outbound_queue = 100_000;
+    config.bus.outbound_queue_bytes = 256 << 10;
+    let srv = start(config).await;
+    let mut slow = srv.raw_hello("client").await;
+    let j = slow.command("j", "join", json!({"address": "r:big"})).await;
+    reply_of(&j, "j");
+    let p = srv.client("client").await;
+    p.join("r:big").await.unwrap();
+    let big = "x".repeat(60 * 1024);
+    // The slow socket does not read. Paced, so that the writer keeps up until the
+    // kernel buffers are full: then it blocks in a write, and the 256 KiB queue
+    // overflows while that write is pending, with the socket full.
+    for _ in 0..4000 {
+        p.publish_nowait("r:big", json!({"pad": big}))
+            .await
+            .unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        if srv.bus.stats().dropped > 0 {
+            break;
+        }
+    }
+    assert!(srv.bus.stats().dropped > 0, "the byte bound should trip");
+    // Longer than the close frame's old 2 s allowance: the reader still gets 4008.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert_eq!(slow.closed_with().await, 4008);
+    // Counted once, although the kick landed while a write was pending.
+    let m = http_get(srv.addr, "/metrics").await;
+    assert!(m.contains("\nhivebus_slow_consumers_total 1\n"), "{m}");
+    srv.stop().await;
+}

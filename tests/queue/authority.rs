@@ -557,3 +557,54 @@ async fn consumer_slots_saturate_instead_of_wrapping() {
     assert_eq!(e.code(), Some("invalid_field"));
     b.stop().await;
 }
+
+#[tokio::test]
+async fn stats_show_a_restricted_token_only_what_it_may_read() {
+    let b = broker(json!({})).await;
+    let bob = b.as_("bob").await;
+    let alice = b.as_("alice").await;
+    let mut w2 = b.as_("w2").await;
+    w2.command("op.queue.consume", json!({})).await.unwrap();
+    submit(&bob, body(2, "job", "s-1")).await;
+    next_lease(&mut w2).await;
+    submit(&bob, body(2, "deploy", "s-2")).await;
+    submit(&alice, body(1, "job", "s-3")).await;
+    let s = alice.command("op.queue.stats", json!({})).await.unwrap();
+    let text = s.to_string();
+    // Alice sees her one task, not bob's two, nor w2's session, kinds or lanes.
+    assert_eq!(s["scope"], "restricted", "{s}");
+    assert_eq!(
+        s["states"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|n| n.as_u64().unwrap())
+            .sum::<u64>(),
+        1,
+        "{s}"
+    );
+    assert!(s["consumers"].as_array().unwrap().is_empty(), "{s}");
+    assert!(!text.contains("deploy") && !text.contains("\"s-"), "{s}");
+    assert!(
+        s.get("counters").is_none() && s.get("in_memory").is_none(),
+        "{s}"
+    );
+    // The consumer sees its own entry; an admin sees the whole queue.
+    let own = w2.command("op.queue.stats", json!({})).await.unwrap();
+    assert_eq!(own["consumers"].as_array().unwrap().len(), 1, "{own}");
+    let root = b.as_("root").await;
+    let all = root.command("op.queue.stats", json!({})).await.unwrap();
+    assert_eq!(all["scope"], "all");
+    assert_eq!(
+        all["states"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|n| n.as_u64().unwrap())
+            .sum::<u64>(),
+        3,
+        "{all}"
+    );
+    assert!(all["ready"].to_string().contains("deploy"), "{all}");
+    b.stop().await;
+}

@@ -139,7 +139,8 @@ impl Queue {
             }
             Cmd::Consume => Need::new(EXECUTORS, Right::None, On::Nothing),
             Cmd::List | Cmd::DlqList => Need::new(ANY_ROLE, Right::Read, On::Each),
-            Cmd::Stats => Need::new(ANY_ROLE, Right::None, On::Nothing),
+            // Filtered by what the credential may read, like a listing.
+            Cmd::Stats => Need::new(ANY_ROLE, Right::Read, On::Each),
             Cmd::Show | Cmd::Stream => Need::new(ANY_ROLE, Right::Read, on_task(true)?),
             Cmd::DlqShow => Need::new(ANY_ROLE, Right::Read, on_task(false)?),
             Cmd::Cancel => Need::new(SUBMITTERS, Right::Manage, on_task(false)?),

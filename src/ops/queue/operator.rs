@@ -211,16 +211,9 @@ impl Queue {
             .values()
             .filter(|l| state.is_none_or(|s| super::core::Core::visible_state(l) == s))
             .filter(|l| kind.is_none_or(|k| l.rec.spec.kind == k))
-            .filter(|l| {
-                // Rooms the credential may not read are left out, not refused: a
-                // listing shows what the caller may see.
-                caller.identity.permissions.reads_everything()
-                    || crate::address::Address::new(
-                        &format!("bip-{}", l.rec.spec.bip_id),
-                        &l.rec.spec.kind,
-                    )
-                    .is_ok_and(|a| caller.may(Right::Read, &Target::Address(a)))
-            })
+            // Rooms the credential may not read are left out, not refused: a listing
+            // shows what the caller may see.
+            .filter(|l| caller.identity.permissions.reads_everything() || may_read(caller, l))
             .collect();
         v.sort_by_key(|l| l.rec.seq);
         let total = v.len();
@@ -237,15 +230,26 @@ impl Queue {
         Ok(json!({"tasks": tasks, "total": total}))
     }
 
-    fn stats(&self) -> Value {
+    /// Counts by state, ready depths by kind and the consumers. A credential that
+    /// reads every room sees the whole queue; a restricted one sees counts over the
+    /// tasks it may read and only its own consumer entry, never other sessions' ids,
+    /// kinds or lanes, nor the queue-wide counters.
+    fn stats(&self, caller: &Caller) -> Value {
+        let everything = caller.identity.permissions.reads_everything();
         let core = self.lock();
         // Counted without allocating per task: this scan runs under the queue lock
         // and covers every task in memory (up to `max_terminal_in_memory`).
         let mut counts: std::collections::BTreeMap<&'static str, u64> = Default::default();
+        let mut ready: std::collections::BTreeMap<&str, u64> = Default::default();
         for l in core.tasks.values() {
-            *counts
-                .entry(super::core::Core::visible_state(l).as_str())
-                .or_default() += 1;
+            if !everything && !may_read(caller, l) {
+                continue;
+            }
+            let state = super::core::Core::visible_state(l);
+            *counts.entry(state.as_str()).or_default() += 1;
+            if !everything && state == TaskState::Queued {
+                *ready.entry(l.rec.spec.kind.as_str()).or_default() += 1;
+            }
         }
         let by_state: serde_json::Map<String, Value> = counts
             .into_iter()
@@ -254,8 +258,13 @@ impl Queue {
         let consumers: Vec<Value> = core
             .consumers
             .iter()
+            .filter(|(s, _)| everything || s.as_str() == caller.session.as_str())
             .map(|(s, c)| json!({"session": s, "kinds": c.kinds, "slots": c.slots, "busy": c.held.len()}))
             .collect();
+        if !everything {
+            return json!({"states": by_state, "ready": ready, "consumers": consumers,
+                          "scope": "restricted"});
+        }
         let depths: serde_json::Map<String, Value> = core
             .sched
             .depths()
@@ -263,7 +272,8 @@ impl Queue {
             .map(|(k, n)| (k, json!(n)))
             .collect();
         json!({"states": by_state, "ready": depths, "consumers": consumers, "counters": core.counters,
-               "in_memory": core.tasks.len(), "idempotency_keys": core.idem.len()})
+               "in_memory": core.tasks.len(), "idempotency_keys": core.idem.len(),
+               "scope": "all"})
     }
 
     async fn run_command(
@@ -335,7 +345,7 @@ impl Queue {
                 let task = arg_str(&args, "task")?.to_owned();
                 self.lock().approval_decision(&task, caller, &args)
             }
-            Cmd::Stats => Ok(self.stats()),
+            Cmd::Stats => Ok(self.stats(caller)),
             Cmd::DlqList => self.list(caller, &args, Some(TaskState::Dead)),
             Cmd::DlqShow => {
                 let v = self.show(arg_str(&args, "task")?).await?;
@@ -558,4 +568,10 @@ impl Operator for Queue {
     fn stop(&self) -> BoxFuture<'_, ()> {
         Box::pin(self.shutdown())
     }
+}
+
+/// Whether `caller` may read the task `l`: `subscribe` on its channel `bip-<n>:<kind>`.
+fn may_read(caller: &Caller, l: &super::core::Live) -> bool {
+    crate::address::Address::new(&format!("bip-{}", l.rec.spec.bip_id), &l.rec.spec.kind)
+        .is_ok_and(|a| caller.may(Right::Read, &Target::Address(a)))
 }
