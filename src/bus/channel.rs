@@ -99,6 +99,8 @@ pub(crate) struct Fanout {
     pub(crate) delivered: u64,
     pub(crate) dropped: u64,
     pub(crate) delivery: Delivery,
+    /// History of the whole bus passed its reclaim mark (see `bus::history`).
+    pub(crate) history_pressed: bool,
 }
 
 impl Channel {
@@ -196,7 +198,19 @@ impl Channel {
             delivered,
             dropped,
             delivery,
+            history_pressed: st.history.pressed(),
         }
+    }
+
+    /// Bytes of history this channel retains.
+    pub(crate) fn history_bytes(&self) -> usize {
+        self.lock().history.bytes()
+    }
+
+    /// Evicts this channel's oldest publishes until at most `level` bytes remain;
+    /// returns the bytes freed.
+    pub(crate) fn trim_history(&self, level: usize) -> usize {
+        self.lock().history.trim_to(level)
     }
 
     /// Adds `reason` to the session's subscription, and when `recover` is given, reads

@@ -6,17 +6,26 @@
 //! consecutive, so "is everything after offset N still here?" is one comparison with
 //! the oldest entry, which is what exact recovery needs.
 //!
-//! Eviction is oldest first within a channel. The global budget is enforced by the
-//! channel being published to, in O(1) amortised: it evicts its own oldest entries
-//! until the total fits; if it has none left, the new publish is not retained (it is
-//! still delivered), so the total never exceeds the budget and the ring stays
-//! consecutive. A recovering client then gets `recovered: false` / `complete: false`,
-//! as for any eviction. A channel that a flood filled keeps what it holds until its
-//! TTL or its removal; the budget bounds it meanwhile.
+//! Eviction is oldest first within a channel. Across channels, the largest lose first:
+//! once the total passes seven eighths of its budget, the publish that crossed the mark
+//! has the bus trim every channel above a common level, its oldest entries first, until
+//! the total is back to three quarters (max-min fairness, see [`water_level`]). So a
+//! flood into many channels evicts the flood's own history, and a quiet channel keeps
+//! its history unless it holds more than the level, which is at least the budget's
+//! three quarters shared equally by the channels that hold history. One reclaim runs
+//! at a time, outside every channel lock; it frees an eighth of the budget or more, so
+//! a flood pays for one scan of the channels per eighth of the budget it publishes.
+//!
+//! The budget itself is a hard bound, enforced by the channel being published to in
+//! O(1) amortised: if a publish would still pass the total (reclaims lag behind a
+//! burst), the channel evicts its own oldest entries until it fits; if it has none
+//! left, the new publish is not retained (it is still delivered). The ring stays
+//! consecutive either way, and a recovering client gets `recovered: false` /
+//! `complete: false`, as for any eviction.
 
 use super::delivery::Delivery;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,6 +37,17 @@ pub(crate) struct HistoryBudget {
     total: usize,
     /// 0: no limit.
     per_channel: usize,
+    /// Set while one publisher reclaims across channels; the others do not wait.
+    reclaiming: AtomicBool,
+}
+
+/// Held by the one publisher that reclaims; lets the next one in when dropped.
+pub(crate) struct Reclaim<'a>(&'a HistoryBudget);
+
+impl Drop for Reclaim<'_> {
+    fn drop(&mut self) {
+        self.0.reclaiming.store(false, Ordering::Release);
+    }
 }
 
 impl HistoryBudget {
@@ -36,7 +56,25 @@ impl HistoryBudget {
             used: AtomicUsize::new(0),
             total,
             per_channel,
+            reclaiming: AtomicBool::new(false),
         })
+    }
+
+    /// Whether the total passed seven eighths of the budget: time to reclaim.
+    pub(crate) fn pressed(&self) -> bool {
+        self.total > 0 && self.used() > self.total - self.total / 8
+    }
+
+    /// The bytes a reclaim should free to bring the total back to three quarters of
+    /// the budget, and the right to do it, unless another publisher is at it.
+    pub(crate) fn begin_reclaim(&self) -> Option<(usize, Reclaim<'_>)> {
+        if self.reclaiming.swap(true, Ordering::Acquire) {
+            return None;
+        }
+        let guard = Reclaim(self);
+        let target = self.total - self.total / 4;
+        let need = self.used().checked_sub(target).filter(|n| *n > 0)?;
+        Some((need, guard))
     }
 
     /// Bytes retained now, all channels together.
@@ -123,6 +161,26 @@ impl History {
         }
     }
 
+    /// Whether the bus's history passed its reclaim mark.
+    pub(crate) fn pressed(&self) -> bool {
+        self.budget.pressed()
+    }
+
+    /// Bytes of the retained texts.
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Evicts the oldest entries until at most `level` bytes remain; returns the bytes
+    /// freed.
+    pub(crate) fn trim_to(&mut self, level: usize) -> usize {
+        let before = self.bytes;
+        while self.bytes > level && !self.entries.is_empty() {
+            self.pop_front();
+        }
+        before - self.bytes
+    }
+
     /// Drops entries older than the TTL.
     pub(crate) fn expire(&mut self, now: Instant) {
         if let Some(ttl) = self.ttl {
@@ -172,6 +230,24 @@ impl History {
             more: cut,
         }
     }
+}
+
+/// The level to which the largest channels are cut so that together they free at
+/// least `need` bytes: the highest `L` with `sum(max(0, size - L)) >= need`, given the
+/// sizes largest first. Channels at or below `L` lose nothing. 0 when even emptying
+/// every channel would not free `need`.
+pub(crate) fn water_level(sizes_desc: &[usize], need: usize) -> usize {
+    let mut top_sum = 0usize;
+    for (k, &size) in sizes_desc.iter().enumerate() {
+        top_sum += size;
+        let next = sizes_desc.get(k + 1).copied().unwrap_or(0);
+        let count = k + 1;
+        // Cutting the top `count` down to `next` frees this much.
+        if top_sum - count * next >= need {
+            return (top_sum - need) / count;
+        }
+    }
+    0
 }
 
 /// Takes up to `limit` entries and about `budget` bytes (always at least one entry);
@@ -317,5 +393,47 @@ mod tests {
         assert_eq!(shared.used(), b.bytes);
         b.push(2, d(2), now);
         assert_eq!(b.len(), 1, "room again once another channel let go");
+    }
+
+    #[test]
+    fn the_water_level_cuts_the_largest_first_and_frees_enough() {
+        assert_eq!(water_level(&[100, 10, 10], 50), 50);
+        // Cutting 100 to 10 frees 90 < 120: the three share the cut.
+        assert_eq!(water_level(&[100, 40, 10], 120), 10);
+        assert_eq!(water_level(&[100, 40, 10], 30), 70);
+        assert_eq!(water_level(&[100, 40, 10], 150), 0);
+        assert_eq!(water_level(&[100, 40, 10], 500), 0);
+        assert_eq!(water_level(&[], 5), 0);
+        for (sizes, need) in [
+            (vec![9, 7, 7, 3, 1], 11),
+            (vec![50; 8], 99),
+            (vec![5, 4], 2),
+        ] {
+            let l = water_level(&sizes, need);
+            let freed: usize = sizes.iter().map(|s| s.saturating_sub(l)).sum();
+            let one_more: usize = sizes.iter().map(|s| s.saturating_sub(l + 1)).sum();
+            assert!(freed >= need && one_more < need, "{sizes:?} {need} -> {l}");
+        }
+    }
+
+    #[test]
+    fn a_reclaim_starts_past_seven_eighths_and_runs_one_at_a_time() {
+        let budget = HistoryBudget::new(800, 0);
+        let mut h = History::new(1000, None, budget.clone());
+        let now = Instant::now();
+        let mut n = 0;
+        while !budget.pressed() {
+            n += 1;
+            h.push(n, d(n), now);
+        }
+        assert!(budget.used() > 700);
+        let (need, guard) = budget.begin_reclaim().unwrap();
+        assert_eq!(need, budget.used() - 600);
+        assert!(budget.begin_reclaim().is_none(), "one at a time");
+        let freed = h.trim_to(h.bytes() - need);
+        assert!(freed >= need && budget.used() <= 600);
+        drop(guard);
+        assert!(budget.begin_reclaim().is_none(), "nothing to free");
+        assert!(!budget.reclaiming.load(Ordering::Relaxed));
     }
 }

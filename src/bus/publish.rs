@@ -100,7 +100,34 @@ impl Bus {
         if f.dropped > 0 {
             s.dropped.fetch_add(f.dropped, Ordering::Relaxed);
         }
+        if f.history_pressed {
+            self.reclaim_history();
+        }
         f.delivery
+    }
+
+    /// Brings the bus's history back under its reclaim mark, cutting the largest
+    /// channels first (see `bus::history`). Runs on the publishing thread, after the
+    /// channel's lock is released, taking one channel lock at a time.
+    fn reclaim_history(&self) {
+        let Some((need, _one_at_a_time)) = self.shared.history.begin_reclaim() else {
+            return;
+        };
+        let mut sizes: Vec<(usize, Arc<Channel>)> = self
+            .channels_where(|_| true)
+            .into_iter()
+            .map(|ch| (ch.history_bytes(), ch))
+            .filter(|(bytes, _)| *bytes > 0)
+            .collect();
+        sizes.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        let desc: Vec<usize> = sizes.iter().map(|(bytes, _)| *bytes).collect();
+        let level = super::history::water_level(&desc, need);
+        for (bytes, ch) in &sizes {
+            if *bytes <= level {
+                break;
+            }
+            ch.trim_history(level);
+        }
     }
 
     /// Sends `env` to the sessions in `to` directly (no history). Returns the sessions
