@@ -119,7 +119,7 @@ impl Bus {
             .map(|ch| (ch.history_bytes(), ch))
             .filter(|(bytes, _)| *bytes > 0)
             .collect();
-        sizes.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        sizes.sort_unstable_by_key(|(bytes, _)| std::cmp::Reverse(*bytes));
         let desc: Vec<usize> = sizes.iter().map(|(bytes, _)| *bytes).collect();
         let level = super::history::water_level(&desc, need);
         for (bytes, ch) in &sizes {
