@@ -37,6 +37,14 @@ pub(super) type Ws = WebSocketStream<Conn>;
 /// flushed and the other branches get a chance.
 const INBOUND_BATCH: usize = 64;
 
+/// Time one turn may spend on inbound frames before the session yields to the other
+/// sessions of its worker thread. Ordinary frames cost a few microseconds, so a batch
+/// of 64 stays well under it; large or expensive-to-redact frames (60 KB of matches
+/// cost up to about 0.5 ms each) would otherwise hold a thread for tens of
+/// milliseconds per turn, and every other session's answer would wait behind them
+/// (docs/SECURITY.md, "Memory under hostile load", for the figures).
+const TURN_BUDGET: Duration = Duration::from_micros(100);
+
 /// Why the loop stopped, and the close frame to send (if the socket still works).
 pub(super) struct Closing {
     pub(super) code: u16,
@@ -427,6 +435,7 @@ impl Session {
         let mut tick = tokio::time::interval(self.ctx.config.ping_interval());
         tick.tick().await;
         let kick = self.kick.clone();
+        let mut yield_after = false;
         loop {
             tokio::select! {
                 _ = stop.changed() => {
@@ -456,9 +465,11 @@ impl Session {
                 }
                 msg = self.ws.next() => {
                     self.last_seen = Instant::now();
-                    // Handle the frames already read (up to a bound, for fairness)
-                    // before the answers are flushed; profiled: a flush per REPLY was
-                    // 21% of the server's CPU in the 1 -> 100 fan-out (PERFORMANCE.md).
+                    let turn = self.last_seen;
+                    // Handle the frames already read (up to a bound in count and in
+                    // time, for fairness) before the answers are flushed; profiled: a
+                    // flush per REPLY was 21% of the server's CPU in the 1 -> 100
+                    // fan-out (PERFORMANCE.md).
                     let (mut next, mut budget) = (Some(msg), INBOUND_BATCH);
                     while let Some(msg) = next.take() {
                         let flow = match msg {
@@ -470,7 +481,9 @@ impl Session {
                             return c;
                         }
                         budget -= 1;
-                        if budget > 0 {
+                        if turn.elapsed() >= TURN_BUDGET {
+                            yield_after = true;
+                        } else if budget > 0 {
                             next = self.ws.next().now_or_never();
                         }
                     }
@@ -491,6 +504,11 @@ impl Session {
                 if let Err(c) = self.flush().await {
                     return c;
                 }
+            }
+            if std::mem::take(&mut yield_after) {
+                // To the back of the run queue: the sessions waiting behind this
+                // expensive turn get theirs before this one takes another.
+                tokio::task::yield_now().await;
             }
         }
     }

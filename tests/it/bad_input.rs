@@ -384,7 +384,11 @@ async fn a_flood_of_large_frames_into_many_channels_stays_within_the_history_bud
         .command("hq", "history", json!({"address": "quiet:c", "since": 0}))
         .await;
     let page = reply_of(&h, "hq");
-    assert_eq!(page["messages"].as_array().unwrap().len(), 3, "quiet history kept");
+    assert_eq!(
+        page["messages"].as_array().unwrap().len(),
+        3,
+        "quiet history kept"
+    );
     assert_eq!(page["complete"], true);
     assert!(status(&r.command("s2", "status", json!({})).await) <= 300_000);
     srv.stop().await;

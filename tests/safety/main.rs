@@ -6,6 +6,7 @@ mod auth;
 mod corpus;
 mod docs;
 mod harness;
+mod hostile;
 mod limits;
 mod monitor;
 mod policy;
