@@ -68,8 +68,9 @@ pub(crate) struct ConsumerState {
     pub(crate) scope: crate::auth::Permissions,
 }
 
-/// Counters for `stats`.
+/// Counters for `stats` (camelCase on the wire, as every answer).
 #[derive(Debug, Default, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub(crate) struct Counters {
     pub(crate) submitted: u64,
     pub(crate) duplicates: u64,

@@ -419,22 +419,9 @@ impl TaskRecord {
         Ok(())
     }
 
-    /// The summary a submitter or `task list` sees.
+    /// The summary a submitter or `task list` sees (camelCase, see `views`).
     pub fn summary(&self) -> Value {
-        json!({
-            "task": self.id,
-            "traceId": self.trace_id,
-            "owner": self.owner,
-            "kind": self.spec.kind,
-            "bipId": self.spec.bip_id,
-            "address": self.spec.address(),
-            "priority": self.spec.priority,
-            "state": self.state,
-            "attempt": self.attempt,
-            "idempotencyKey": self.spec.idempotency_key,
-            "created_ms": self.created_ms,
-            "updated_ms": self.updated_ms,
-        })
+        super::views::summary(self, self.state)
     }
 }
 
