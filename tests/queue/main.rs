@@ -9,6 +9,7 @@ mod authority;
 mod backpressure;
 mod cli;
 mod crash;
+mod discovery;
 mod harness;
 mod idempotency;
 mod leases;
