@@ -37,6 +37,9 @@ pub enum LeaseLoss {
     Cancelled,
     /// The lease expired; the task went to another attempt.
     Expired,
+    /// The connection to the broker ended (the broker stopped, or the network):
+    /// the queue retries the attempt once it notices.
+    Disconnected,
 }
 
 /// One leased attempt of a task.
@@ -176,7 +179,7 @@ impl Lease {
         match seen {
             Ok(v) => v.unwrap_or(LeaseLoss::Cancelled),
             // The driver is gone: the connection died, so the lease is lost too.
-            Err(_) => LeaseLoss::Expired,
+            Err(_) => LeaseLoss::Disconnected,
         }
     }
 }
@@ -200,6 +203,8 @@ impl Drop for Lease {
 /// the attempts it held.
 pub struct Consumer {
     leases: mpsc::Receiver<Lease>,
+    /// Frames to the driver's connection (the leases' channel), for [`Consumer::drain`].
+    out: mpsc::Sender<Envelope>,
     session: String,
     registration: Value,
     driver: tokio::task::JoinHandle<()>,
@@ -220,9 +225,12 @@ impl Consumer {
         let period = Duration::from_millis((lease_ms / 3).max(50));
         let (tx, leases) = mpsc::channel(slots.max(1) as usize * 2 + 16);
         let session = client.session().to_owned();
-        let driver = tokio::spawn(drive(client, tx, period));
+        // Frames from leases; bounded so that a runaway consumer is slowed, not buffered.
+        let (out, out_rx) = mpsc::channel::<Envelope>(1024);
+        let driver = tokio::spawn(drive(client, tx, out.clone(), out_rx, period));
         Ok(Consumer {
             leases,
+            out,
             session,
             registration,
             driver,
@@ -232,6 +240,23 @@ impl Consumer {
     /// The next leased attempt; `None` once the connection is closed.
     pub async fn next_lease(&mut self) -> Option<Lease> {
         self.leases.recv().await
+    }
+
+    /// Stops taking new leases (re-registers with no kinds) while the connection
+    /// stays up for the leases already held, which finish as usual: the first step
+    /// of a graceful stop. Leases the queue sent before it saw this still arrive
+    /// through [`Consumer::next_lease`].
+    ///
+    /// # Errors
+    /// `Closed` when the connection is gone.
+    pub async fn drain(&self) -> Result<(), ClientError> {
+        let mut env = Envelope::new(
+            FrameType::Command,
+            json!({"name": "op.queue.consume", "args": {"kinds": []}}),
+        );
+        // The reply reaches the driver as an event, which it ignores.
+        env.id = Some(format!("drain-{}", self.session));
+        self.out.send(env).await.map_err(|_| ClientError::Closed)
     }
 
     /// The session id.
@@ -256,9 +281,13 @@ struct Routes {
     decisions: mpsc::Sender<Value>,
 }
 
-async fn drive(mut client: Client, leases: mpsc::Sender<Lease>, period: Duration) {
-    // Frames from leases; bounded so that a runaway consumer is slowed, not buffered.
-    let (out_tx, mut out_rx) = mpsc::channel::<Envelope>(1024);
+async fn drive(
+    mut client: Client,
+    leases: mpsc::Sender<Lease>,
+    out_tx: mpsc::Sender<Envelope>,
+    mut out_rx: mpsc::Receiver<Envelope>,
+    period: Duration,
+) {
     let mut routes: HashMap<String, Routes> = HashMap::new();
     let mut beat = tokio::time::interval(period);
     beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

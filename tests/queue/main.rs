@@ -8,6 +8,7 @@
 mod authority;
 mod backpressure;
 mod cli;
+mod consumer_example;
 mod crash;
 mod discovery;
 mod harness;
