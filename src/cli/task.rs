@@ -19,6 +19,7 @@ pub(crate) enum TaskCmd {
         "hive task submit implement_bip --bip 43 --priority core --arg step=1",
         "hive task submit verify_bip --bip 43 --args-json '{\"checklist\":\"all\"}' --json",
         "hive task submit deploy --bip 7 --not-idempotent --max-attempts 1",
+        "trace=$(hive task submit verify_bip --bip 43 -q) && hive tail \"$trace\"",
     ))]
     Submit(SubmitArgs),
     /// List tasks the broker holds in memory, newest first.
@@ -101,6 +102,9 @@ pub(crate) struct SubmitArgs {
     /// Mark the task as not idempotent: failures wait for a human `retry`.
     #[arg(long)]
     not_idempotent: bool,
+    /// Print only the traceId (for `trace=$(hive task submit ... -q)`).
+    #[arg(long, short = 'q')]
+    quiet: bool,
 }
 
 /// Parses `s` as JSON, naming the flag on error.
@@ -159,7 +163,9 @@ pub(crate) async fn run(c: &Client, cmd: TaskCmd, out: &Out) -> Result<(), Strin
                 .command("op.queue.submit", submit_body(&a)?)
                 .await
                 .map_err(server_error)?;
-            if out.json {
+            if a.quiet {
+                println!("{}", cell(&r["traceId"]));
+            } else if out.json {
                 out.json(&r);
             } else {
                 print_submitted(&r);
