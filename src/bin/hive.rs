@@ -279,7 +279,8 @@ async fn async_main() -> ExitCode {
     match run(Cli::parse()).await {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("hive: {e}");
+            // Server messages can quote what others wrote (task ids, kinds).
+            eprintln!("hive: {}", output::safe(&e));
             ExitCode::from(2)
         }
     }

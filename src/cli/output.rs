@@ -171,13 +171,33 @@ pub(crate) fn ago(ms: Option<u64>, now: u64) -> String {
     }
 }
 
-/// A field of a JSON answer as text for a cell: strings bare, null as "-".
+/// A field of a JSON answer as text for a cell: strings bare (made safe for a
+/// terminal), null as "-".
 pub(crate) fn cell(v: &Value) -> String {
     match v {
         Value::Null => "-".into(),
-        Value::String(s) => s.clone(),
+        Value::String(s) => safe(s),
         other => other.to_string(),
     }
+}
+
+/// `text` with control characters shown as `\u{..}` escapes. Task args, summaries,
+/// progress messages and history notes are written by submitters and consumers; raw
+/// escape sequences in them would reach the user's terminal (rewrite the screen, set
+/// the title, write the clipboard with OSC 52) when printed as text.
+pub(crate) fn safe(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_owned();
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -192,5 +212,13 @@ mod tests {
         assert_eq!(ago(Some(now - 7_200_000), now), "2h ago");
         assert_eq!(ago(Some(now + 4_000), now), "in 4s");
         assert_eq!(ago(None, now), "-");
+    }
+
+    #[test]
+    fn control_characters_never_reach_the_terminal() {
+        assert_eq!(safe("ok"), "ok");
+        let s = safe("a\x1b]52;c;ZXZpbA==\x07b\n");
+        assert!(!s.chars().any(char::is_control), "{s}");
+        assert!(s.starts_with("a\\u{1b}]52"), "{s}");
     }
 }

@@ -79,7 +79,8 @@ impl Tail {
             return self.last_was_result;
         }
         let p = &f.payload;
-        let s = |k: &str| p.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
+        // Text written by submitters and consumers: made safe for a terminal.
+        let s = |k: &str| super::output::safe(p.get(k).and_then(Value::as_str).unwrap_or(""));
         match f.kind {
             FrameType::Task => println!(
                 "TASK    {} {} queued (priority {})",

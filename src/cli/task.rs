@@ -242,7 +242,7 @@ fn print_submitted(r: &Value) {
         );
     }
     if let Some(h) = r["hint"].as_str() {
-        println!("hint: {h}");
+        println!("hint: {}", super::output::safe(h));
     }
     println!("follow it: hive tail {trace}");
 }

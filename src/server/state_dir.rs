@@ -230,8 +230,9 @@ pub struct Located {
 /// Finds the broker of `dir` for a client. The port file of a live broker wins over
 /// `HIVE_WS_PORT` (with a warning when they disagree: the broker falls back from a
 /// taken `HIVE_WS_PORT` and says where in the file); a stale port file is an error
-/// naming the dead PID, unless `HIVE_WS_PORT` is set (then a warning); without a
-/// port file, `HIVE_WS_PORT`.
+/// naming the dead PID, unless `HIVE_WS_PORT` is set (then a warning); a port file
+/// without a lock file (an older broker) is used unless `HIVE_WS_PORT` says otherwise;
+/// without a port file, `HIVE_WS_PORT`.
 ///
 /// # Errors
 /// `NotFound` when neither names a port; `ConnectionRefused` for a stale port file;
@@ -284,19 +285,30 @@ pub fn locate(dir: &Path) -> io::Result<Located> {
                     None => Err(io::Error::new(io::ErrorKind::ConnectionRefused, stale)),
                 }
             }
-            alive => {
+            Liveness::Alive(h) => {
                 if let Some(e) = env.filter(|e| *e != p) {
-                    let who = match alive {
-                        Liveness::Alive(h) => format!(" (broker {})", h.describe()),
-                        _ => String::new(),
-                    };
                     warnings.push(format!(
-                        "HIVE_WS_PORT={e} disagrees with {}: {p}{who}; using {p}",
-                        file.display()
+                        "HIVE_WS_PORT={e} disagrees with {}: {p} (broker {}); using {p}",
+                        file.display(),
+                        h.describe()
                     ));
                 }
                 Ok(Located { port: p, warnings })
             }
+            // No lock file: a broker of an older version, or a file nobody running
+            // vouches for (copied, or checked into a repository). It does not get to
+            // override an explicit HIVE_WS_PORT.
+            Liveness::Unknown => match env.filter(|e| *e != p) {
+                Some(e) => {
+                    warnings.push(format!(
+                        "HIVE_WS_PORT={e} disagrees with {}: {p}, which no running broker holds (no {}); using {e}",
+                        file.display(),
+                        lock_file(dir).display()
+                    ));
+                    Ok(Located { port: e, warnings })
+                }
+                None => Ok(Located { port: p, warnings }),
+            },
         },
     }
 }

@@ -160,3 +160,30 @@ fn an_embedded_broker_leaves_another_brokers_port_file_alone() {
     let said = String::from_utf8_lossy(&claimed.stdout);
     assert!(said.contains("another broker"), "{said}");
 }
+
+#[test]
+fn a_port_file_no_running_broker_holds_does_not_override_hive_ws_port() {
+    // A `.hive/port` copied or checked into a repository, with no broker.lock beside it.
+    let planted = crate::harness::temp_dir("planted");
+    let decoy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    hivebus::server::port::write_port_file(
+        &planted.join(".hive").join("port"),
+        decoy.local_addr().unwrap().port(),
+    )
+    .unwrap();
+    let real = crate::harness::temp_dir("real");
+    let (_b, port) = broker(&real, &[]);
+    let out = Command::new(hive())
+        .arg("--dir")
+        .arg(&planted)
+        .args(["task", "list"])
+        .env("HIVE_WS_PORT", port.to_string())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no running broker holds"),
+        "{}",
+        stderr(&out)
+    );
+}
