@@ -91,7 +91,16 @@ pub async fn run_with(
     let mut claim = Claim::acquire(&dir).map_err(|e| e.to_string())?;
     let hive = dir.join(".hive");
     let q = &mut config.queue;
-    q.db_path.get_or_insert_with(|| hive.join("queue.db"));
+    let db = q
+        .db_path
+        .get_or_insert_with(|| hive.join("queue.db"))
+        .clone();
+    // A database outside `.hive/` gets a lock of its own (held until the run ends).
+    let _db_lock = if db.parent() == Some(hive.as_path()) {
+        None
+    } else {
+        Some(crate::server::state_dir::lock_database(&db).map_err(|e| e.to_string())?)
+    };
     if q.logs {
         q.logs_dir.get_or_insert_with(|| hive.join("logs"));
     } else {

@@ -119,6 +119,7 @@ impl Claim {
             .open(&path)
             .map_err(io_err)?;
         let deadline = Instant::now() + CLAIM_RETRY;
+        // A blocking wait of at most CLAIM_RETRY, once, at a broker's start.
         loop {
             match file.try_lock() {
                 Ok(()) => break,
@@ -182,6 +183,41 @@ impl Drop for Claim {
         }
         // Unlocked when `file` closes right after; the lines stay for post-mortems.
     }
+}
+
+/// An exclusive lock on `<db>.lock` for a queue database kept outside the claimed
+/// `.hive/` (`[queue] db_path`): two brokers with different directories must not
+/// share one database either. Held while the returned file is open.
+///
+/// # Errors
+/// [`ClaimError::Held`] when another live broker holds it; [`ClaimError::Io`]
+/// otherwise.
+pub fn lock_database(db: &Path) -> Result<File, ClaimError> {
+    let mut name = db.as_os_str().to_owned();
+    name.push(".lock");
+    let path = PathBuf::from(name);
+    let io_err = |source| ClaimError::Io {
+        path: path.clone(),
+        source,
+    };
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(io_err)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => {
+            let holder = read_holder(&path).unwrap_or_default();
+            return Err(ClaimError::Held { holder, dir: path });
+        }
+        Err(TryLockError::Error(e)) => return Err(io_err(e)),
+    }
+    file.set_len(0).map_err(io_err)?;
+    writeln!(file, "pid={}", std::process::id()).map_err(io_err)?;
+    Ok(file)
 }
 
 fn read_holder(path: &Path) -> io::Result<Holder> {
@@ -339,6 +375,20 @@ mod tests {
         drop(first);
         assert!(!super::super::port::port_file(&dir).exists());
         assert!(matches!(probe(&dir), Liveness::Gone(_)));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_database_outside_the_state_directory_is_locked_once() {
+        let dir = temp();
+        let db = dir.join("elsewhere.db");
+        let held = lock_database(&db).unwrap();
+        assert!(matches!(
+            lock_database(&db),
+            Err(ClaimError::Held { holder, .. }) if holder.pid == Some(std::process::id())
+        ));
+        drop(held);
+        lock_database(&db).unwrap();
         std::fs::remove_dir_all(dir).unwrap();
     }
 }
