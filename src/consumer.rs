@@ -221,7 +221,10 @@ impl Consumer {
         hello.slots = Some(slots);
         let client = Client::connect(url, hello).await?;
         let registration = client.command("op.queue.consume", json!({})).await?;
-        let lease_ms = registration["lease_ms"].as_u64().unwrap_or(30_000);
+        let lease_ms = registration["leaseMs"]
+            .as_u64()
+            .or_else(|| registration["lease_ms"].as_u64())
+            .unwrap_or(30_000);
         let period = Duration::from_millis((lease_ms / 3).max(50));
         let (tx, leases) = mpsc::channel(slots.max(1) as usize * 2 + 16);
         let session = client.session().to_owned();
@@ -264,7 +267,7 @@ impl Consumer {
         &self.session
     }
 
-    /// What `op.queue.consume` answered (kinds, slots, lease_ms).
+    /// What `op.queue.consume` answered (kinds, slots, leaseMs).
     pub fn registration(&self) -> &Value {
         &self.registration
     }

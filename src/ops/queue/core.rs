@@ -480,7 +480,9 @@ impl Core {
         c.scope = scope;
         c.slots = slots;
         self.dispatch();
-        json!({"session": session, "kinds": kinds, "slots": slots, "lease_ms": self.cfg.lease_ms})
+        // `lease_ms`: the old name of `leaseMs`, kept for one release.
+        json!({"session": session, "kinds": kinds, "slots": slots,
+               "leaseMs": self.cfg.lease_ms, "lease_ms": self.cfg.lease_ms})
     }
 
     /// Leases ready tasks to consumers with free slots.
