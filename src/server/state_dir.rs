@@ -130,6 +130,12 @@ impl Claim {
                     let holder = read_holder(&path).unwrap_or_default();
                     return Err(ClaimError::Held { holder, dir: hive });
                 }
+                // A file system without locks (some network mounts): run, but say
+                // that a second broker will not be noticed.
+                Err(TryLockError::Error(e)) if e.kind() == io::ErrorKind::Unsupported => {
+                    tracing::warn!(path = %path.display(), "file locks are not supported here; a second broker on this directory will not be refused");
+                    break;
+                }
                 Err(TryLockError::Error(e)) => return Err(io_err(e)),
             }
         }
