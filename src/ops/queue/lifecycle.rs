@@ -400,25 +400,7 @@ impl Core {
             .get_mut(id)
             .ok_or_else(|| WireError::new(ErrorCode::NotFound, format!("no task {id}")))?;
         if live.rec.state != from {
-            // The two ways back into the queue are easy to confuse: name the other.
-            let hint = match (live.rec.state, from) {
-                (TaskState::Dead, TaskState::Failed) => {
-                    format!("; it is in the dead-letter store: use `hive dlq requeue {id}` (op.queue.dlq.requeue)")
-                }
-                (TaskState::Failed, TaskState::Dead) => {
-                    format!("; it is parked, not dead: use `hive task retry {id}` (op.queue.retry)")
-                }
-                _ => String::new(),
-            };
-            return Err(WireError::new(
-                ErrorCode::Conflict,
-                format!(
-                    "task {id} is {}, not {}{hint}",
-                    live.rec.state.as_str(),
-                    from.as_str()
-                ),
-            )
-            .with_details(json!({"state": live.rec.state.as_str()})));
+            return Err(super::model::requeue_conflict(id, live.rec.state, from));
         }
         live.rec
             .advance(TaskState::Queued, now_ms(), format!("requeued by {by}"))?;
