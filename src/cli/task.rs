@@ -248,9 +248,14 @@ fn print_submitted(r: &Value) {
 }
 
 /// How many connected consumers serve `kind`, and how many there are (`None` when
-/// `stats` fails: the hint is best effort).
+/// `stats` fails or shows only part of the queue: the hint is best effort).
 pub(crate) async fn serving(c: &Client, kind: &str) -> Option<(usize, usize)> {
     let stats = c.command("op.queue.stats", json!({})).await.ok()?;
+    // A restricted credential is shown only its own consumer entry: a count of zero
+    // would be a false alarm.
+    if stats["scope"] == "restricted" {
+        return None;
+    }
     let consumers = stats["consumers"].as_array().cloned().unwrap_or_default();
     let n = consumers
         .iter()
