@@ -102,11 +102,21 @@ impl Out {
             }
             println!("{}", s.trim_end());
         };
+        // The last column is not padded: no trailing blanks (inside colour codes,
+        // where trimming cannot reach them).
+        let last = headers.len().saturating_sub(1);
+        let pad = |i: usize| {
+            if i < last {
+                width.get(i).copied().unwrap_or(0)
+            } else {
+                0
+            }
+        };
         line(
             headers
                 .iter()
                 .enumerate()
-                .map(|(i, h)| self.dim(&format!("{h:<w$}", w = width[i])))
+                .map(|(i, h)| self.dim(&format!("{h:<w$}", w = pad(i))))
                 .collect(),
         );
         for r in rows {
@@ -114,7 +124,7 @@ impl Out {
                 r.iter()
                     .enumerate()
                     .map(|(i, c)| {
-                        let padded = format!("{c:<w$}", w = width.get(i).copied().unwrap_or(0));
+                        let padded = format!("{c:<w$}", w = pad(i));
                         match paint.get(i).copied().flatten() {
                             Some(Paint::State) => self.state_padded(c, &padded),
                             None => padded,
