@@ -182,14 +182,16 @@ async fn drain(mut consumer: Consumer, running: &mut JoinSet<()>, a: &Args, step
             r = running.join_next() => {
                 if r.is_none() {
                     tracing::info!("drained; bye");
-                    return;
+                    break;
                 }
             }
             _ = tokio::time::sleep_until(deadline) => {
                 tracing::warn!(abandoned = running.len(), "drain time is up; the queue retries what is left");
                 running.abort_all();
-                return;
+                break;
             }
         }
     }
+    // Results still queued in this process reach the broker before we exit.
+    consumer.close().await;
 }

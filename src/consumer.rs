@@ -28,7 +28,7 @@ use crate::frame::{Envelope, FrameType};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::time::Duration;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 /// Why a lease ended without the consumer finishing it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,6 +205,8 @@ pub struct Consumer {
     leases: mpsc::Receiver<Lease>,
     /// Frames to the driver's connection (the leases' channel), for [`Consumer::drain`].
     out: mpsc::Sender<Envelope>,
+    /// Tells the driver to flush and close, for [`Consumer::close`].
+    closing: Option<oneshot::Sender<()>>,
     session: String,
     registration: Value,
     driver: tokio::task::JoinHandle<()>,
@@ -230,10 +232,12 @@ impl Consumer {
         let session = client.session().to_owned();
         // Frames from leases; bounded so that a runaway consumer is slowed, not buffered.
         let (out, out_rx) = mpsc::channel::<Envelope>(1024);
-        let driver = tokio::spawn(drive(client, tx, out.clone(), out_rx, period));
+        let (closing, closing_rx) = oneshot::channel();
+        let driver = tokio::spawn(drive(client, tx, (out.clone(), out_rx), closing_rx, period));
         Ok(Consumer {
             leases,
             out,
+            closing: Some(closing),
             session,
             registration,
             driver,
@@ -262,6 +266,18 @@ impl Consumer {
         self.out.send(env).await.map_err(|_| ClientError::Closed)
     }
 
+    /// Closes the connection after the broker has read every frame the leases sent
+    /// (results above all: a result still in this process's queue when it exits is
+    /// lost, and the attempt retried). Waits for a `ping` round trip, at most
+    /// [`CLOSE_WAIT`]. Leases still held are then abandoned, and the queue retries
+    /// them.
+    pub async fn close(mut self) {
+        if let Some(tx) = self.closing.take() {
+            let _ = tx.send(());
+        }
+        let _ = (&mut self.driver).await;
+    }
+
     /// The session id.
     pub fn session(&self) -> &str {
         &self.session
@@ -284,11 +300,14 @@ struct Routes {
     decisions: mpsc::Sender<Value>,
 }
 
+/// Longest wait of [`Consumer::close`] for the broker to confirm it read everything.
+pub const CLOSE_WAIT: Duration = Duration::from_secs(5);
+
 async fn drive(
     mut client: Client,
     leases: mpsc::Sender<Lease>,
-    out_tx: mpsc::Sender<Envelope>,
-    mut out_rx: mpsc::Receiver<Envelope>,
+    (out_tx, mut out_rx): (mpsc::Sender<Envelope>, mpsc::Receiver<Envelope>),
+    mut closing: oneshot::Receiver<()>,
     period: Duration,
 ) {
     let mut routes: HashMap<String, Routes> = HashMap::new();
@@ -366,6 +385,19 @@ async fn drive(
                 if client.send(Envelope::new(FrameType::Heartbeat, Value::Null)).await.is_err() {
                     return;
                 }
+            }
+            // `Consumer::close` (or the consumer dropped: its sender is gone).
+            _ = &mut closing => {
+                while let Ok(env) = out_rx.try_recv() {
+                    if client.send(env).await.is_err() {
+                        return;
+                    }
+                }
+                // The session reads its frames in order, so once the ping is answered
+                // the queue has applied every result sent before it.
+                let _ = tokio::time::timeout(CLOSE_WAIT, client.command("ping", json!({}))).await;
+                client.close().await;
+                return;
             }
         }
     }

@@ -15,10 +15,18 @@ fn state(dir: &std::path::Path, task: &str) -> String {
     v["state"].as_str().unwrap_or_default().to_owned()
 }
 
-fn wait_state(dir: &std::path::Path, task: &str, want: &str) {
+/// Polls until `task` is `want`; on failure shows the task and the consumer's log.
+fn wait_state(dir: &std::path::Path, task: &str, want: &str, log: &Mutex<String>) {
     let deadline = Instant::now() + Duration::from_secs(40);
     while state(dir, task) != want {
-        assert!(Instant::now() < deadline, "{task} never {want}");
+        if Instant::now() > deadline {
+            let shown = run(dir, &["task", "show", task]);
+            panic!(
+                "{task} never {want}: {}\n--- consumer log\n{}",
+                String::from_utf8_lossy(&shown.stdout),
+                log.lock().unwrap()
+            );
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -60,10 +68,10 @@ fn the_example_consumer_reconnects_after_a_broker_restart_and_drains_on_sigterm(
 
     // The broker dies under a running task; a new one starts on the same directory.
     let t1 = submit(&dir);
-    wait_state(&dir, &t1, "working");
+    wait_state(&dir, &t1, "working", &log);
     drop(first);
     let (_second, _) = broker(&dir, &["--backoff-base-ms", "50"]);
-    wait_state(&dir, &t1, "succeeded");
+    wait_state(&dir, &t1, "succeeded", &log);
     {
         let log = log.lock().unwrap();
         assert!(log.contains("Disconnected"), "{log}");
@@ -74,14 +82,14 @@ fn the_example_consumer_reconnects_after_a_broker_restart_and_drains_on_sigterm(
 
     // SIGTERM while a task runs: it finishes, nothing new is leased, exit 0.
     let t2 = submit(&dir);
-    wait_state(&dir, &t2, "working");
+    wait_state(&dir, &t2, "working", &log);
     Command::new("kill")
         .args(["-TERM", &consumer.0.id().to_string()])
         .status()
         .unwrap();
     std::thread::sleep(Duration::from_millis(200));
     let t3 = submit(&dir);
-    wait_state(&dir, &t2, "succeeded");
+    wait_state(&dir, &t2, "succeeded", &log);
     let deadline = Instant::now() + Duration::from_secs(20);
     let status = loop {
         if let Some(s) = consumer.0.try_wait().unwrap() {
