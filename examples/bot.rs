@@ -5,7 +5,12 @@
 //! cargo run --example bot -- tail 'bip-43:*'
 //! cargo run --example bot -- publish bip-43:general '{"text":"hello"}'
 //! cargo run --example bot -- history bip-43:general
+//! cargo run --example bot -- recover bip-43:general 1 [e-...]   # what was published after offset 1
 //! ```
+//!
+//! `recover` joins with `{"recover": {"offset", "epoch"}}` (docs/PROTOCOL.md, section 9),
+//! as a client does after a reconnect; without an epoch it uses the channel's current
+//! one (read with `history`), which is right unless the channel was recreated.
 
 use hivebus::client::{Client, Hello};
 use serde_json::{json, Value};
@@ -50,8 +55,34 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 page["offset"], page["epoch"], page["complete"]
             );
         }
+        ["recover", address, offset, rest @ ..] => {
+            let offset: u64 = offset.parse()?;
+            let epoch = match rest {
+                [e] => e.to_string(),
+                _ => {
+                    let page = client
+                        .command("history", json!({"address": address, "limit": 1}))
+                        .await?;
+                    page["epoch"].as_str().unwrap_or_default().to_owned()
+                }
+            };
+            let r = client
+                .command(
+                    "join",
+                    json!({"address": address, "recover": {"offset": offset, "epoch": epoch}}),
+                )
+                .await?;
+            for m in r["messages"].as_array().into_iter().flatten() {
+                println!("{m}");
+            }
+            eprintln!(
+                "recovered: {} ({} message(s) after offset {offset}, epoch {epoch})",
+                r["recovered"],
+                r["messages"].as_array().map_or(0, Vec::len)
+            );
+        }
         _ => {
-            eprintln!("usage: bot tail <pattern> | publish <room:channel> <json> | history <room:channel>");
+            eprintln!("usage: bot tail <pattern> | publish <room:channel> <json> | history <room:channel> | recover <room:channel> <offset> [epoch]");
             std::process::exit(2);
         }
     }

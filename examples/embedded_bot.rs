@@ -3,16 +3,46 @@
 //! `bip-43:*` and logs every frame published in the room, while the broker serves remote
 //! sessions on a high port as usual.
 //!
+//! By default it writes no port file: `.hive/port` belongs to the broker that holds
+//! `.hive/broker.lock` (`hive broker`), and an embedded broker must not take it over.
+//! With `--dir D` it claims `D/.hive/` like any broker (refused while another broker
+//! holds it) and writes `D/.hive/port`, removed on exit.
+//!
 //! ```text
-//! cargo run --example embedded_bot
-//! cargo run --example bot -- publish bip-43:general '{"text":"hi"}'   # in another shell
+//! cargo run --example embedded_bot -- --dir /tmp/embedded
+//! HIVE_WS_PORT=$(cat /tmp/embedded/.hive/port) cargo run --example bot -- publish bip-43:general '{"text":"hi"}'
 //! ```
 
+use clap::Parser;
+use hivebus::server::state_dir::Claim;
 use hivebus::{Bus, Pattern, PeerInfo};
+use std::io::IsTerminal;
+
+#[derive(Parser)]
+#[command(about = "a broker with an agent embedded in the same process")]
+struct Args {
+    /// Claim `<DIR>/.hive/` and write its port file there (default: no port file).
+    #[arg(long)]
+    dir: Option<std::path::PathBuf>,
+}
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt().init();
+    tracing_subscriber::fmt()
+        .with_ansi(std::io::stdout().is_terminal())
+        .init();
+    let args = Args::parse();
+    // Claimed before anything listens: a second broker on the directory stops here.
+    let mut claim = match &args.dir {
+        Some(d) => match Claim::acquire(d) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::error!("{e}");
+                std::process::exit(2);
+            }
+        },
+        None => None,
+    };
     let bus = Bus::new(Default::default())?;
     let info = PeerInfo {
         role: "observer".into(),
@@ -33,17 +63,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (listener, _) =
         hivebus::server::port::bind("127.0.0.1".parse()?, hivebus::server::port::Want::Any).await?;
     let addr = listener.local_addr()?;
-    let port_file = hivebus::server::port::port_file(std::path::Path::new("."));
-    hivebus::server::port::write_port_file(&port_file, addr.port())?;
+    if let Some(c) = claim.as_mut() {
+        c.publish(addr.port())?;
+    }
     tracing::info!("broker with embedded bot on ws://{addr}/");
     hivebus::server::run(
         listener,
         bus,
         Default::default(),
         Default::default(),
-        tokio::signal::ctrl_c(),
+        hivebus::broker::shutdown_signal(),
     )
     .await?;
-    let _ = std::fs::remove_file(port_file);
+    // Dropping the claim removes our port file (and only ours).
+    drop(claim);
     Ok(())
 }

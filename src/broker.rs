@@ -3,21 +3,24 @@
 //! `examples/hive_broker.rs` and `hive broker` are thin flag parsers over [`run`].
 //!
 //! Order of a run: refuse remote mode (a non-loopback host) without an auth method;
-//! install the safety policy on the bus; open the queue (recovering unfinished tasks) before binding, so that
-//! no client connects to a broker that cannot take tasks; write the port file only once
-//! listening; on shutdown stop the server (sessions closed with 1001), then the
-//! operators (the queue flushes its store), then remove the port file if it still
-//! names this broker.
+//! claim `<dir>/.hive/` (an exclusive lock: a second broker on the same directory, and
+//! so on the same `queue.db`, is refused naming the first's PID and port); install the
+//! safety policy on the bus; open the queue (recovering unfinished tasks) before
+//! binding, so that no client connects to a broker that cannot take tasks; write the
+//! port file only once listening; on shutdown stop the server (sessions closed with
+//! 1001), then the operators (the queue flushes its store), then remove the port file
+//! and release the claim.
 
 use crate::config::Config;
 use crate::ops::queue::Queue;
 use crate::ops::Operators;
 use crate::safety::{Safety, SafetyOperator};
 use crate::server::port::{self, Chosen, Want};
+use crate::server::state_dir::Claim;
 use crate::server::Security;
 use crate::Bus;
 use std::future::Future;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -56,8 +59,22 @@ pub fn want_port(flag: Option<u16>) -> Result<Want, String> {
 /// Runs a broker until `shutdown` completes.
 ///
 /// # Errors
-/// A sentence saying what could not be done: open the queue, bind, write the port file.
+/// A sentence saying what could not be done: claim the directory, open the queue,
+/// bind, write the port file.
 pub async fn run(opts: BrokerOptions, shutdown: impl Future) -> Result<(), String> {
+    run_with(opts, shutdown, |_| {}).await
+}
+
+/// [`run`], calling `ready` with the listening address once the port file is written
+/// (`hive broker` prints it).
+///
+/// # Errors
+/// As [`run`].
+pub async fn run_with(
+    opts: BrokerOptions,
+    shutdown: impl Future,
+    ready: impl FnOnce(SocketAddr),
+) -> Result<(), String> {
     let BrokerOptions {
         host,
         want,
@@ -70,9 +87,20 @@ pub async fn run(opts: BrokerOptions, shutdown: impl Future) -> Result<(), Strin
             "remote mode ({host}) needs an auth method: configure [auth] tokens or [auth.jwt]"
         ));
     }
+    // Before the queue opens its database: two brokers must never share it.
+    let mut claim = Claim::acquire(&dir).map_err(|e| e.to_string())?;
     let hive = dir.join(".hive");
     let q = &mut config.queue;
-    q.db_path.get_or_insert_with(|| hive.join("queue.db"));
+    let db = q
+        .db_path
+        .get_or_insert_with(|| hive.join("queue.db"))
+        .clone();
+    // A database outside `.hive/` gets a lock of its own (held until the run ends).
+    let _db_lock = if db.parent() == Some(hive.as_path()) {
+        None
+    } else {
+        Some(crate::server::state_dir::lock_database(&db).map_err(|e| e.to_string())?)
+    };
     if q.logs {
         q.logs_dir.get_or_insert_with(|| hive.join("logs"));
     } else {
@@ -107,10 +135,12 @@ pub async fn run(opts: BrokerOptions, shutdown: impl Future) -> Result<(), Strin
         ),
         _ => {}
     }
-    let port_file = port::port_file(&dir);
-    port::write_port_file(&port_file, addr.port())
+    let port_file = claim.port_file();
+    claim
+        .publish(addr.port())
         .map_err(|e| format!("cannot write {}: {e}", port_file.display()))?;
     tracing::info!(%addr, port_file = %port_file.display(), "hivebus broker listening on ws://{addr}/");
+    ready(addr);
     let security = Security::from_config(&config);
     let result = crate::server::serve(
         listener,
@@ -123,10 +153,8 @@ pub async fn run(opts: BrokerOptions, shutdown: impl Future) -> Result<(), Strin
     .await;
     // Operators stop after the server: the queue flushes and closes its store.
     ops.stop().await;
-    // Only remove the file if it still names us (another broker may have taken over).
-    if port::read_port_file(&port_file).ok() == Some(addr.port()) {
-        let _ = std::fs::remove_file(&port_file);
-    }
+    // Removes the port file (ours: we held the lock all along), then unlocks.
+    drop(claim);
     tracing::info!("stopped");
     result.map_err(|e| e.to_string())
 }

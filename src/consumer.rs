@@ -28,7 +28,7 @@ use crate::frame::{Envelope, FrameType};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::time::Duration;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 /// Why a lease ended without the consumer finishing it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +37,9 @@ pub enum LeaseLoss {
     Cancelled,
     /// The lease expired; the task went to another attempt.
     Expired,
+    /// The connection to the broker ended (the broker stopped, or the network):
+    /// the queue retries the attempt once it notices.
+    Disconnected,
 }
 
 /// One leased attempt of a task.
@@ -176,7 +179,7 @@ impl Lease {
         match seen {
             Ok(v) => v.unwrap_or(LeaseLoss::Cancelled),
             // The driver is gone: the connection died, so the lease is lost too.
-            Err(_) => LeaseLoss::Expired,
+            Err(_) => LeaseLoss::Disconnected,
         }
     }
 }
@@ -200,6 +203,10 @@ impl Drop for Lease {
 /// the attempts it held.
 pub struct Consumer {
     leases: mpsc::Receiver<Lease>,
+    /// Frames to the driver's connection (the leases' channel), for [`Consumer::drain`].
+    out: mpsc::Sender<Envelope>,
+    /// Tells the driver to flush and close, for [`Consumer::close`].
+    closing: Option<oneshot::Sender<()>>,
     session: String,
     registration: Value,
     driver: tokio::task::JoinHandle<()>,
@@ -216,13 +223,21 @@ impl Consumer {
         hello.slots = Some(slots);
         let client = Client::connect(url, hello).await?;
         let registration = client.command("op.queue.consume", json!({})).await?;
-        let lease_ms = registration["lease_ms"].as_u64().unwrap_or(30_000);
+        let lease_ms = registration["leaseMs"]
+            .as_u64()
+            .or_else(|| registration["lease_ms"].as_u64())
+            .unwrap_or(30_000);
         let period = Duration::from_millis((lease_ms / 3).max(50));
         let (tx, leases) = mpsc::channel(slots.max(1) as usize * 2 + 16);
         let session = client.session().to_owned();
-        let driver = tokio::spawn(drive(client, tx, period));
+        // Frames from leases; bounded so that a runaway consumer is slowed, not buffered.
+        let (out, out_rx) = mpsc::channel::<Envelope>(1024);
+        let (closing, closing_rx) = oneshot::channel();
+        let driver = tokio::spawn(drive(client, tx, (out.clone(), out_rx), closing_rx, period));
         Ok(Consumer {
             leases,
+            out,
+            closing: Some(closing),
             session,
             registration,
             driver,
@@ -234,12 +249,41 @@ impl Consumer {
         self.leases.recv().await
     }
 
+    /// Stops taking new leases (re-registers with no kinds) while the connection
+    /// stays up for the leases already held, which finish as usual: the first step
+    /// of a graceful stop. Leases the queue sent before it saw this still arrive
+    /// through [`Consumer::next_lease`].
+    ///
+    /// # Errors
+    /// `Closed` when the connection is gone.
+    pub async fn drain(&self) -> Result<(), ClientError> {
+        let mut env = Envelope::new(
+            FrameType::Command,
+            json!({"name": "op.queue.consume", "args": {"kinds": []}}),
+        );
+        // The reply reaches the driver as an event, which it ignores.
+        env.id = Some(format!("drain-{}", self.session));
+        self.out.send(env).await.map_err(|_| ClientError::Closed)
+    }
+
+    /// Closes the connection after the broker has read every frame the leases sent
+    /// (results above all: a result still in this process's queue when it exits is
+    /// lost, and the attempt retried). Waits for a `ping` round trip, at most
+    /// [`CLOSE_WAIT`]. Leases still held are then abandoned, and the queue retries
+    /// them.
+    pub async fn close(mut self) {
+        if let Some(tx) = self.closing.take() {
+            let _ = tx.send(());
+        }
+        let _ = (&mut self.driver).await;
+    }
+
     /// The session id.
     pub fn session(&self) -> &str {
         &self.session
     }
 
-    /// What `op.queue.consume` answered (kinds, slots, lease_ms).
+    /// What `op.queue.consume` answered (kinds, slots, leaseMs).
     pub fn registration(&self) -> &Value {
         &self.registration
     }
@@ -256,9 +300,16 @@ struct Routes {
     decisions: mpsc::Sender<Value>,
 }
 
-async fn drive(mut client: Client, leases: mpsc::Sender<Lease>, period: Duration) {
-    // Frames from leases; bounded so that a runaway consumer is slowed, not buffered.
-    let (out_tx, mut out_rx) = mpsc::channel::<Envelope>(1024);
+/// Longest wait of [`Consumer::close`] for the broker to confirm it read everything.
+pub const CLOSE_WAIT: Duration = Duration::from_secs(5);
+
+async fn drive(
+    mut client: Client,
+    leases: mpsc::Sender<Lease>,
+    (out_tx, mut out_rx): (mpsc::Sender<Envelope>, mpsc::Receiver<Envelope>),
+    mut closing: oneshot::Receiver<()>,
+    period: Duration,
+) {
     let mut routes: HashMap<String, Routes> = HashMap::new();
     let mut beat = tokio::time::interval(period);
     beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -334,6 +385,19 @@ async fn drive(mut client: Client, leases: mpsc::Sender<Lease>, period: Duration
                 if client.send(Envelope::new(FrameType::Heartbeat, Value::Null)).await.is_err() {
                     return;
                 }
+            }
+            // `Consumer::close` (or the consumer dropped: its sender is gone).
+            _ = &mut closing => {
+                while let Ok(env) = out_rx.try_recv() {
+                    if client.send(env).await.is_err() {
+                        return;
+                    }
+                }
+                // The session reads its frames in order, so once the ping is answered
+                // the queue has applied every result sent before it.
+                let _ = tokio::time::timeout(CLOSE_WAIT, client.command("ping", json!({}))).await;
+                client.close().await;
+                return;
             }
         }
     }

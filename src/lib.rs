@@ -16,7 +16,8 @@
 //! - [`dispatch`]: the one path of every frame: role, authority, inspection, routing.
 //! - [`safety`]: the redaction layer applied to every publish, and its operator.
 //! - [`auth`]: tokens, JWTs, roles and permissions, per-session rate limits.
-//! - [`server`]: the WebSocket transport, port selection, HTTP health and metrics.
+//! - [`server`]: the WebSocket transport, port selection and discovery, the state
+//!   directory's lock (one broker per `.hive/`), HTTP health and metrics.
 //! - [`client`]: the Rust SDK used by the CLI, examples, load generator and tests.
 //! - [`ops`]: operators; [`ops::queue`] is the BIP-43 task queue.
 //! - [`store`]: SQLite durable state for operators (WAL, group commit).

@@ -1,24 +1,53 @@
 //! `hive`: the command-line client of the hivebus task queue (BIP-43), and a broker
 //! with the queue built in (`hive broker`).
 //!
-//! It finds the broker through `--url`, else `HIVE_WS_PORT`, else `<dir>/.hive/port`
-//! (see `hivebus::server::port::discover`). It presents `--token` / `HIVE_TOKEN` when
+//! It finds the broker through `--url`, else the port file of the live broker of
+//! `<dir>/.hive/` (warning when `HIVE_WS_PORT` disagrees), else `HIVE_WS_PORT` (see
+//! `hivebus::server::state_dir::locate`). It presents `--token` / `HIVE_TOKEN` when
 //! set, so a restricted credential is restricted here as everywhere; the role is
 //! `client`, or `admin` for `dlq purge`, unless `--role` / `HIVE_ROLE` says otherwise
-//! (with a token, the token's role). Every subcommand has `--help`.
+//! (with a token, the token's role).
 //!
-//! Exit codes: 0 success (for `tail`: the task succeeded); 1 the task failed or went
-//! to the dead-letter store; 3 the task was cancelled; 2 usage, connection or server
-//! errors.
+//! Output: tables on a terminal, JSON when stdout is not one, `--output`/`--json` to
+//! choose (`cli/output.rs`). Every subcommand's `--help` shows examples and the exit
+//! codes (`exit_codes!`, the one place they are written).
 //!
 //! `HIVE_WORKERS` sets the number of runtime worker threads (default: one per core).
 
+/// The exit codes, as every `--help` shows them (docs/QUEUE.md repeats them).
+macro_rules! exit_codes {
+    () => {
+        "Exit codes:
+  0  success (tail: the task succeeded)
+  1  tail: the task failed (parked) or is dead
+  2  usage, connection or server error (the message says which)
+  3  tail: the task was cancelled
+  4  tail --no-follow: the task has not finished yet"
+    };
+}
+
+/// An `after_help` text: the example command lines, then the exit codes.
+macro_rules! examples {
+    ($($line:literal),+ $(,)?) => {
+        concat!("Examples:\n", $("  ", $line, "\n",)+ "\n", exit_codes!())
+    };
+}
+
 #[path = "../cli/broker.rs"]
 mod broker;
+#[path = "../cli/connect.rs"]
+mod connect;
+#[path = "../cli/dlq.rs"]
+mod dlq;
+#[path = "../cli/output.rs"]
+mod output;
 #[path = "../cli/tail.rs"]
 mod tail;
+#[path = "../cli/task.rs"]
+mod task;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
+use std::io::IsTerminal;
 
 /// mimalloc instead of glibc malloc: the broker allocates per frame on every runtime
 /// thread and frees much of it on the store's writer thread; the queue profile
@@ -26,8 +55,7 @@ use clap::{Args, Parser, Subcommand};
 /// broker's CPU.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use hivebus::client::{Client, ClientError, Hello};
-use serde_json::{json, Value};
+use serde_json::json;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -35,10 +63,19 @@ use std::process::ExitCode;
 #[command(
     version,
     about = "hivebus task queue client (BIP-43)",
-    propagate_version = true
+    propagate_version = true,
+    after_help = examples!(
+        "hive broker &                                   # start a broker in ./.hive",
+        "hive task submit implement_bip --bip 43 --arg step=1",
+        "hive tail <traceId>                             # follow it to its end",
+        "hive task list --state dead",
+        "hive dlq list",
+        "hive completions bash > ~/.local/share/bash-completion/completions/hive",
+    )
 )]
 struct Cli {
-    /// Broker URL; default: ws://127.0.0.1:<HIVE_WS_PORT or .hive/port>/.
+    /// Broker URL; default: the broker of `--dir` (`.hive/port`), else
+    /// ws://127.0.0.1:$HIVE_WS_PORT/.
     #[arg(long, global = true)]
     url: Option<String>,
     /// Working directory holding `.hive/`.
@@ -51,6 +88,12 @@ struct Cli {
     /// (admin for `dlq purge`). With a token, it must be the token's role.
     #[arg(long, global = true, env = "HIVE_ROLE")]
     role: Option<String>,
+    /// Output: tables on a terminal and JSON otherwise (auto), or always one.
+    #[arg(long, global = true, value_enum, default_value_t = output::Mode::Auto)]
+    output: output::Mode,
+    /// Short for `--output json`.
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -58,274 +101,152 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Submit, list, show, cancel and retry tasks.
-    #[command(subcommand)]
-    Task(TaskCmd),
+    #[command(subcommand, after_help = examples!(
+        "hive task submit verify_bip --bip 43 --priority core",
+        "hive task list",
+        "hive task show <task or traceId>",
+    ))]
+    Task(task::TaskCmd),
     /// Follow a task's stream: replays its history, then follows it live; exits with
-    /// the task's status.
+    /// the task's final state.
+    #[command(after_help = examples!(
+        "hive tail <traceId>",
+        "hive tail <task> --no-follow          # print what happened so far; 4 if still running",
+        "hive tail <traceId> --json            # one JSON frame per line",
+    ))]
     Tail(tail::TailArgs),
     /// The dead-letter store: list, show, requeue, purge.
-    #[command(subcommand)]
-    Dlq(DlqCmd),
+    #[command(subcommand, after_help = examples!(
+        "hive dlq list",
+        "hive dlq requeue <task>",
+        "hive dlq purge --all --yes",
+    ))]
+    Dlq(dlq::DlqCmd),
     /// Queue and broker status.
+    #[command(after_help = examples!("hive status", "hive status --json"))]
     Status,
     /// Run a broker with the task queue (state under `<dir>/.hive/`).
+    #[command(after_help = examples!(
+        "hive broker                       # 127.0.0.1, HIVE_WS_PORT or a free high port",
+        "hive --dir /srv/hive broker --port 7000 --config hive.toml",
+    ))]
     Broker(broker::BrokerArgs),
-}
-
-#[derive(Subcommand)]
-enum TaskCmd {
-    /// Submit a task; prints the queue's answer (task id, traceId, position, hints).
-    Submit(SubmitArgs),
-    /// List tasks the broker holds in memory, newest first.
-    List {
-        /// Only this state (queued, working, succeeded, dead, ...).
-        #[arg(long)]
-        state: Option<String>,
-        /// Only this kind.
-        #[arg(long)]
-        kind: Option<String>,
-        /// Most rows (<= 1000).
-        #[arg(long, default_value_t = 50)]
-        limit: u64,
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(after_help = examples!(
+        "hive completions bash > ~/.local/share/bash-completion/completions/hive",
+        "hive completions zsh > \"${fpath[1]}/_hive\"",
+        "hive completions fish > ~/.config/fish/completions/hive.fish",
+    ))]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
     },
-    /// Show a task's record and history (by task id or traceId).
-    Show {
-        /// Task id or traceId.
-        task: String,
-    },
-    /// Cancel a queued or running task; its consumer is told.
-    Cancel {
-        /// Task id.
-        task: String,
-    },
-    /// Retry a failed (parked, non-idempotent) task.
-    Retry {
-        /// Task id.
-        task: String,
-        /// Replace the args with this JSON object.
-        #[arg(long)]
-        args_json: Option<String>,
-    },
-}
-
-#[derive(Args)]
-struct SubmitArgs {
-    /// Task kind (the channel: `bip-<N>:<kind>`).
-    kind: String,
-    /// BIP number.
-    #[arg(long)]
-    bip: u64,
-    /// critical, core or normal.
-    #[arg(long, default_value = "normal")]
-    priority: String,
-    /// An argument `key=value` (repeatable; values that parse as JSON are JSON).
-    #[arg(long = "arg", value_name = "K=V")]
-    args: Vec<String>,
-    /// All arguments as one JSON object (merged under --arg).
-    #[arg(long)]
-    args_json: Option<String>,
-    /// Idempotency key; default: a fresh random key.
-    #[arg(long)]
-    idempotency_key: Option<String>,
-    /// Repository.
-    #[arg(long, default_value = ".")]
-    repo: String,
-    /// Branch.
-    #[arg(long)]
-    branch: Option<String>,
-    /// Attempts before dead-lettering.
-    #[arg(long)]
-    max_attempts: Option<u32>,
-    /// Lease length, e.g. `30s`.
-    #[arg(long)]
-    timeout: Option<String>,
-    /// Mark the task as not idempotent: failures wait for a human `retry`.
-    #[arg(long)]
-    not_idempotent: bool,
-}
-
-#[derive(Subcommand)]
-enum DlqCmd {
-    /// List dead tasks.
-    List {
-        /// Most rows (<= 1000).
-        #[arg(long, default_value_t = 50)]
-        limit: u64,
-    },
-    /// Show a dead task with its full history.
-    Show {
-        /// Task id.
-        task: String,
-    },
-    /// Put a dead task back in the queue, attempts reset.
-    Requeue {
-        /// Task id.
-        task: String,
-        /// Replace the args with this JSON object.
-        #[arg(long)]
-        args_json: Option<String>,
-    },
-    /// Delete dead tasks for good.
-    Purge {
-        /// Task id.
-        task: Option<String>,
-        /// Every dead task.
-        #[arg(long)]
-        all: bool,
-    },
-}
-
-/// Connects as `role` (with the credential, when given) to the broker named by the
-/// flags or discovered.
-async fn connect(
-    cli_url: &Option<String>,
-    dir: &std::path::Path,
-    role: &str,
-    token: Option<&str>,
-) -> Result<Client, String> {
-    let url = match cli_url {
-        Some(u) => u.clone(),
-        None => {
-            let port = hivebus::server::port::discover(dir)
-                .map_err(|e| format!("cannot find the broker (HIVE_WS_PORT or .hive/port): {e}"))?;
-            format!("ws://127.0.0.1:{port}/")
-        }
-    };
-    let mut hello = Hello::role(role);
-    hello.auth = token.map(str::to_owned);
-    Client::connect(&url, hello).await.map_err(|e| match e {
-        ClientError::Server(w) if w.code == hivebus::ErrorCode::Unauthorized => format!(
-            "{url} refused the credential ({}); set --token or HIVE_TOKEN to a valid one",
-            w.message
-        ),
-        ClientError::Server(w) if w.code == hivebus::ErrorCode::Forbidden => format!(
-            "{url} refused role {role} ({}); pass --role with the token's role",
-            w.message
-        ),
-        e => format!("cannot connect to {url}: {e}"),
-    })
-}
-
-fn parse_json(s: &str, what: &str) -> Result<Value, String> {
-    serde_json::from_str(s).map_err(|e| format!("{what}: invalid JSON: {e}"))
-}
-
-fn submit_body(a: &SubmitArgs) -> Result<Value, String> {
-    let mut args = match &a.args_json {
-        Some(j) => parse_json(j, "--args-json")?,
-        None => json!({}),
-    };
-    if !args.is_object() {
-        return Err("--args-json must be a JSON object".into());
-    }
-    for kv in &a.args {
-        let (k, v) = kv
-            .split_once('=')
-            .ok_or_else(|| format!("--arg `{kv}`: expected key=value"))?;
-        let v = serde_json::from_str(v).unwrap_or_else(|_| json!(v));
-        args[k] = v;
-    }
-    let key = a
-        .idempotency_key
-        .clone()
-        .unwrap_or_else(|| format!("cli-{}", uuid::Uuid::new_v4().simple()));
-    let mut body = json!({
-        "kind": a.kind, "bipId": a.bip, "priority": a.priority, "args": args,
-        "repo": a.repo, "idempotencyKey": key, "idempotent": !a.not_idempotent,
-    });
-    if let Some(b) = &a.branch {
-        body["branch"] = json!(b);
-    }
-    if let Some(m) = a.max_attempts {
-        body["max_attempts"] = json!(m);
-    }
-    if let Some(t) = &a.timeout {
-        body["timeout"] = json!(t);
-    }
-    Ok(body)
-}
-
-fn print(v: &Value) {
-    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
-}
-
-fn server_error(e: ClientError) -> String {
-    match e {
-        ClientError::Server(w) => match w.details {
-            Some(d) => format!("{}: {} {}", w.code, w.message, d),
-            None => format!("{}: {}", w.code, w.message),
-        },
-        other => other.to_string(),
-    }
 }
 
 async fn run(cli: Cli) -> Result<ExitCode, String> {
     let cmd = match cli.cmd {
         Cmd::Broker(b) => return broker::run(&b, &cli.dir).await.map(|()| ExitCode::SUCCESS),
+        Cmd::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "hive", &mut std::io::stdout());
+            return Ok(ExitCode::SUCCESS);
+        }
         other => other,
     };
+    let out = output::Out::new(if cli.json {
+        output::Mode::Json
+    } else {
+        cli.output
+    });
     let default_role = match cmd {
-        Cmd::Dlq(DlqCmd::Purge { .. }) => "admin",
+        Cmd::Dlq(dlq::DlqCmd::Purge { .. }) => "admin",
         _ => "client",
     };
     let role = cli.role.as_deref().unwrap_or(default_role);
-    let client = connect(&cli.url, &cli.dir, role, cli.token.as_deref()).await?;
-    let (name, args) = match cmd {
-        Cmd::Tail(t) => return tail::run(client, &t).await,
-        Cmd::Broker(_) => return Err("`broker` does not take a client connection".into()),
+    let client = connect::connect(&cli.url, &cli.dir, role, cli.token.as_deref()).await?;
+    match cmd {
+        Cmd::Tail(t) => tail::run(client, &t, &out).await,
+        Cmd::Task(t) => task::run(&client, t, &out)
+            .await
+            .map(|()| ExitCode::SUCCESS),
+        Cmd::Dlq(d) => dlq::run(&client, d, &out).await.map(|()| ExitCode::SUCCESS),
         Cmd::Status => {
             let bus = client
                 .command("status", json!({}))
                 .await
-                .map_err(server_error)?;
+                .map_err(connect::server_error)?;
             let queue = client
                 .command("op.queue.stats", json!({}))
                 .await
-                .map_err(server_error)?;
-            print(&json!({"broker": bus, "queue": queue}));
-            return Ok(ExitCode::SUCCESS);
-        }
-        Cmd::Task(TaskCmd::Submit(a)) => ("op.queue.submit", submit_body(&a)?),
-        Cmd::Task(TaskCmd::List { state, kind, limit }) => (
-            "op.queue.list",
-            json!({"state": state, "kind": kind, "limit": limit}),
-        ),
-        Cmd::Task(TaskCmd::Show { task }) => ("op.queue.show", json!({"task": task})),
-        Cmd::Task(TaskCmd::Cancel { task }) => ("op.queue.cancel", json!({"task": task})),
-        Cmd::Task(TaskCmd::Retry { task, args_json }) => {
-            let mut a = json!({"task": task});
-            if let Some(j) = args_json {
-                a["args"] = parse_json(&j, "--args-json")?;
+                .map_err(connect::server_error)?;
+            let v = json!({"broker": bus, "queue": queue});
+            if out.json {
+                out.json(&v);
+            } else {
+                print_status(&out, &v);
             }
-            ("op.queue.retry", a)
+            Ok(ExitCode::SUCCESS)
         }
-        Cmd::Dlq(DlqCmd::List { limit }) => ("op.queue.dlq.list", json!({"limit": limit})),
-        Cmd::Dlq(DlqCmd::Show { task }) => ("op.queue.dlq.show", json!({"task": task})),
-        Cmd::Dlq(DlqCmd::Requeue { task, args_json }) => {
-            let mut a = json!({"task": task});
-            if let Some(j) = args_json {
-                a["args"] = parse_json(&j, "--args-json")?;
-            }
-            ("op.queue.dlq.requeue", a)
+        Cmd::Broker(_) | Cmd::Completions { .. } => {
+            Err("this subcommand does not take a client connection".into())
         }
-        Cmd::Dlq(DlqCmd::Purge { task, all }) => {
-            if task.is_none() && !all {
-                return Err("dlq purge: name a task or pass --all".into());
-            }
-            ("op.queue.dlq.purge", json!({"task": task, "all": all}))
-        }
-    };
-    let args = strip_nulls(args);
-    let r = client.command(name, args).await.map_err(server_error)?;
-    print(&r);
-    Ok(ExitCode::SUCCESS)
+    }
 }
 
-fn strip_nulls(mut v: Value) -> Value {
-    if let Some(o) = v.as_object_mut() {
-        o.retain(|_, x| !x.is_null());
+fn print_status(out: &output::Out, v: &serde_json::Value) {
+    use output::cell;
+    let b = &v["broker"];
+    let q = &v["queue"];
+    println!(
+        "broker    {} (protocol {}), operators {}",
+        cell(&b["server"]),
+        cell(&b["protocol"]),
+        cell(&b["operators"])
+    );
+    let states = q["states"].as_object().cloned().unwrap_or_default();
+    let states: Vec<String> = states
+        .iter()
+        .map(|(k, n)| format!("{} {}", out.state(k), cell(n)))
+        .collect();
+    println!(
+        "tasks     {} in memory: {}",
+        cell(&q["inMemory"]),
+        if states.is_empty() {
+            "none".to_owned()
+        } else {
+            states.join(", ")
+        }
+    );
+    let c = &q["counters"];
+    println!(
+        "counters  submitted {}, succeeded {}, retries {}, dead {}, cancelled {}",
+        cell(&c["submitted"]),
+        cell(&c["succeeded"]),
+        cell(&c["retries"]),
+        cell(&c["dead"]),
+        cell(&c["cancelled"])
+    );
+    let rows: Vec<Vec<String>> = q["consumers"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|c| {
+            vec![
+                cell(&c["session"]),
+                c["kinds"]
+                    .as_array()
+                    .map(|k| k.iter().map(cell).collect::<Vec<_>>().join(","))
+                    .unwrap_or_default(),
+                format!("{}/{}", cell(&c["busy"]), cell(&c["slots"])),
+            ]
+        })
+        .collect();
+    if rows.is_empty() {
+        println!("consumers none connected: tasks wait until one is");
+    } else {
+        println!();
+        out.table(&["CONSUMER", "KINDS", "BUSY/SLOTS"], &rows, &[]);
     }
-    v
 }
 
 fn main() -> ExitCode {
@@ -349,6 +270,8 @@ fn main() -> ExitCode {
 async fn async_main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        // Colour codes only for a person: a log file or pipe gets plain text.
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
@@ -356,7 +279,8 @@ async fn async_main() -> ExitCode {
     match run(Cli::parse()).await {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("hive: {e}");
+            // Server messages can quote what others wrote (task ids, kinds).
+            eprintln!("hive: {}", output::safe(&e));
             ExitCode::from(2)
         }
     }

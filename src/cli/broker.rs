@@ -1,6 +1,9 @@
 //! `hive broker`: a hivebus broker with the task queue registered, its state under
-//! `<dir>/.hive/` (`queue.db`, `logs/`, `port`). Stops on Ctrl-C or SIGTERM, flushing
-//! the store; a SIGKILL loses nothing that was acknowledged (see docs/RELIABILITY.md).
+//! `<dir>/.hive/` (`queue.db`, `logs/`, `port`, `broker.lock`). One broker per
+//! directory: a second one is refused, naming the first. Prints one line on stderr
+//! once it listens (address, PID, state directory), whatever `RUST_LOG` says. Stops
+//! on Ctrl-C or SIGTERM, flushing the store; a SIGKILL loses nothing that was
+//! acknowledged (see docs/RELIABILITY.md).
 
 use clap::Args;
 use hivebus::broker::{self, BrokerOptions};
@@ -41,6 +44,7 @@ pub(crate) struct BrokerArgs {
     no_logs: bool,
 }
 
+/// Runs the broker until Ctrl-C or SIGTERM.
 pub(crate) async fn run(a: &BrokerArgs, dir: &Path) -> Result<(), String> {
     let mut config = match &a.config {
         Some(p) => Config::from_file(p)?,
@@ -61,5 +65,13 @@ pub(crate) async fn run(a: &BrokerArgs, dir: &Path) -> Result<(), String> {
         config,
         config_path: a.config.clone(),
     };
-    broker::run(opts, broker::shutdown_signal()).await
+    let hive = dir.join(".hive");
+    broker::run_with(opts, broker::shutdown_signal(), |addr| {
+        eprintln!(
+            "hive broker: listening on ws://{addr}/ (PID {}, state in {}); Ctrl-C stops it",
+            std::process::id(),
+            hive.display()
+        );
+    })
+    .await
 }

@@ -1,11 +1,23 @@
 //! `hive tail <traceId>`: replays a task's stored stream from the start, then follows
 //! it live, printing a progress bar from EVENT `pct`; exits with the task's status.
 //!
+//! The verdict is the task's *state*, never the first RESULT in its stream: a dead
+//! task that was requeued, or a parked one retried, has an old `RESULT fail` in its
+//! stream and then a new run. So tail prints every frame, and on a RESULT (or when
+//! nothing arrives) asks `op.queue.show`: a final state ends the tail with its exit
+//! code, anything else keeps it following. The state is read *before* the stored
+//! stream, so a final state's RESULT (published before the state was visible) is
+//! always in that read.
+//!
 //! Gap-free by construction: it joins the task's channel *before* reading the stored
 //! stream, so a frame is either in the stored page or arrives live (frames seen in
 //! both are recognised by their channel offset). While nothing arrives it re-reads
 //! the stored stream every `--poll-ms`, so even a missed live frame is found.
+//!
+//! Exit codes: 0 succeeded, 1 failed or dead, 3 cancelled, 4 not finished yet (only
+//! with `--no-follow`), 2 errors.
 
+use super::output::Out;
 use clap::Args;
 use hivebus::client::Client;
 use hivebus::frame::{Envelope, FrameType};
@@ -14,12 +26,16 @@ use std::collections::HashSet;
 use std::process::ExitCode;
 use std::time::Duration;
 
+/// Exit code of `tail --no-follow` on a task that has not finished.
+pub(crate) const UNFINISHED: u8 = 4;
+
 /// Flags of `hive tail`.
 #[derive(Args)]
 pub(crate) struct TailArgs {
     /// The task's traceId (or its task id).
     trace: String,
-    /// Print history and stop, do not follow.
+    /// Print the stored stream and stop, do not follow: exits 4 when the task has
+    /// not finished.
     #[arg(long)]
     no_follow: bool,
     /// Re-read the stored stream after this long without a live frame (ms).
@@ -27,23 +43,44 @@ pub(crate) struct TailArgs {
     poll_ms: u64,
 }
 
+/// The exit code of a final state; `None` while the task may still run.
+fn verdict(state: &str) -> Option<ExitCode> {
+    match state {
+        "succeeded" => Some(ExitCode::SUCCESS),
+        "cancelled" => Some(ExitCode::from(3)),
+        "failed" | "dead" => Some(ExitCode::FAILURE),
+        _ => None,
+    }
+}
+
 struct Tail {
     trace: String,
     task: String,
     seen: HashSet<(String, u64)>,
     last_seq: u64,
+    /// Whether the last frame printed was a RESULT (else the record's result is
+    /// printed at the end: the stream's final frame can be missing after a crash).
+    last_was_result: bool,
+    /// NDJSON frames instead of text lines.
+    json: bool,
 }
 
 impl Tail {
-    /// Prints a frame once; `Some(exit)` when it ends the task.
-    fn show(&mut self, f: &Envelope) -> Option<ExitCode> {
+    /// Prints a frame once; true when it is a RESULT (printed now or before).
+    fn show(&mut self, f: &Envelope) -> bool {
         if let (Some(e), Some(o)) = (&f.epoch, f.offset) {
             if !self.seen.insert((e.clone(), o)) {
-                return None;
+                return f.kind == FrameType::Result;
             }
         }
+        self.last_was_result = f.kind == FrameType::Result;
+        if self.json {
+            println!("{}", f.to_text());
+            return self.last_was_result;
+        }
         let p = &f.payload;
-        let s = |k: &str| p.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
+        // Text written by submitters and consumers: made safe for a terminal.
+        let s = |k: &str| super::output::safe(p.get(k).and_then(Value::as_str).unwrap_or(""));
         match f.kind {
             FrameType::Task => println!(
                 "TASK    {} {} queued (priority {})",
@@ -68,19 +105,14 @@ impl Tail {
             ),
             FrameType::Result => {
                 println!("RESULT  {} ({}): {}", s("status"), s("state"), s("summary"));
-                return Some(match s("state").as_str() {
-                    "succeeded" => ExitCode::SUCCESS,
-                    "cancelled" => ExitCode::from(3),
-                    _ => ExitCode::FAILURE,
-                });
             }
             other => println!("{:<7} {}", other.as_str(), p),
         }
-        None
+        self.last_was_result
     }
 
-    /// Prints stored frames after `last_seq`; `Some(exit)` when one ended the task.
-    async fn replay(&mut self, c: &Client) -> Result<Option<ExitCode>, String> {
+    /// Prints every stored frame after `last_seq`.
+    async fn replay(&mut self, c: &Client) -> Result<(), String> {
         loop {
             let page = c
                 .command(
@@ -91,72 +123,83 @@ impl Tail {
                 .map_err(|e| e.to_string())?;
             let frames = page["frames"].as_array().cloned().unwrap_or_default();
             if frames.is_empty() {
-                return Ok(None);
+                return Ok(());
             }
             for f in frames {
                 self.last_seq = f["seq"].as_u64().unwrap_or(self.last_seq);
                 if let Ok(env) = serde_json::from_value::<Envelope>(f["frame"].clone()) {
-                    if let Some(code) = self.show(&env) {
-                        return Ok(Some(code));
-                    }
+                    self.show(&env);
                 }
             }
         }
     }
+
+    /// Reads the task's state, then prints the stored frames not printed yet; the
+    /// exit code when the state is final, plus the state.
+    async fn settle(&mut self, c: &Client) -> Result<(Option<ExitCode>, String), String> {
+        let rec = c
+            .command("op.queue.show", json!({"task": self.task}))
+            .await
+            .map_err(|e| e.to_string())?;
+        let state = rec["state"].as_str().unwrap_or_default().to_owned();
+        self.replay(c).await?;
+        let code = verdict(&state);
+        if code.is_some() && !self.last_was_result {
+            let mut env = Envelope::new(FrameType::Result, rec["result"].clone());
+            env.payload["state"] = json!(state);
+            self.show(&env);
+        }
+        Ok((code, state))
+    }
 }
 
-pub(crate) async fn run(mut c: Client, a: &TailArgs) -> Result<ExitCode, String> {
+/// Runs `hive tail`.
+pub(crate) async fn run(mut c: Client, a: &TailArgs, out: &Out) -> Result<ExitCode, String> {
     let shown = c
         .command("op.queue.show", json!({"task": a.trace}))
         .await
         .map_err(|e| e.to_string())?;
     let address = shown["address"].as_str().unwrap_or_default().to_owned();
     let mut t = Tail {
-        trace: shown["trace_id"].as_str().unwrap_or(&a.trace).to_owned(),
-        task: shown["id"].as_str().unwrap_or(&a.trace).to_owned(),
+        trace: shown["traceId"].as_str().unwrap_or(&a.trace).to_owned(),
+        task: shown["task"].as_str().unwrap_or(&a.trace).to_owned(),
         seen: HashSet::new(),
         last_seq: 0,
+        last_was_result: false,
+        json: out.json_asked,
     };
     if !a.no_follow {
         c.join(&address).await.map_err(|e| e.to_string())?;
     }
-    if let Some(code) = t.replay(&c).await? {
+    let (code, state) = t.settle(&c).await?;
+    if let Some(code) = code {
         return Ok(code);
     }
     if a.no_follow {
-        return Ok(ExitCode::SUCCESS);
+        eprintln!(
+            "hive: task {} is still {state} (exit {UNFINISHED}); drop --no-follow to wait for its end",
+            t.task
+        );
+        return Ok(ExitCode::from(UNFINISHED));
+    }
+    if state == "queued" {
+        let kind = shown["kind"].as_str().unwrap_or_default();
+        if let Some((0, _)) = super::task::serving(&c, kind).await {
+            eprintln!("hive: warning: no consumer serves `{kind}` now; waiting until one connects (Ctrl-C to stop)");
+        }
     }
     let poll = Duration::from_millis(a.poll_ms.max(50));
     loop {
-        match c.next_event_within(poll).await {
-            Ok(env) => {
-                if env.trace_id.as_deref() == Some(t.trace.as_str()) {
-                    if let Some(code) = t.show(&env) {
-                        return Ok(code);
-                    }
-                }
-            }
-            Err(hivebus::client::ClientError::Timeout) => {
-                if let Some(code) = t.replay(&c).await? {
-                    return Ok(code);
-                }
-                // The final frame of the stream can be missing after a broker crash
-                // (the stored state and the stored stream are separate writes): the
-                // task's record decides then.
-                let rec = c
-                    .command("op.queue.show", json!({"task": t.task}))
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let state = rec["state"].as_str().unwrap_or_default();
-                if matches!(state, "succeeded" | "failed" | "dead" | "cancelled") {
-                    let mut env = Envelope::new(FrameType::Result, rec["result"].clone());
-                    env.payload["state"] = json!(state);
-                    if let Some(code) = t.show(&env) {
-                        return Ok(code);
-                    }
-                }
-            }
+        let ended = match c.next_event_within(poll).await {
+            Ok(env) => env.trace_id.as_deref() == Some(t.trace.as_str()) && t.show(&env),
+            // Nothing for a while: the stored stream and the record decide.
+            Err(hivebus::client::ClientError::Timeout) => true,
             Err(e) => return Err(e.to_string()),
+        };
+        if ended {
+            if let (Some(code), _) = t.settle(&c).await? {
+                return Ok(code);
+            }
         }
     }
 }

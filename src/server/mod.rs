@@ -10,6 +10,7 @@ mod handler;
 mod http;
 pub mod port;
 mod session;
+pub mod state_dir;
 mod tls;
 
 use crate::auth::{AuthConfig, Authenticator, LimitsConfig};

@@ -3,7 +3,8 @@
 //! Order: an explicit port (`--port` or `HIVE_WS_PORT`), else a free port in
 //! 49152-65535 starting at a random one and trying the next ones, else whatever port the
 //! OS assigns. The port file is written atomically (temp file + rename) so that a
-//! reader never sees half a number.
+//! reader never sees half a number; only the broker holding the directory's lock
+//! writes it (see [`super::state_dir`]).
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -96,31 +97,38 @@ pub fn write_port_file(path: &Path, port: u16) -> io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-/// Reads a port file.
+/// Reads a port file: the port is its first line (later lines, if a future version
+/// adds any, are ignored).
 ///
 /// # Errors
 /// I/O errors, or `InvalidData` when it does not hold a port number.
 pub fn read_port_file(path: &Path) -> io::Result<u16> {
-    std::fs::read_to_string(path)?.trim().parse().map_err(|e| {
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("{}: {e}", path.display()),
-        )
-    })
+    let text = std::fs::read_to_string(path)?;
+    text.lines()
+        .next()
+        .unwrap_or("")
+        .trim()
+        .parse()
+        .map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{}: {e}", path.display()),
+            )
+        })
 }
 
-/// Where a client should connect: `HIVE_WS_PORT` when set, else the port file under
-/// `dir`.
+/// Where a client should connect: the port file of a live broker under `dir`, else
+/// `HIVE_WS_PORT` (see [`super::state_dir::locate`], which also returns the warnings
+/// that this function logs with `tracing`).
 ///
 /// # Errors
-/// When neither gives a port.
+/// When neither gives a port, or the port file names a broker that is gone.
 pub fn discover(dir: &Path) -> io::Result<u16> {
-    if let Ok(p) = std::env::var("HIVE_WS_PORT") {
-        return p.trim().parse().map_err(|e| {
-            io::Error::new(io::ErrorKind::InvalidInput, format!("HIVE_WS_PORT: {e}"))
-        });
+    let found = super::state_dir::locate(dir)?;
+    for w in &found.warnings {
+        tracing::warn!("{w}");
     }
-    read_port_file(&port_file(dir))
+    Ok(found.port)
 }
 
 #[cfg(test)]

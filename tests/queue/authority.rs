@@ -586,7 +586,7 @@ async fn stats_show_a_restricted_token_only_what_it_may_read() {
     assert!(s["consumers"].as_array().unwrap().is_empty(), "{s}");
     assert!(!text.contains("deploy") && !text.contains("\"s-"), "{s}");
     assert!(
-        s.get("counters").is_none() && s.get("in_memory").is_none(),
+        s.get("counters").is_none() && s.get("inMemory").is_none() && s.get("in_memory").is_none(),
         "{s}"
     );
     // The consumer sees its own entry; an admin sees the whole queue.

@@ -8,7 +8,9 @@
 mod authority;
 mod backpressure;
 mod cli;
+mod consumer_example;
 mod crash;
+mod discovery;
 mod harness;
 mod idempotency;
 mod leases;

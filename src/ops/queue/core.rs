@@ -68,8 +68,9 @@ pub(crate) struct ConsumerState {
     pub(crate) scope: crate::auth::Permissions,
 }
 
-/// Counters for `stats`.
+/// Counters for `stats` (camelCase on the wire, as every answer).
 #[derive(Debug, Default, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub(crate) struct Counters {
     pub(crate) submitted: u64,
     pub(crate) duplicates: u64,
@@ -479,7 +480,9 @@ impl Core {
         c.scope = scope;
         c.slots = slots;
         self.dispatch();
-        json!({"session": session, "kinds": kinds, "slots": slots, "lease_ms": self.cfg.lease_ms})
+        // `lease_ms`: the old name of `leaseMs`, kept for one release.
+        json!({"session": session, "kinds": kinds, "slots": slots,
+               "leaseMs": self.cfg.lease_ms, "lease_ms": self.cfg.lease_ms})
     }
 
     /// Leases ready tasks to consumers with free slots.

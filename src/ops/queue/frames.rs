@@ -47,6 +47,9 @@ struct LeasePayload<'a> {
     idempotent: bool,
     kind: &'a str,
     lease: &'a str,
+    /// The lease length; `lease_ms` is its old name, sent too for one release.
+    #[serde(rename = "leaseMs")]
+    lease_ms_camel: u64,
     lease_ms: u64,
     priority: Priority,
     repo: &'a str,
@@ -141,6 +144,7 @@ pub(crate) fn lease_text(rec: &TaskRecord, room: &str, lease: &str, lease_ms: u6
                 idempotent: spec.idempotent,
                 kind: &spec.kind,
                 lease,
+                lease_ms_camel: lease_ms,
                 lease_ms,
                 priority: spec.priority,
                 repo: &spec.repo,
@@ -237,7 +241,7 @@ mod tests {
                 "args": r.spec.args, "repo": r.spec.repo, "branch": r.spec.branch,
                 "priority": r.spec.priority, "bipId": r.spec.bip_id,
                 "idempotencyKey": r.spec.idempotency_key, "idempotent": r.spec.idempotent,
-                "lease_ms": 30_000,
+                "leaseMs": 30_000, "lease_ms": 30_000,
             }),
         );
         old.trace_id = Some(r.trace_id.clone());

@@ -304,6 +304,8 @@ impl Core {
             TaskState::Queued => {
                 let d = backoff::delay(attempt, eff.base, eff.cap, self.cfg.jitter, &mut self.rng);
                 live.not_before = Some(Instant::now() + d);
+                // `retry_in_ms`: the old name of `retryInMs`, kept for one release.
+                out["retryInMs"] = json!(d.as_millis() as u64);
                 out["retry_in_ms"] = json!(d.as_millis() as u64);
                 self.counters.retries += 1;
                 self.persist(id);
@@ -311,7 +313,8 @@ impl Core {
                     id,
                     FrameType::Error,
                     json!({"task": id, "code": "attempt_failed", "message": why,
-                           "details": {"attempt": attempt, "retry_in_ms": d.as_millis() as u64, "failure": failure}}),
+                           "details": {"attempt": attempt, "retryInMs": d.as_millis() as u64,
+                                   "retry_in_ms": d.as_millis() as u64, "failure": failure}}),
                 );
                 self.make_ready(id);
             }
@@ -397,14 +400,7 @@ impl Core {
             .get_mut(id)
             .ok_or_else(|| WireError::new(ErrorCode::NotFound, format!("no task {id}")))?;
         if live.rec.state != from {
-            return Err(WireError::new(
-                ErrorCode::Conflict,
-                format!(
-                    "task {id} is {}, not {}",
-                    live.rec.state.as_str(),
-                    from.as_str()
-                ),
-            ));
+            return Err(super::model::requeue_conflict(id, live.rec.state, from));
         }
         live.rec
             .advance(TaskState::Queued, now_ms(), format!("requeued by {by}"))?;

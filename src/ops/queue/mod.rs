@@ -28,6 +28,7 @@
 //! - `frames`: the frames the queue writes itself, serialized straight to text.
 //! - `timers`: lease expiries, backoff ends, lease-loss notices.
 //! - `tracelog`: ndjson trace files with rotation.
+//! - `views`: the camelCase answers of `show`, `list` and `dlq.list`.
 
 mod access;
 mod backoff;
@@ -42,6 +43,7 @@ mod operator;
 mod scheduler;
 mod timers;
 pub mod tracelog;
+mod views;
 
 pub use config::{KindConfig, QueueConfig};
 pub use model::{Priority, TaskRecord, TaskSpec, TaskState};

@@ -159,6 +159,26 @@ impl TaskState {
     }
 }
 
+/// The `conflict` of a `retry` (`from` = failed) or `dlq.requeue` (`from` = dead) on
+/// a task that is `is`: the two ways back into the queue are easy to confuse, so the
+/// message names the other one when it is the right one.
+pub(crate) fn requeue_conflict(id: &str, is: TaskState, from: TaskState) -> WireError {
+    let hint = match (is, from) {
+        (TaskState::Dead, TaskState::Failed) => format!(
+            "; it is in the dead-letter store: use `hive dlq requeue {id}` (op.queue.dlq.requeue)"
+        ),
+        (TaskState::Failed, TaskState::Dead) => {
+            format!("; it is parked, not dead: use `hive task retry {id}` (op.queue.retry)")
+        }
+        _ => String::new(),
+    };
+    WireError::new(
+        ErrorCode::Conflict,
+        format!("task {id} is {}, not {}{hint}", is.as_str(), from.as_str()),
+    )
+    .with_details(json!({"state": is.as_str()}))
+}
+
 /// What a submitter asks for, validated.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -419,22 +439,9 @@ impl TaskRecord {
         Ok(())
     }
 
-    /// The summary a submitter or `task list` sees.
+    /// The summary a submitter or `task list` sees (camelCase, see `views`).
     pub fn summary(&self) -> Value {
-        json!({
-            "task": self.id,
-            "traceId": self.trace_id,
-            "owner": self.owner,
-            "kind": self.spec.kind,
-            "bipId": self.spec.bip_id,
-            "address": self.spec.address(),
-            "priority": self.spec.priority,
-            "state": self.state,
-            "attempt": self.attempt,
-            "idempotencyKey": self.spec.idempotency_key,
-            "created_ms": self.created_ms,
-            "updated_ms": self.updated_ms,
-        })
+        super::views::summary(self, self.state)
     }
 }
 

@@ -118,33 +118,28 @@ impl Queue {
         Ok(body.and_then(|b| serde_json::from_str(&b).ok()))
     }
 
-    /// A task's full record (memory first, then SQLite).
+    /// A task's full record (memory first, then SQLite), camelCase (see `views`).
     async fn show(&self, key: &str) -> Result<Value, WireError> {
         {
             let core = self.lock();
             let id = core.traces.get(key).map_or(key, String::as_str);
             if let Some(live) = core.tasks.get(id) {
-                let mut v = serde_json::to_value(&live.rec).unwrap_or_default();
-                v["state"] = json!(super::core::Core::visible_state(live));
-                v["address"] = json!(live.rec.spec.address());
+                let mut v = super::views::record(&live.rec, super::core::Core::visible_state(live));
                 v["lease"] = json!(live
                     .lease
                     .as_ref()
                     .map(|l| json!({"id": l.id, "consumer": l.consumer})));
-                v["stream_len"] = json!(live.stream_next - 1);
+                v["streamLen"] = json!(live.stream_next - 1);
                 return Ok(v);
             }
         }
-        let mut v = self
+        let stored = self
             .load(key)
             .await?
             .ok_or_else(|| WireError::new(ErrorCode::NotFound, format!("no task {key}")))?;
-        let addr = format!(
-            "bip-{}:{}",
-            v["spec"]["bipId"],
-            v["spec"]["kind"].as_str().unwrap_or_default()
-        );
-        v["address"] = json!(addr);
+        let rec: super::model::TaskRecord = serde_json::from_value(stored).map_err(internal)?;
+        let mut v = super::views::record(&rec, rec.state);
+        v["lease"] = Value::Null;
         Ok(v)
     }
 
@@ -221,11 +216,7 @@ impl Queue {
             .iter()
             .rev()
             .take(limit)
-            .map(|l| {
-                let mut s = l.rec.summary();
-                s["state"] = json!(super::core::Core::visible_state(l));
-                s
-            })
+            .map(|l| super::views::summary(&l.rec, super::core::Core::visible_state(l)))
             .collect();
         Ok(json!({"tasks": tasks, "total": total}))
     }
@@ -271,7 +262,9 @@ impl Queue {
             .into_iter()
             .map(|(k, n)| (k, json!(n)))
             .collect();
+        // `in_memory` and `idempotency_keys`: the old names, kept for one release.
         json!({"states": by_state, "ready": depths, "consumers": consumers, "counters": core.counters,
+               "inMemory": core.tasks.len(), "idempotencyKeys": core.idem.len(),
                "in_memory": core.tasks.len(), "idempotency_keys": core.idem.len(),
                "scope": "all"})
     }
