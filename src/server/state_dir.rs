@@ -110,6 +110,12 @@ impl Claim {
         };
         let hive = dir.join(".hive");
         std::fs::create_dir_all(&hive).map_err(io_err)?;
+        // The state directory is this machine's (a queue database, a port, a lock): a
+        // `.gitignore` keeps it out of commits, where a port file would mislead others.
+        let ignore = hive.join(".gitignore");
+        if !ignore.exists() {
+            let _ = std::fs::write(&ignore, "# written by hive broker: local state\n*\n");
+        }
         // No truncation: the current holder's lines must survive our failed attempt.
         let file = OpenOptions::new()
             .read(true)
@@ -271,10 +277,9 @@ pub struct Located {
 
 /// Finds the broker of `dir` for a client. The port file of a live broker wins over
 /// `HIVE_WS_PORT` (with a warning when they disagree: the broker falls back from a
-/// taken `HIVE_WS_PORT` and says where in the file); a stale port file is an error
-/// naming the dead PID, unless `HIVE_WS_PORT` is set (then a warning); a port file
-/// without a lock file (an older broker) is used unless `HIVE_WS_PORT` says otherwise;
-/// without a port file, `HIVE_WS_PORT`.
+/// taken `HIVE_WS_PORT` and says where in the file); a stale port file, or one that no
+/// running broker holds (no lock file: copied or checked in), is never followed: an
+/// error, or a warning when `HIVE_WS_PORT` is set; without a port file, `HIVE_WS_PORT`.
 ///
 /// # Errors
 /// `NotFound` when neither names a port; `ConnectionRefused` for a stale port file;
@@ -337,19 +342,26 @@ pub fn locate(dir: &Path) -> io::Result<Located> {
                 }
                 Ok(Located { port: p, warnings })
             }
-            // No lock file: a broker of an older version, or a file nobody running
-            // vouches for (copied, or checked into a repository). It does not get to
-            // override an explicit HIVE_WS_PORT.
-            Liveness::Unknown => match env.filter(|e| *e != p) {
+            // No lock file: a file nobody running vouches for (copied, or checked into
+            // a repository) or a broker older than the lock. Never followed: the CLI
+            // would present its token to whatever listens on the port it names.
+            Liveness::Unknown => match env {
                 Some(e) => {
                     warnings.push(format!(
-                        "HIVE_WS_PORT={e} disagrees with {}: {p}, which no running broker holds (no {}); using {e}",
+                        "ignoring {}: no running broker holds it (no {}); using HIVE_WS_PORT={e}",
                         file.display(),
                         lock_file(dir).display()
                     ));
                     Ok(Located { port: e, warnings })
                 }
-                None => Ok(Located { port: p, warnings }),
+                None => Err(io::Error::new(
+                    io::ErrorKind::ConnectionRefused,
+                    format!(
+                        "{} names port {p}, but no running broker holds it (no {}): it may have been copied or checked in, and a token is never sent on its word; start a broker with `hive broker`, or pass --url",
+                        file.display(),
+                        lock_file(dir).display()
+                    ),
+                )),
             },
         },
     }

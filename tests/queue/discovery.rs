@@ -187,3 +187,34 @@ fn a_port_file_no_running_broker_holds_does_not_override_hive_ws_port() {
         stderr(&out)
     );
 }
+
+#[test]
+fn a_planted_port_file_never_gets_the_token() {
+    // A `.hive/port` checked into a repository, naming a port where someone listens.
+    let planted = crate::harness::temp_dir("planted-token");
+    let decoy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    decoy.set_nonblocking(true).unwrap();
+    hivebus::server::port::write_port_file(
+        &planted.join(".hive").join("port"),
+        decoy.local_addr().unwrap().port(),
+    )
+    .unwrap();
+    let out = Command::new(hive())
+        .arg("--dir")
+        .arg(&planted)
+        .args(["task", "list"])
+        .env_remove("HIVE_WS_PORT")
+        .env("HIVE_TOKEN", "tok-victim-0000000000")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no running broker holds it"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        decoy.accept().is_err(),
+        "the CLI connected to the port a planted file named"
+    );
+}
