@@ -352,7 +352,7 @@ async fn long_ids(url: String, s: usize, c: Arc<Counts>, until: Instant) {
     while Instant::now() < until {
         n += 1;
         // Every other id is one byte over the 128-byte limit.
-        let width = if n % 2 == 0 { 128 } else { 129 };
+        let width = if n.is_multiple_of(2) { 128 } else { 129 };
         let id = format!("{s}-{n}-{}", "i".repeat(width));
         let id = &id[..width];
         let frame = json!({"id": id, "type": "COMMAND", "payload": {"name": "ping", "args": {}}});
@@ -360,7 +360,7 @@ async fn long_ids(url: String, s: usize, c: Arc<Counts>, until: Instant) {
             break;
         }
         c.id_frames.fetch_add(1, Ordering::Relaxed);
-        if n % 256 == 0 {
+        if n.is_multiple_of(256) {
             // Let the answers flow: the point is the ids, not a write flood.
             tokio::task::yield_now().await;
         }
