@@ -291,9 +291,10 @@ async fn stall(a: Args, c: Arc<Counts>, until: Instant) {
             return;
         }
     }
-    // Never read until the attack is over; then see whether the broker cut us off.
+    // Never read until the attack is over; then read what is there for a few seconds
+    // and see whether the broker cut us off as a slow consumer.
     tokio::time::sleep_until(until.into()).await;
-    let closed = tokio::time::timeout(Duration::from_secs(15), async {
+    let closed = tokio::time::timeout(Duration::from_secs(3), async {
         loop {
             match ws.next().await {
                 Some(Ok(Message::Close(c))) => return c.map(|c| u16::from(c.code)),
