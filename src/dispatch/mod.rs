@@ -148,7 +148,18 @@ impl Dispatcher {
         if need.content {
             self.bus.inspect(target.address(), &mut env)?;
         }
-        op.frame(caller, env).await
+        let kind = env.kind;
+        let mut observers = self.ops.observers(kind, op).peekable();
+        if observers.peek().is_none() {
+            return op.frame(caller, env).await;
+        }
+        // Observers see the frame as its owner got it, once the owner took it.
+        let seen = env.clone();
+        let out = op.frame(caller, env).await?;
+        for o in observers {
+            o.observe(caller, &seen);
+        }
+        Ok(out)
     }
 
     /// Channel traffic no operator claims: published as is.

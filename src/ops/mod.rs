@@ -8,6 +8,16 @@
 //! the command or frame needs ([`Operator::command_need`], [`Operator::frame_need`]).
 //! An operator that declares nothing is admin-only: a new command is closed until its
 //! author says who may run it.
+//!
+//! Operators cooperate (`docs/OPERATORS.md`): one operator owns each frame type it
+//! claims (the first registered), and any number of others may observe that type
+//! ([`Operator::observes`]): they see each such frame after its owner applied it, as
+//! the owner got it (inspected, redacted), and can neither refuse nor change it. Deeper
+//! contracts are typed and in-process, offered by the operator that owns the concept:
+//! the queue's task events and action gates are in [`queue::hooks`].
+//!
+//! # Layout
+//! - `queue`: the BIP-43 task queue, and its contract with other operators (`hooks`).
 
 pub mod queue;
 
@@ -120,6 +130,18 @@ pub trait Operator: Send + Sync + 'static {
         Box::pin(async { Ok(None) })
     }
 
+    /// Whether this operator wants to see frames of `kind` that another operator owns.
+    fn observes(&self, kind: FrameType) -> bool {
+        let _ = kind;
+        false
+    }
+
+    /// Sees a frame of an observed type after its owner applied it successfully.
+    /// Called on the sender's task: it must not block (spawn for slow work).
+    fn observe(&self, caller: &Caller, env: &Envelope) {
+        let _ = (caller, env);
+    }
+
     /// Told when a session detaches (a consumer's leases may need re-queueing).
     fn disconnected(&self, session: &str) {
         let _ = session;
@@ -176,9 +198,20 @@ impl Operators {
         Ok((op, cmd))
     }
 
-    /// The operator claiming frames of `kind`, if any.
+    /// The operator claiming frames of `kind`, if any: the first registered.
     pub fn for_frame(&self, kind: FrameType) -> Option<&Arc<dyn Operator>> {
         self.list.iter().find(|o| o.claims(kind))
+    }
+
+    /// The operators observing frames of `kind`, other than `owner`.
+    pub fn observers<'a>(
+        &'a self,
+        kind: FrameType,
+        owner: &'a Arc<dyn Operator>,
+    ) -> impl Iterator<Item = &'a Arc<dyn Operator>> + 'a {
+        self.list
+            .iter()
+            .filter(move |o| !Arc::ptr_eq(o, owner) && o.observes(kind))
     }
 
     /// Tells every operator that a session detached.

@@ -274,6 +274,10 @@ async fn a_lagging_websocket_session_gets_a_lagged_system_notice() {
     let mut config = Config::default();
     config.bus.outbound_queue = 4;
     config.bus.slow_consumer = SlowConsumer::Drop;
+    // The reader stalls until the publisher is done; on a loaded machine a debug
+    // build can take longer than the default 10 s to get there, and this test is
+    // about the notice, not the write timeout.
+    config.server.write_timeout_ms = 120_000;
     let srv = start(config).await;
     let mut slow = srv.raw_hello("client").await;
     reply_of(

@@ -52,7 +52,16 @@ pub async fn start(cfg: QueueConfig) -> Q {
     start_in(cfg, temp_dir("t")).await
 }
 
-pub async fn start_in(mut cfg: QueueConfig, dir: PathBuf) -> Q {
+pub async fn start_in(cfg: QueueConfig, dir: PathBuf) -> Q {
+    start_with(cfg, dir, Vec::new()).await
+}
+
+/// A broker with the queue and `extra` operators after it.
+pub async fn start_with(
+    mut cfg: QueueConfig,
+    dir: PathBuf,
+    extra: Vec<Arc<dyn hivebus::ops::Operator>>,
+) -> Q {
     cfg.db_path = Some(dir.join("queue.db"));
     cfg.logs_dir = Some(dir.join("logs"));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -64,7 +73,10 @@ pub async fn start_in(mut cfg: QueueConfig, dir: PathBuf) -> Q {
         ..StoreOptions::default()
     };
     let queue = Queue::open_with(bus.clone(), cfg, opts).unwrap();
-    let ops = Operators::new().with(Arc::new(queue.clone()));
+    let mut ops = Operators::new().with(Arc::new(queue.clone()));
+    for op in extra {
+        ops = ops.with(op);
+    }
     let server = ServerConfig {
         ping_interval_ms: 86_400_000,
         idle_timeout_ms: 86_400_000,

@@ -12,6 +12,7 @@ mod consumer_example;
 mod crash;
 mod discovery;
 mod harness;
+mod hooks;
 mod idempotency;
 mod leases;
 mod ordering;

@@ -28,9 +28,10 @@ pub(crate) enum Committed {
         to: Answer,
         failed: Option<String>,
     },
-    /// A frame whose answer `out` waited for the commit (a consumer's RESULT or ERROR).
+    /// A frame whose answer `out` waited for the commit (a consumer's RESULT or ERROR
+    /// the queue took; refusals are answered at once).
     Answer {
-        out: Result<Value, WireError>,
+        out: Value,
         to: Answer,
         failed: Option<String>,
     },
@@ -88,10 +89,9 @@ fn settle(core: &mut Core, note: Committed) -> (Answer, Result<Value, WireError>
             core.submit_failed(&id);
             (to, Err(commit_error(&e)))
         }
-        Committed::Answer { out, to, failed } => match (out, failed) {
-            (Err(e), _) => (to, Err(e)),
-            (Ok(_), Some(e)) => (to, Err(commit_error(&e))),
-            (Ok(v), None) => (to, Ok(v)),
+        Committed::Answer { out, to, failed } => match failed {
+            Some(e) => (to, Err(commit_error(&e))),
+            None => (to, Ok(out)),
         },
     }
 }

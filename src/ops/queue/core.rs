@@ -121,6 +121,8 @@ pub(crate) struct Core {
     pub(crate) wake: std::sync::Arc<tokio::sync::Notify>,
     /// The last task id's number (see `next_task_id`).
     pub(crate) last_id: u64,
+    /// Observers of task events and action gates (see `hooks`).
+    pub(crate) hooks: super::hooks::Hooks,
 }
 
 pub(crate) fn new_id(prefix: &str) -> String {
@@ -159,6 +161,7 @@ impl Core {
             counters: Counters::default(),
             wake,
             last_id: 0,
+            hooks: super::hooks::Hooks::default(),
         }
     }
 
@@ -233,6 +236,24 @@ impl Core {
             self.store.stream_delivery(id, seq, delivery);
         } else {
             live.stream_dropped += 1;
+        }
+        if self.hooks.observed() {
+            // Built only for observers: the payload as a tree is a cost the queue's
+            // own path does not pay.
+            let rec = &live.rec;
+            let payload = serde_json::to_value(&payload).unwrap_or_default();
+            self.hooks.emit(|seq| super::hooks::TaskEvent {
+                seq,
+                task: rec.id.clone(),
+                trace_id: rec.trace_id.clone(),
+                owner: rec.owner.clone(),
+                bip_id: rec.spec.bip_id,
+                kind: rec.spec.kind.clone(),
+                state: rec.state,
+                attempt: rec.attempt,
+                frame: kind,
+                payload,
+            });
         }
     }
 

@@ -103,6 +103,34 @@ impl Core {
         Ok(json!({"task": r.task, "renewed": true}))
     }
 
+    /// What the lease holder asks to do, for the gates (see `hooks`).
+    ///
+    /// # Errors
+    /// As the lease check: `not_found`, `stale_lease`.
+    pub(crate) fn action_of(
+        &mut self,
+        r: &LeaseRef<'_>,
+        payload: &Value,
+    ) -> Result<super::hooks::ActionRequest, WireError> {
+        let live = self.check_lease(r)?;
+        let mut action = payload.clone();
+        if let Some(o) = action.as_object_mut() {
+            o.remove("task");
+            o.remove("lease");
+        }
+        let rec = &live.rec;
+        Ok(super::hooks::ActionRequest {
+            task: rec.id.clone(),
+            trace_id: rec.trace_id.clone(),
+            owner: rec.owner.clone(),
+            bip_id: rec.spec.bip_id,
+            kind: rec.spec.kind.clone(),
+            consumer: r.session.to_owned(),
+            attempt: rec.attempt,
+            action,
+        })
+    }
+
     /// An APPROVAL request from the consumer: the task waits for a decision.
     pub(crate) fn approval_request(
         &mut self,
@@ -162,6 +190,31 @@ impl Core {
             }
         };
         let by = caller.identity.subject.as_str();
+        self.decide(&Decision {
+            task,
+            decision: &decision,
+            scope: scope.as_deref(),
+            reason: reason.as_deref(),
+            by,
+            session: Some(&caller.session),
+        })
+    }
+
+    /// Applies a decision on the approval `d.task` waits for, from a person or a gate:
+    /// the task is working again, the lease holder is told privately, and the
+    /// decision is published on the task's stream.
+    ///
+    /// # Errors
+    /// `not_found`; `conflict` when the task is not waiting for an approval.
+    pub(crate) fn decide(&mut self, d: &Decision<'_>) -> Result<Value, WireError> {
+        let Decision {
+            task,
+            decision,
+            scope,
+            reason,
+            by,
+            session,
+        } = *d;
         let live = self
             .tasks
             .get_mut(task)
@@ -182,8 +235,10 @@ impl Core {
         )?;
         let lease = live.lease.clone();
         self.persist(task);
-        let mut p =
-            json!({"task": task, "decision": decision, "by": by, "session": caller.session});
+        let mut p = json!({"task": task, "decision": decision, "by": by});
+        if let Some(s) = session {
+            p["session"] = json!(s);
+        }
         if let Some(s) = scope {
             p["scope"] = json!(s);
         }
@@ -200,7 +255,7 @@ impl Core {
                 .send_private(std::slice::from_ref(&l.consumer), env);
         }
         self.publish(task, FrameType::Approval, p);
-        Ok(json!({"task": task, "state": "working", "decision": decision}))
+        Ok(json!({"task": task, "state": "working", "decision": decision, "by": by}))
     }
 
     /// A RESULT `{status: ok|fail, summary, artifacts?}` from the lease holder.
@@ -587,4 +642,16 @@ fn strip(payload: &mut Value, attempt: u32) {
         o.remove("lease");
         o.insert("attempt".into(), json!(attempt));
     }
+}
+
+/// A decision on an approval: what, with which scope and why, by whom (a subject, or
+/// `policy:<rule>` for a gate), from which session (none for a gate).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Decision<'a> {
+    pub(crate) task: &'a str,
+    pub(crate) decision: &'a str,
+    pub(crate) scope: Option<&'a str>,
+    pub(crate) reason: Option<&'a str>,
+    pub(crate) by: &'a str,
+    pub(crate) session: Option<&'a str>,
 }

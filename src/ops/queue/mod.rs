@@ -20,6 +20,7 @@
 //! - `scheduler`: ready lanes with priority, FIFO and aging.
 //! - `backoff`: exponential backoff with full jitter.
 //! - `core`: submit, backpressure, dispatch, leases.
+//! - `hooks`: the contract with cooperating operators: task events, action gates.
 //! - `idem`: idempotency keys scoped to owner and room, trace ids owned by one task.
 //! - `lifecycle`: progress, approvals, results, retries, cancel, DLQ, recovery.
 //! - `access`: who may run each command and send each frame (the queue's needs).
@@ -36,6 +37,7 @@ mod commit;
 pub mod config;
 mod core;
 mod frames;
+pub mod hooks;
 mod idem;
 mod lifecycle;
 pub mod model;
@@ -83,6 +85,8 @@ pub(crate) struct Inner {
     done: mpsc::UnboundedSender<commit::Committed>,
     stop: watch::Sender<bool>,
     timer: Mutex<Option<JoinHandle<()>>>,
+    /// The action gates, asked without the core's lock (see `hooks`).
+    gates: Arc<std::sync::RwLock<Vec<Arc<dyn hooks::ActionGate>>>>,
 }
 
 impl Queue {
@@ -138,7 +142,9 @@ impl Queue {
         }
         let (stop, stop_rx) = watch::channel(false);
         let (done, done_rx) = mpsc::unbounded_channel();
+        let gates = core.hooks.gates();
         let inner = Arc::new(Inner {
+            gates,
             core: Mutex::new(core),
             store,
             bus,
@@ -157,6 +163,23 @@ impl Queue {
         // A panic under the lock leaves the state as it was at the panic; serving
         // on is better than wedging every session.
         self.inner.core.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Every step of every task from now on, as [`hooks::TaskEvent`]s, with room for
+    /// `capacity` events not yet received; an observer that falls behind loses
+    /// events rather than slowing the queue (see `hooks`).
+    pub fn events(&self, capacity: usize) -> mpsc::Receiver<hooks::TaskEvent> {
+        self.lock().hooks.observe(capacity)
+    }
+
+    /// Adds a gate that decides on every action a leased task asks for before a person
+    /// is asked (see `hooks`).
+    pub fn add_gate(&self, gate: Arc<dyn hooks::ActionGate>) {
+        self.inner
+            .gates
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(gate);
     }
 
     /// Stops the timer task and flushes and closes the store. Call after the server

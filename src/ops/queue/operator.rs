@@ -266,6 +266,7 @@ impl Queue {
         json!({"states": by_state, "ready": depths, "consumers": consumers, "counters": core.counters,
                "inMemory": core.tasks.len(), "idempotencyKeys": core.idem.len(),
                "in_memory": core.tasks.len(), "idempotency_keys": core.idem.len(),
+               "eventsDropped": core.hooks.dropped.load(std::sync::atomic::Ordering::Relaxed),
                "scope": "all"})
     }
 
@@ -466,15 +467,20 @@ impl Queue {
                     task: &task,
                     lease: &lease,
                 };
+                if env.kind == FrameType::Approval {
+                    return self.action_request(&r, env.payload).await.map(Some);
+                }
                 let mut core = self.lock();
                 match env.kind {
                     FrameType::Event => core.event(&r, env.payload).map(Some),
-                    FrameType::Approval => core.approval_request(&r, env.payload).map(Some),
                     kind => {
+                        // Refused: nothing changed, so nothing to wait for; the
+                        // refusal is the dispatcher's to answer (and observers of
+                        // the frame type never see it).
                         let out = if kind == FrameType::Result {
-                            core.result(&r, env.payload)
+                            core.result(&r, env.payload)?
                         } else {
-                            core.consumer_error(&r, env.payload)
+                            core.consumer_error(&r, env.payload)?
                         };
                         if env.id.is_some() {
                             // Answered once durable, without holding up the session.
@@ -487,8 +493,6 @@ impl Queue {
                                 let failed = r.err().map(str::to_owned);
                                 let _ = done.send(Committed::Answer { out, to, failed });
                             });
-                        } else {
-                            out?;
                         }
                         Ok(None)
                     }
@@ -560,6 +564,41 @@ impl Operator for Queue {
 
     fn stop(&self) -> BoxFuture<'_, ()> {
         Box::pin(self.shutdown())
+    }
+}
+
+impl Queue {
+    /// An APPROVAL request from the lease holder: the task waits, the gates decide
+    /// (outside the lock), and unless they say "ask", their verdict is applied as a
+    /// decision by `policy:<rule>` at once. Without gates, a person decides.
+    async fn action_request(&self, r: &LeaseRef<'_>, payload: Value) -> Result<Value, WireError> {
+        let gates = self.inner.gates.clone();
+        let gated = !gates.read().unwrap_or_else(|p| p.into_inner()).is_empty();
+        let (asked, request) = {
+            let mut core = self.lock();
+            let request = gated.then(|| core.action_of(r, &payload)).transpose()?;
+            (core.approval_request(r, payload)?, request)
+        };
+        let Some(request) = request else {
+            return Ok(asked);
+        };
+        let (decision, by, reason) = match super::hooks::decide(&gates, &request).await {
+            super::hooks::Verdict::Ask => return Ok(asked),
+            super::hooks::Verdict::Allow { by, reason } => ("approve", by, reason),
+            super::hooks::Verdict::Deny { by, reason } => ("deny", by, reason),
+        };
+        let by = format!("policy:{by}");
+        let decided = self.lock().decide(&super::lifecycle::Decision {
+            task: r.task,
+            decision,
+            scope: Some("once"),
+            reason: Some(&reason),
+            by: &by,
+            session: None,
+        });
+        // A person may have decided while the gates thought, or the lease may have
+        // gone: the request itself was taken either way.
+        Ok(decided.unwrap_or(asked))
     }
 }
 
