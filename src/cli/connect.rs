@@ -41,6 +41,15 @@ pub(crate) async fn connect(
     })
 }
 
+/// Runs `name` with `args` on the broker; a refusal becomes one line for stderr.
+pub(crate) async fn call(
+    c: &Client,
+    name: &str,
+    args: serde_json::Value,
+) -> Result<serde_json::Value, String> {
+    c.command(name, args).await.map_err(server_error)
+}
+
 /// A command's error as one line: `code: message details`.
 pub(crate) fn server_error(e: ClientError) -> String {
     match e {

@@ -5,7 +5,7 @@
 //! a y/N prompt; with stdin not a terminal (a script, CI) and no `--yes` it refuses
 //! rather than guess.
 
-use super::connect::server_error;
+use super::connect::call;
 use super::output::{ago, cell, now_ms, Out};
 use super::task::{parse_json, show_record};
 use clap::Subcommand;
@@ -62,36 +62,19 @@ pub(crate) enum DlqCmd {
 pub(crate) async fn run(c: &Client, cmd: DlqCmd, out: &Out) -> Result<(), String> {
     match cmd {
         DlqCmd::List { limit } => {
-            let r = c
-                .command("op.queue.dlq.list", json!({"limit": limit}))
-                .await
-                .map_err(server_error)?;
-            if out.json {
-                out.json(&r);
-            } else {
-                list_table(out, &r);
-            }
+            let r = call(c, "op.queue.dlq.list", json!({"limit": limit})).await?;
+            out.answer(&r, list_table);
         }
         DlqCmd::Show { task } => {
-            let r = c
-                .command("op.queue.dlq.show", json!({"task": task}))
-                .await
-                .map_err(server_error)?;
-            if out.json {
-                out.json(&r);
-            } else {
-                show_record(out, &r);
-            }
+            let r = call(c, "op.queue.dlq.show", json!({"task": task})).await?;
+            out.answer(&r, show_record);
         }
         DlqCmd::Requeue { task, args_json } => {
             let mut a = json!({"task": task});
             if let Some(j) = args_json {
                 a["args"] = parse_json(&j, "--args-json")?;
             }
-            let r = c
-                .command("op.queue.dlq.requeue", a)
-                .await
-                .map_err(server_error)?;
+            let r = call(c, "op.queue.dlq.requeue", a).await?;
             if out.json {
                 out.json(&r);
             } else {
@@ -111,10 +94,7 @@ pub(crate) async fn run(c: &Client, cmd: DlqCmd, out: &Out) -> Result<(), String
                 confirm(&format!("Delete {what} for good?"))?;
             }
             let args = super::task::strip_nulls(json!({"task": task, "all": all}));
-            let r = c
-                .command("op.queue.dlq.purge", args)
-                .await
-                .map_err(server_error)?;
+            let r = call(c, "op.queue.dlq.purge", args).await?;
             if out.json {
                 out.json(&r);
             } else {

@@ -54,6 +54,15 @@ impl Out {
         println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
     }
 
+    /// Prints an answer: as JSON for scripts, else as `human` draws it for people.
+    pub(crate) fn answer(&self, v: &Value, human: impl FnOnce(&Out, &Value)) {
+        if self.json {
+            self.json(v);
+        } else {
+            human(self, v);
+        }
+    }
+
     /// `text` in the colour of a task state (green, red, yellow, cyan), when colour
     /// is on.
     pub(crate) fn state(&self, text: &str) -> String {

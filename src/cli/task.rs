@@ -5,7 +5,7 @@
 //! on stderr when none does: the task is durable and waits, but `hive tail` on it would
 //! wait for ever, and a new user cannot tell why.
 
-use super::connect::server_error;
+use super::connect::{call, server_error};
 use super::output::{ago, cell, now_ms, Out, Paint};
 use clap::{Args, Subcommand};
 use hivebus::client::Client;
@@ -159,10 +159,7 @@ pub(crate) fn strip_nulls(mut v: Value) -> Value {
 pub(crate) async fn run(c: &Client, cmd: TaskCmd, out: &Out) -> Result<(), String> {
     match cmd {
         TaskCmd::Submit(a) => {
-            let r = c
-                .command("op.queue.submit", submit_body(&a)?)
-                .await
-                .map_err(server_error)?;
+            let r = call(c, "op.queue.submit", submit_body(&a)?).await?;
             if a.quiet {
                 println!("{}", cell(&r["traceId"]));
             } else if out.json {
@@ -174,32 +171,15 @@ pub(crate) async fn run(c: &Client, cmd: TaskCmd, out: &Out) -> Result<(), Strin
         }
         TaskCmd::List { state, kind, limit } => {
             let args = strip_nulls(json!({"state": state, "kind": kind, "limit": limit}));
-            let r = c
-                .command("op.queue.list", args)
-                .await
-                .map_err(server_error)?;
-            if out.json {
-                out.json(&r);
-            } else {
-                list_table(out, &r);
-            }
+            let r = call(c, "op.queue.list", args).await?;
+            out.answer(&r, list_table);
         }
         TaskCmd::Show { task } => {
-            let r = c
-                .command("op.queue.show", json!({"task": task}))
-                .await
-                .map_err(server_error)?;
-            if out.json {
-                out.json(&r);
-            } else {
-                show_record(out, &r);
-            }
+            let r = call(c, "op.queue.show", json!({"task": task})).await?;
+            out.answer(&r, show_record);
         }
         TaskCmd::Cancel { task } => {
-            let r = c
-                .command("op.queue.cancel", json!({"task": task}))
-                .await
-                .map_err(server_error)?;
+            let r = call(c, "op.queue.cancel", json!({"task": task})).await?;
             if out.json {
                 out.json(&r);
             } else {
