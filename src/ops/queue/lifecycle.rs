@@ -1,4 +1,4 @@
-//! What happens to a task after it is leased: progress, approvals, results, failures
+//! What happens to a task after it is leased: progress, results, failures
 //! with retry / park / dead-letter, cancellation, human retry and DLQ requeue / purge,
 //! consumer loss, and recovery after a restart. All under the core lock (see `core`).
 
@@ -29,7 +29,7 @@ impl Core {
     /// # Errors
     /// `not_found` for an unknown task; `stale_lease` when the lease is not the task's
     /// current lease, or belongs to another session.
-    fn check_lease(&mut self, r: &LeaseRef<'_>) -> Result<&mut Live, WireError> {
+    pub(crate) fn check_lease(&mut self, r: &LeaseRef<'_>) -> Result<&mut Live, WireError> {
         let Some(live) = self.tasks.get_mut(r.task) else {
             return Err(WireError::new(
                 ErrorCode::NotFound,
@@ -61,7 +61,7 @@ impl Core {
 
     /// [`Core::check_lease`], then renews that lease: a consumer frame about a task is
     /// a sign of life for it.
-    fn renew_lease(&mut self, r: &LeaseRef<'_>) -> Result<&mut Live, WireError> {
+    pub(crate) fn renew_lease(&mut self, r: &LeaseRef<'_>) -> Result<&mut Live, WireError> {
         let now = Instant::now();
         let live = self.check_lease(r)?;
         if let Some(l) = live.lease.as_mut() {
@@ -101,161 +101,6 @@ impl Core {
         strip(&mut payload, attempt);
         self.publish(r.task, FrameType::Event, payload);
         Ok(json!({"task": r.task, "renewed": true}))
-    }
-
-    /// What the lease holder asks to do, for the gates (see `hooks`).
-    ///
-    /// # Errors
-    /// As the lease check: `not_found`, `stale_lease`.
-    pub(crate) fn action_of(
-        &mut self,
-        r: &LeaseRef<'_>,
-        payload: &Value,
-    ) -> Result<super::hooks::ActionRequest, WireError> {
-        let live = self.check_lease(r)?;
-        let mut action = payload.clone();
-        if let Some(o) = action.as_object_mut() {
-            o.remove("task");
-            o.remove("lease");
-        }
-        let rec = &live.rec;
-        Ok(super::hooks::ActionRequest {
-            task: rec.id.clone(),
-            trace_id: rec.trace_id.clone(),
-            owner: rec.owner.clone(),
-            bip_id: rec.spec.bip_id,
-            kind: rec.spec.kind.clone(),
-            consumer: r.session.to_owned(),
-            attempt: rec.attempt,
-            action,
-        })
-    }
-
-    /// An APPROVAL request from the consumer: the task waits for a decision.
-    pub(crate) fn approval_request(
-        &mut self,
-        r: &LeaseRef<'_>,
-        mut payload: Value,
-    ) -> Result<Value, WireError> {
-        let live = self.renew_lease(r)?;
-        live.rec.advance(
-            TaskState::WaitingApproval,
-            now_ms(),
-            "approval requested".into(),
-        )?;
-        let attempt = live.rec.attempt;
-        self.persist(r.task);
-        strip(&mut payload, attempt);
-        self.publish(r.task, FrameType::Approval, payload);
-        Ok(json!({"task": r.task, "state": "waiting_approval"}))
-    }
-
-    /// An APPROVAL decision `{task, decision: approve|deny, scope?: once|session|always,
-    /// reason?}`, from a caller the dispatcher let decide (never the lease holder):
-    /// forwarded to the consumer, published, and the task is working again (the
-    /// consumer acts on a denial itself). Only those fields travel on.
-    ///
-    /// # Errors
-    /// `not_found`; `invalid_field` for another decision or scope; `conflict` when the
-    /// task is not waiting for an approval.
-    pub(crate) fn approval_decision(
-        &mut self,
-        task: &str,
-        caller: &crate::ops::Caller,
-        payload: &Value,
-    ) -> Result<Value, WireError> {
-        let field =
-            |k: &str, allowed: &[&str], required: bool| -> Result<Option<String>, WireError> {
-                match payload.get(k) {
-                    None | Some(Value::Null) if !required => Ok(None),
-                    Some(Value::String(v)) if allowed.contains(&v.as_str()) => Ok(Some(v.clone())),
-                    _ => Err(WireError::new(
-                        ErrorCode::InvalidField,
-                        format!("`{k}` must be one of: {}", allowed.join(", ")),
-                    )
-                    .with_details(json!({"field": k, "allowed": allowed}))),
-                }
-            };
-        let decision = field("decision", &["approve", "deny"], true)?.unwrap_or_default();
-        let scope = field("scope", &["once", "session", "always"], false)?;
-        let reason = match payload.get("reason") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(r)) if r.len() <= 4096 => Some(r.clone()),
-            Some(_) => {
-                return Err(WireError::new(
-                    ErrorCode::InvalidField,
-                    "`reason` must be a string of at most 4096 bytes",
-                )
-                .with_details(json!({"field": "reason"})))
-            }
-        };
-        let by = caller.identity.subject.as_str();
-        self.decide(&Decision {
-            task,
-            decision: &decision,
-            scope: scope.as_deref(),
-            reason: reason.as_deref(),
-            by,
-            session: Some(&caller.session),
-        })
-    }
-
-    /// Applies a decision on the approval `d.task` waits for, from a person or a gate:
-    /// the task is working again, the lease holder is told privately, and the
-    /// decision is published on the task's stream.
-    ///
-    /// # Errors
-    /// `not_found`; `conflict` when the task is not waiting for an approval.
-    pub(crate) fn decide(&mut self, d: &Decision<'_>) -> Result<Value, WireError> {
-        let Decision {
-            task,
-            decision,
-            scope,
-            reason,
-            by,
-            session,
-        } = *d;
-        let live = self
-            .tasks
-            .get_mut(task)
-            .ok_or_else(|| WireError::new(ErrorCode::NotFound, format!("no task {task}")))?;
-        if live.rec.state != TaskState::WaitingApproval {
-            return Err(WireError::new(
-                ErrorCode::Conflict,
-                format!(
-                    "task {task} is {}, not waiting for an approval",
-                    live.rec.state.as_str()
-                ),
-            ));
-        }
-        live.rec.advance(
-            TaskState::Working,
-            now_ms(),
-            format!("approval {decision} by {by}"),
-        )?;
-        let lease = live.lease.clone();
-        self.persist(task);
-        let mut p = json!({"task": task, "decision": decision, "by": by});
-        if let Some(s) = session {
-            p["session"] = json!(s);
-        }
-        if let Some(s) = scope {
-            p["scope"] = json!(s);
-        }
-        if let Some(r) = reason {
-            p["reason"] = json!(r);
-        }
-        if let Some(l) = lease {
-            let mut env = crate::frame::Envelope::new(FrameType::Approval, p.clone());
-            if let Some(o) = env.payload.as_object_mut() {
-                o.insert("lease".into(), json!(l.id));
-            }
-            let _ = self
-                .bus
-                .send_private(std::slice::from_ref(&l.consumer), env);
-        }
-        self.publish(task, FrameType::Approval, p);
-        Ok(json!({"task": task, "state": "working", "decision": decision, "by": by}))
     }
 
     /// A RESULT `{status: ok|fail, summary, artifacts?}` from the lease holder.
@@ -637,21 +482,9 @@ impl Core {
 }
 
 /// Removes the lease from a consumer payload and stamps the attempt.
-fn strip(payload: &mut Value, attempt: u32) {
+pub(crate) fn strip(payload: &mut Value, attempt: u32) {
     if let Some(o) = payload.as_object_mut() {
         o.remove("lease");
         o.insert("attempt".into(), json!(attempt));
     }
-}
-
-/// A decision on an approval: what, with which scope and why, by whom (a subject, or
-/// `policy:<rule>` for a gate), from which session (none for a gate).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Decision<'a> {
-    pub(crate) task: &'a str,
-    pub(crate) decision: &'a str,
-    pub(crate) scope: Option<&'a str>,
-    pub(crate) reason: Option<&'a str>,
-    pub(crate) by: &'a str,
-    pub(crate) session: Option<&'a str>,
 }

@@ -22,7 +22,8 @@
 //! - `core`: submit, backpressure, dispatch, leases.
 //! - `hooks`: the contract with cooperating operators: task events, action gates.
 //! - `idem`: idempotency keys scoped to owner and room, trace ids owned by one task.
-//! - `lifecycle`: progress, approvals, results, retries, cancel, DLQ, recovery.
+//! - `lifecycle`: progress, results, retries, cancel, DLQ, recovery.
+//! - `approvals`: a leased task's approval requests and their decisions.
 //! - `access`: who may run each command and send each frame (the queue's needs).
 //! - `operator`: the [`Operator`](crate::ops::Operator) glue: commands and frames.
 //! - `commit`: the task that answers frames once their commit is durable.
@@ -32,6 +33,7 @@
 //! - `views`: the camelCase answers of `show`, `list` and `dlq.list`.
 
 mod access;
+mod approvals;
 mod backoff;
 mod commit;
 pub mod config;

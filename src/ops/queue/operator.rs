@@ -588,7 +588,7 @@ impl Queue {
             super::hooks::Verdict::Deny { by, reason } => ("deny", by, reason),
         };
         let by = format!("policy:{by}");
-        let decided = self.lock().decide(&super::lifecycle::Decision {
+        let decided = self.lock().decide(&super::approvals::Decision {
             task: r.task,
             decision,
             scope: Some("once"),
