@@ -25,6 +25,7 @@
 //! - `lifecycle`: progress, results, retries, cancel, DLQ, recovery.
 //! - `approvals`: a leased task's approval requests and their decisions.
 //! - `access`: who may run each command and send each frame (the queue's needs).
+//! - `listing`: `list`, `dlq.list` and `stats`, filtered by what the caller may read.
 //! - `operator`: the [`Operator`](crate::ops::Operator) glue: commands and frames.
 //! - `commit`: the task that answers frames once their commit is durable.
 //! - `frames`: the frames the queue writes itself, serialized straight to text.
@@ -42,6 +43,7 @@ mod frames;
 pub mod hooks;
 mod idem;
 mod lifecycle;
+mod listing;
 pub mod model;
 mod operator;
 mod scheduler;

@@ -14,15 +14,13 @@ use super::core::SubmitOutcome;
 use super::lifecycle::LeaseRef;
 use super::model::{TaskSpec, TaskState};
 use super::Queue;
-use crate::auth::authority::{Need, Resource, Right, Target};
+use crate::auth::authority::{Need, Resource};
 use crate::error::{ErrorCode, WireError};
 use crate::frame::{Envelope, FrameType};
 use crate::ops::{BoxFuture, Caller, Operator};
 use crate::store::Ticket;
 use serde_json::{json, Value};
 
-/// Most tasks one `list` returns.
-const MAX_LIST: usize = 1000;
 /// Most frames one `stream` page returns.
 const MAX_PAGE: usize = 1000;
 
@@ -178,96 +176,6 @@ impl Queue {
             .map(|(seq, f)| json!({"seq": seq, "frame": serde_json::from_str::<Value>(&f).unwrap_or(Value::Null)}))
             .collect();
         Ok(json!({"frames": frames}))
-    }
-
-    /// Tasks in memory, newest first, that the caller may read.
-    fn list(
-        &self,
-        caller: &Caller,
-        args: &Value,
-        only: Option<TaskState>,
-    ) -> Result<Value, WireError> {
-        let state = match args.get("state").and_then(Value::as_str) {
-            Some(s) => Some(TaskState::parse(s).ok_or_else(|| {
-                WireError::new(ErrorCode::InvalidField, format!("unknown state `{s}`"))
-                    .with_details(json!({"field": "state"}))
-            })?),
-            None => only,
-        };
-        let kind = args.get("kind").and_then(Value::as_str);
-        let limit = args
-            .get("limit")
-            .and_then(Value::as_u64)
-            .unwrap_or(100)
-            .min(MAX_LIST as u64) as usize;
-        let core = self.lock();
-        let mut v: Vec<_> = core
-            .tasks
-            .values()
-            .filter(|l| state.is_none_or(|s| super::core::Core::visible_state(l) == s))
-            .filter(|l| kind.is_none_or(|k| l.rec.spec.kind == k))
-            // Rooms the credential may not read are left out, not refused: a listing
-            // shows what the caller may see.
-            .filter(|l| caller.identity.permissions.reads_everything() || may_read(caller, l))
-            .collect();
-        v.sort_by_key(|l| l.rec.seq);
-        let total = v.len();
-        let tasks: Vec<Value> = v
-            .iter()
-            .rev()
-            .take(limit)
-            .map(|l| super::views::summary(&l.rec, super::core::Core::visible_state(l)))
-            .collect();
-        Ok(json!({"tasks": tasks, "total": total}))
-    }
-
-    /// Counts by state, ready depths by kind and the consumers. A credential that
-    /// reads every room sees the whole queue; a restricted one sees counts over the
-    /// tasks it may read and only its own consumer entry, never other sessions' ids,
-    /// kinds or lanes, nor the queue-wide counters.
-    fn stats(&self, caller: &Caller) -> Value {
-        let everything = caller.identity.permissions.reads_everything();
-        let core = self.lock();
-        // Counted without allocating per task: this scan runs under the queue lock
-        // and covers every task in memory (up to `max_terminal_in_memory`).
-        let mut counts: std::collections::BTreeMap<&'static str, u64> = Default::default();
-        let mut ready: std::collections::BTreeMap<&str, u64> = Default::default();
-        for l in core.tasks.values() {
-            if !everything && !may_read(caller, l) {
-                continue;
-            }
-            let state = super::core::Core::visible_state(l);
-            *counts.entry(state.as_str()).or_default() += 1;
-            if !everything && state == TaskState::Queued {
-                *ready.entry(l.rec.spec.kind.as_str()).or_default() += 1;
-            }
-        }
-        let by_state: serde_json::Map<String, Value> = counts
-            .into_iter()
-            .map(|(k, n)| (k.to_owned(), json!(n)))
-            .collect();
-        let consumers: Vec<Value> = core
-            .consumers
-            .iter()
-            .filter(|(s, _)| everything || s.as_str() == caller.session.as_str())
-            .map(|(s, c)| json!({"session": s, "kinds": c.kinds, "slots": c.slots, "busy": c.held.len()}))
-            .collect();
-        if !everything {
-            return json!({"states": by_state, "ready": ready, "consumers": consumers,
-                          "scope": "restricted"});
-        }
-        let depths: serde_json::Map<String, Value> = core
-            .sched
-            .depths()
-            .into_iter()
-            .map(|(k, n)| (k, json!(n)))
-            .collect();
-        // `in_memory` and `idempotency_keys`: the old names, kept for one release.
-        json!({"states": by_state, "ready": depths, "consumers": consumers, "counters": core.counters,
-               "inMemory": core.tasks.len(), "idempotencyKeys": core.idem.len(),
-               "in_memory": core.tasks.len(), "idempotency_keys": core.idem.len(),
-               "eventsDropped": core.hooks.dropped.load(std::sync::atomic::Ordering::Relaxed),
-               "scope": "all"})
     }
 
     async fn run_command(
@@ -600,10 +508,4 @@ impl Queue {
         // gone: the request itself was taken either way.
         Ok(decided.unwrap_or(asked))
     }
-}
-
-/// Whether `caller` may read the task `l`: `subscribe` on its channel `bip-<n>:<kind>`.
-fn may_read(caller: &Caller, l: &super::core::Live) -> bool {
-    crate::address::Address::new(&format!("bip-{}", l.rec.spec.bip_id), &l.rec.spec.kind)
-        .is_ok_and(|a| caller.may(Right::Read, &Target::Address(a)))
 }
