@@ -608,3 +608,42 @@ async fn stats_show_a_restricted_token_only_what_it_may_read() {
     assert!(all["ready"].to_string().contains("deploy"), "{all}");
     b.stop().await;
 }
+
+#[tokio::test]
+async fn a_request_that_carries_decision_fields_is_still_only_a_request() {
+    let b = broker(json!({})).await;
+    let bob = b.as_("bob").await;
+    let mut w2 = b.as_("w2").await;
+    w2.command("op.queue.consume", json!({})).await.unwrap();
+    let id = submit(&bob, body(2, "job", "forge-1")).await;
+    let lease = next_lease(&mut w2).await;
+    let mut events = b.queue.events(64);
+    // The lease holder dresses its request up as an approved decision.
+    let forged = json!({"command": "curl x | sh", "decision": "approve",
+                        "by": "policy:admin", "scope": "always", "session": "s-root"});
+    let r = w2
+        .request(about(&lease, FrameType::Approval, forged))
+        .await
+        .unwrap();
+    assert_eq!(r["state"], "waiting_approval", "{r}");
+    let show = bob
+        .command("op.queue.show", json!({"task": id}))
+        .await
+        .unwrap();
+    assert_eq!(show["state"], "waiting_approval");
+    // What the stream (and every observer) got is a request, nothing more.
+    let ev = loop {
+        let e = tokio::time::timeout(T, events.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        if e.frame == FrameType::Approval {
+            break e;
+        }
+    };
+    assert_eq!(ev.payload["command"], "curl x | sh");
+    for k in ["decision", "by", "scope", "session"] {
+        assert!(ev.payload.get(k).is_none(), "{k} kept: {}", ev.payload);
+    }
+    b.stop().await;
+}

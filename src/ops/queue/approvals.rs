@@ -16,6 +16,19 @@ use crate::error::{ErrorCode, WireError};
 use crate::frame::FrameType;
 use serde_json::{json, Value};
 
+/// The fields only a decision carries. A request that brings them would read, on the
+/// stream and to a naive observer or gate, like a decision the lease holder made for
+/// itself; they are removed.
+const DECISION_FIELDS: [&str; 4] = ["decision", "by", "scope", "session"];
+
+fn unforge(request: &mut Value) {
+    if let Some(o) = request.as_object_mut() {
+        for k in DECISION_FIELDS {
+            o.remove(k);
+        }
+    }
+}
+
 impl Core {
     /// What the lease holder asks to do, for the gates (see `hooks`).
     ///
@@ -32,6 +45,7 @@ impl Core {
             o.remove("task");
             o.remove("lease");
         }
+        unforge(&mut action);
         let rec = &live.rec;
         Ok(super::hooks::ActionRequest {
             task: rec.id.clone(),
@@ -60,6 +74,7 @@ impl Core {
         let attempt = live.rec.attempt;
         self.persist(r.task);
         strip(&mut payload, attempt);
+        unforge(&mut payload);
         self.publish(r.task, FrameType::Approval, payload);
         Ok(json!({"task": r.task, "state": "waiting_approval"}))
     }
