@@ -1,4 +1,5 @@
-//! [`Channel`]: one `room:channel`, its offset counter, epoch, history and subscribers.
+//! [`Channel`]: one `room:channel`, its log (offset, epoch, history: the engine's, see
+//! `engine`) and its local subscribers.
 //!
 //! One mutex guards all of it, so that offset assignment, the history append and the
 //! fan-out happen as one step: every subscriber sees a channel's publishes in offset
@@ -7,7 +8,7 @@
 //! are fed with `try_send` (see `outbox`).
 
 use super::delivery::Delivery;
-use super::history::History;
+use super::engine::{ChannelLog, Engine};
 use super::outbox::{Offer, Outbox};
 use super::SessionId;
 use crate::address::{Address, Pattern};
@@ -63,7 +64,6 @@ pub(crate) struct Snapshot {
 
 pub(crate) struct Channel {
     pub(crate) addr: Address,
-    pub(crate) epoch: String,
     pub(crate) created_at: String,
     pub(crate) created_by: Option<String>,
     /// Bootstrap and admin-created channels are never swept.
@@ -74,8 +74,8 @@ pub(crate) struct Channel {
 }
 
 struct State {
-    offset: u64,
-    history: History,
+    /// Offset, epoch and history, from the engine.
+    log: Box<dyn ChannelLog>,
     subs: Vec<Sub>,
     /// Set when the channel is removed from the registry; late joiners retry.
     closed: bool,
@@ -107,20 +107,19 @@ impl Channel {
     pub(crate) fn new(
         addr: Address,
         config: &BusConfig,
-        budget: Arc<super::history::HistoryBudget>,
+        engine: &dyn Engine,
         created_by: Option<String>,
         persistent: bool,
     ) -> Arc<Self> {
+        let log = engine.open(&addr);
         Arc::new(Channel {
             addr,
-            epoch: format!("e-{:08x}", fastrand::u32(..)),
             created_at: now_ts(),
             created_by,
             persistent,
             page_bytes: config.max_page_bytes,
             state: Mutex::new(State {
-                offset: 0,
-                history: History::new(config.history_size, config.history_ttl(), budget),
+                log,
                 subs: Vec::new(),
                 closed: false,
                 empty_since: Instant::now(),
@@ -147,10 +146,9 @@ impl Channel {
             // Hand the envelope back so the caller can retry without having cloned it.
             return Err(Box::new(env));
         }
-        st.offset += 1;
-        let offset = st.offset;
+        let offset = st.log.next_offset();
         env.offset = Some(offset);
-        env.epoch = Some(self.epoch.clone());
+        env.epoch = Some(st.log.epoch().to_owned());
         let delivery = Delivery::text_only(env);
         Ok(self.fan_out(st, offset, delivery, sender, echo))
     }
@@ -164,10 +162,10 @@ impl Channel {
         if st.closed {
             return None;
         }
-        st.offset += 1;
-        let offset = st.offset;
-        let text = make(offset, &self.epoch);
-        let delivery = Delivery::from_text(text, Some(offset), Some(self.epoch.clone()));
+        let offset = st.log.next_offset();
+        let epoch = st.log.epoch().to_owned();
+        let text = make(offset, &epoch);
+        let delivery = Delivery::from_text(text, Some(offset), Some(epoch));
         Some(self.fan_out(st, offset, delivery, None, false))
     }
 
@@ -180,9 +178,7 @@ impl Channel {
         sender: Option<&SessionId>,
         echo: bool,
     ) -> Fanout {
-        let now = Instant::now();
-        st.history.expire(now);
-        st.history.push(offset, delivery.clone(), now);
+        st.log.keep(offset, &delivery, Instant::now());
         let (mut delivered, mut dropped) = (0, 0);
         for sub in &st.subs {
             if !echo && sender.is_some_and(|s| Arc::ptr_eq(s, &sub.session)) {
@@ -198,19 +194,19 @@ impl Channel {
             delivered,
             dropped,
             delivery,
-            history_pressed: st.history.pressed(),
+            history_pressed: st.log.pressed(),
         }
     }
 
     /// Bytes of history this channel retains.
     pub(crate) fn history_bytes(&self) -> usize {
-        self.lock().history.bytes()
+        self.lock().log.bytes()
     }
 
     /// Evicts this channel's oldest publishes until at most `level` bytes remain;
     /// returns the bytes freed.
     pub(crate) fn trim_history(&self, level: usize) -> usize {
-        self.lock().history.trim_to(level)
+        self.lock().log.trim_to(level)
     }
 
     /// Adds `reason` to the session's subscription, and when `recover` is given, reads
@@ -240,14 +236,14 @@ impl Channel {
             }),
         }
         let position = Position {
-            offset: st.offset,
-            epoch: self.epoch.clone(),
+            offset: st.log.top(),
+            epoch: st.log.epoch().to_owned(),
         };
         let Some(pos) = recover else {
             return Ok((position, None));
         };
-        st.history.expire(Instant::now());
-        if pos.epoch != self.epoch || pos.offset > st.offset {
+        st.log.expire(Instant::now());
+        if pos.epoch != position.epoch || pos.offset > position.offset {
             let r = Recovery {
                 recovered: false,
                 more: false,
@@ -256,9 +252,7 @@ impl Channel {
             };
             return Ok((position, Some(r)));
         }
-        let range = st
-            .history
-            .after(pos.offset, usize::MAX, st.offset, self.page_bytes);
+        let range = st.log.after(pos.offset, usize::MAX, self.page_bytes);
         let r = Recovery {
             recovered: range.complete && !range.more,
             more: range.more,
@@ -298,14 +292,14 @@ impl Channel {
     /// Reads history: after `since` when given, else the newest `limit`.
     pub(crate) fn history(&self, since: Option<u64>, limit: usize) -> HistoryPage {
         let mut st = self.lock();
-        st.history.expire(Instant::now());
+        st.log.expire(Instant::now());
         let position = Position {
-            offset: st.offset,
-            epoch: self.epoch.clone(),
+            offset: st.log.top(),
+            epoch: st.log.epoch().to_owned(),
         };
         let r = match since {
-            Some(s) => st.history.after(s, limit, st.offset, self.page_bytes),
-            None => st.history.last(limit, st.offset, self.page_bytes),
+            Some(s) => st.log.after(s, limit, self.page_bytes),
+            None => st.log.last(limit, self.page_bytes),
         };
         HistoryPage {
             messages: r.messages,
@@ -320,10 +314,10 @@ impl Channel {
         Snapshot {
             subscribers: st.subs.iter().map(|s| s.session.clone()).collect(),
             position: Position {
-                offset: st.offset,
-                epoch: self.epoch.clone(),
+                offset: st.log.top(),
+                epoch: st.log.epoch().to_owned(),
             },
-            history_len: st.history.len(),
+            history_len: st.log.len(),
         }
     }
 
@@ -339,8 +333,8 @@ impl Channel {
             return false;
         }
         if !force {
-            st.history.expire(Instant::now());
-            if self.persistent || !st.history.is_empty() || st.empty_since.elapsed() < idle {
+            st.log.expire(Instant::now());
+            if self.persistent || !st.log.is_empty() || st.empty_since.elapsed() < idle {
                 return false;
             }
         }

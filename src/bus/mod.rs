@@ -12,6 +12,7 @@
 
 mod channel;
 mod delivery;
+mod engine;
 mod history;
 mod info;
 mod member;
@@ -70,6 +71,8 @@ struct Shared {
     channels: DashMap<Address, Arc<Channel>>,
     /// Bytes of history of all channels, against `history_bytes_total`.
     history: Arc<history::HistoryBudget>,
+    /// Where channels get their order and keep their history (see `engine`).
+    engine: Box<dyn engine::Engine>,
     /// Rooms and whether each is persistent (bootstrap or admin-made).
     rooms: DashMap<String, bool>,
     sessions: DashMap<SessionId, SessionEntry>,
@@ -109,12 +112,19 @@ impl Bus {
     /// ```
     pub fn new(config: BusConfig) -> Result<Bus, WireError> {
         let rooms = config.rooms.clone();
+        let budget = history::HistoryBudget::new(
+            config.history_bytes_total,
+            config.history_bytes_per_channel,
+        );
+        let engine = Box::new(engine::MemoryEngine::new(
+            config.history_size,
+            config.history_ttl(),
+            budget.clone(),
+        ));
         let bus = Bus {
             shared: Arc::new(Shared {
-                history: history::HistoryBudget::new(
-                    config.history_bytes_total,
-                    config.history_bytes_per_channel,
-                ),
+                history: budget,
+                engine,
                 config,
                 channels: DashMap::new(),
                 rooms: DashMap::new(),
@@ -173,6 +183,11 @@ impl Bus {
     /// `history_bytes_total`).
     pub fn history_bytes(&self) -> usize {
         self.shared.history.used()
+    }
+
+    /// The engine channels take their order and history from (`memory`).
+    pub fn engine(&self) -> &'static str {
+        self.shared.engine.name()
     }
 
     /// A handle that does not keep the bus alive.
@@ -427,7 +442,7 @@ impl Bus {
                 Channel::new(
                     addr.clone(),
                     &self.shared.config,
-                    self.shared.history.clone(),
+                    self.shared.engine.as_ref(),
                     by,
                     persistent,
                 )

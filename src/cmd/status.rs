@@ -5,7 +5,7 @@ use crate::error::WireError;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-/// `status {}` -> `{server, protocol, session, stats, rooms, operators}`.
+/// `status {}` -> `{server, protocol, engine, session, stats, rooms, operators}`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Status {}
@@ -16,6 +16,7 @@ impl Status {
         Ok(json!({
             "server": ctx.server.server,
             "protocol": ctx.server.protocol,
+            "engine": bus.engine(),
             "session": ctx.member.id(),
             "stats": bus.stats(),
             "rooms": bus.list_rooms(),
