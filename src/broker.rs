@@ -11,7 +11,6 @@
 //! 1001), then the operators (the queue flushes its store), then remove the port file
 //! and release the claim.
 
-use crate::config::Config;
 use crate::ops::queue::Queue;
 use crate::ops::Operators;
 use crate::safety::{Safety, SafetyOperator};
@@ -23,6 +22,10 @@ use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
+
+mod config;
+
+pub use config::Config;
 
 /// What a broker run needs.
 #[derive(Debug, Clone)]

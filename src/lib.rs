@@ -40,7 +40,7 @@ pub mod server;
 pub mod store;
 
 pub use address::{Address, Pattern};
+pub use broker::Config;
 pub use bus::{Bus, Delivery, Inbox, Member, PeerInfo};
-pub use config::Config;
 pub use error::{ErrorCode, WireError};
 pub use frame::{Envelope, FrameType};

@@ -74,38 +74,6 @@ pub struct TokenConfig {
     pub manage: Option<Vec<String>>,
 }
 
-/// `[limits]`: per-session and per-identity limits.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct LimitsConfig {
-    /// Inbound frames per second per session (token bucket refill); 0 turns the rate
-    /// limit off.
-    pub frames_per_sec: f64,
-    /// Bucket size: frames a session may send at once after being idle.
-    pub burst: u32,
-    /// Refused frames in a row before the session is closed with 4029.
-    pub max_refusals: u32,
-    /// Sessions one authenticated identity may hold at once; 0 for no limit. One more
-    /// is refused with ERROR `overloaded` and close 4010.
-    pub max_sessions_per_identity: usize,
-    /// Sessions without a credential (local mode) at once, all of them together; 0 for
-    /// no limit. They share one identity, `anonymous`, so this is their per-identity
-    /// cap; one more is refused with ERROR `overloaded` and close 4010.
-    pub max_anonymous_sessions: usize,
-}
-
-impl Default for LimitsConfig {
-    fn default() -> Self {
-        LimitsConfig {
-            frames_per_sec: 0.0,
-            burst: 200,
-            max_refusals: 100,
-            max_sessions_per_identity: 64,
-            max_anonymous_sessions: 1024,
-        }
-    }
-}
-
 /// Why a credential was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

@@ -11,6 +11,7 @@
 //! while another of these is taken, except registry shard -> channel mutex.
 
 mod channel;
+mod config;
 mod delivery;
 mod history;
 mod info;
@@ -21,13 +22,13 @@ mod publish;
 pub(crate) use publish::Stamp;
 
 pub use channel::{HistoryPage, Position, Recovery};
+pub use config::{BusConfig, RoomConfig, SlowConsumer};
 pub use delivery::Delivery;
 pub use info::{ChannelInfo, ChannelSummary, PeerInfo, Presence, Stats};
 pub use member::{JoinOutcome, Member};
 pub use outbox::{Inbox, KickSignal, Lag};
 
 use crate::address::{Address, Pattern};
-use crate::config::BusConfig;
 use crate::error::{ErrorCode, WireError};
 use crate::frame::{now_ts, Envelope};
 use channel::Channel;

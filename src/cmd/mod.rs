@@ -28,7 +28,9 @@ use crate::auth::authority::{Need, On, Right, ADMINS, ANY_ROLE};
 use crate::bus::{Delivery, Member};
 use crate::error::{ErrorCode, WireError};
 use crate::ops::Operators;
-use serde::de::DeserializeOwned;
+// Written with the wire types, since operators parse their args the same way and the
+// commands layer sits above them.
+pub(crate) use crate::frame::parse_args;
 use serde_json::Value;
 
 /// Facts about the running server that commands report.
@@ -136,30 +138,6 @@ impl Command {
             Command::DeleteChannel(c) => c.apply(ctx),
         }
     }
-}
-
-/// Deserializes command args; `null` counts as `{}`. A missing field maps to
-/// `missing_field`, anything else to `invalid_field`.
-pub(crate) fn parse_args<T: DeserializeOwned>(args: Value) -> Result<T, WireError> {
-    let args = match args {
-        Value::Null => Value::Object(Default::default()),
-        Value::Object(_) => args,
-        _ => {
-            return Err(WireError::new(
-                ErrorCode::InvalidField,
-                "args must be a JSON object",
-            ))
-        }
-    };
-    serde_json::from_value(args).map_err(|e| {
-        let msg = e.to_string();
-        let code = if msg.starts_with("missing field") {
-            ErrorCode::MissingField
-        } else {
-            ErrorCode::InvalidField
-        };
-        WireError::new(code, format!("args: {msg}"))
-    })
 }
 
 /// The refusal for a non-admin caller.

@@ -5,6 +5,7 @@
 //! mini-redis: each connection gets one task (see `session`); a watch channel tells
 //! every session to close with 1001; completion is awaited through a dropped sender.
 
+mod config;
 mod dedup;
 mod handler;
 mod http;
@@ -13,10 +14,11 @@ mod session;
 pub mod state_dir;
 mod tls;
 
-use crate::auth::{AuthConfig, Authenticator, LimitsConfig};
+pub use config::{LimitsConfig, ServerConfig, TlsConfig};
+
+use crate::auth::{AuthConfig, Authenticator};
 use crate::bus::Bus;
 use crate::cmd::ServerInfo;
-use crate::config::ServerConfig;
 use crate::ops::Operators;
 use dashmap::DashMap;
 use std::future::Future;
@@ -52,22 +54,15 @@ pub(crate) struct ServerCtx {
 }
 
 /// Access control for [`serve`]: auth methods and limits (see `docs/SECURITY.md`).
+/// [`Security::from_config`] takes both from the broker's aggregate config; it is
+/// written beside that config (`broker/config.rs`), since the transport does not know
+/// the aggregate.
 #[derive(Debug, Clone, Default)]
 pub struct Security {
     /// `[auth]`.
     pub auth: AuthConfig,
     /// `[limits]`.
     pub limits: LimitsConfig,
-}
-
-impl Security {
-    /// The `[auth]` and `[limits]` sections of a config.
-    pub fn from_config(c: &crate::Config) -> Self {
-        Security {
-            auth: c.auth.clone(),
-            limits: c.limits.clone(),
-        }
-    }
 }
 
 /// Transport-level counters for `/metrics`.

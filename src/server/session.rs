@@ -282,7 +282,7 @@ async fn handshake(
         }
         Err(err) => return Err(refuse(ws, None, err).await),
     };
-    let hello: Hello = match crate::cmd::parse_args(env.payload.clone()) {
+    let hello: Hello = match crate::frame::parse_args(env.payload.clone()) {
         Ok(h) => h,
         Err(err) => return Err(refuse(ws, env.id, err).await),
     };

@@ -6,7 +6,7 @@
 //! endpoints (`/healthz`, `/metrics`) are served only on plain listeners: with TLS on,
 //! every connection is taken to be a WebSocket.
 
-use crate::config::TlsConfig;
+use super::TlsConfig;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
