@@ -339,6 +339,17 @@ pub(crate) fn parse_args<T: DeserializeOwned>(args: Value) -> Result<T, WireErro
     })
 }
 
+/// An ERROR frame answering `re`.
+pub(crate) fn error_frame(re: Option<String>, err: &WireError) -> Envelope {
+    let mut payload = serde_json::json!({"re": re, "code": err.code, "message": err.message});
+    if let Some(d) = &err.details {
+        payload["details"] = d.clone();
+    }
+    let mut env = Envelope::new(FrameType::Error, payload);
+    env.ts = Some(now_ts());
+    env
+}
+
 /// The text of a REPLY `{re, ok: true, result}` stamped now.
 ///
 /// The same JSON, byte for byte, as an [`Envelope`] of kind REPLY with that payload

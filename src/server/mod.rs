@@ -5,9 +5,10 @@
 //! mini-redis: each connection gets one task (see `session`); a watch channel tells
 //! every session to close with 1001; completion is awaited through a dropped sender.
 
+mod close;
 mod config;
 mod dedup;
-mod handler;
+mod handshake;
 mod http;
 pub mod port;
 mod session;
