@@ -10,6 +10,10 @@
 //! port file only once listening; on shutdown stop the server (sessions closed with
 //! 1001), then the operators (the queue flushes its store), then remove the port file
 //! and release the claim.
+//!
+//! # Layout
+//! - `config`: the aggregate [`Config`] of the TOML file, and the joints that need the
+//!   whole of it ([`Security::from_config`], [`Safety::from_file`]).
 
 use crate::ops::queue::Queue;
 use crate::ops::Operators;

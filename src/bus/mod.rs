@@ -9,6 +9,24 @@
 //! sections); each channel has its own mutex (see `channel`). The list of wildcard
 //! subscriptions is a `RwLock`, written only on wildcard join / leave. No lock is held
 //! while another of these is taken, except registry shard -> channel mutex.
+//!
+//! Bounds: channels (`max_channels`), subscriptions per session, history per channel
+//! and in total (count, age, bytes), and each session's outbox (frames and bytes);
+//! every overflow is named (`docs/PROTOCOL.md`). The bus imports only the wire types;
+//! whatever sits above it (safety, operators) plugs in through [`PublishFilter`] or
+//! attaches as a session.
+//!
+//! # Layout
+//! - `config`: the `[bus]` section: [`BusConfig`], [`SlowConsumer`], bootstrap
+//!   [`RoomConfig`].
+//! - `channel`: one channel: offset, epoch, history and subscribers under one mutex;
+//!   recovery by offset and epoch.
+//! - `history`: the bounded ring of a channel's publishes and the bus-wide byte budget.
+//! - `delivery`: [`Delivery`], a publish serialized once and shared by subscribers.
+//! - `outbox`: the bounded per-session queue, the slow-consumer policy, [`Inbox`].
+//! - `member`: [`Member`], what one attached session does: join, leave, publish.
+//! - `publish`: publishing as the server (channels and PRIVATE), through the filter.
+//! - `info`: presence rows, counters and channel summaries.
 
 mod channel;
 mod config;

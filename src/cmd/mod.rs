@@ -2,6 +2,18 @@
 //! [`Command`], validated before anything runs, then applied against the bus.
 //!
 //! Names under `op.` go to operators instead (see [`crate::ops`]).
+//!
+//! A command is parsed and validated whole before it runs, so a refused one changed
+//! nothing. Each states what it needs ([`Command::need`]); the dispatcher checks that
+//! before [`Command::apply`], which acts through the caller's own [`Member`], so a
+//! command sees the bus as its caller does. Commands sit above the operators only so
+//! that `status` can name them; no command calls one.
+//!
+//! # Layout
+//! - `status`, `ping`: server counters and liveness.
+//! - `join`, `leave`: subscriptions, with recovery by offset and epoch on `join`.
+//! - `list_channels`, `channel_info`, `history`: what the caller may read.
+//! - `create_channel`, `delete_channel`: persistent channels (admin).
 
 mod channel_info;
 mod create_channel;

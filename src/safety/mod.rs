@@ -10,13 +10,15 @@
 //! goes through it. `docs/SECURITY.md` says what it guarantees and what it cannot catch.
 //!
 //! # Layout
-//! - `policy`: the `[safety]` config section.
+//! - `policy`: the `[safety]` config section ([`SafetyConfig`]); a reload reads it
+//!   anew through the [`Reload`] function the broker hands in.
 //! - `rules`: built-in rules and the compiled rule.
 //! - `prefilter`: the `RegexSet` that keeps clean publishes cheap.
 //! - `scope`: include / exclude globs.
 //! - `paths`: redaction by JSON path and by key name.
 //! - `redactor`: the compiled policy and the inspection itself.
-//! - `operator`: `op.safety.get` and `op.safety.reload`.
+//! - `operator`: `op.safety.get` and `op.safety.reload`. It is an operator and sits
+//!   with them in the layer order (`docs/ARCHITECTURE.md`); nothing else here uses it.
 
 mod operator;
 mod paths;

@@ -4,6 +4,22 @@
 //! [`run`] takes the listener, the bus, the operators and a shutdown future, after
 //! mini-redis: each connection gets one task (see `session`); a watch channel tells
 //! every session to close with 1001; completion is awaited through a dropped sender.
+//!
+//! The transport moves bytes and enforces the limits of a connection (count, frame
+//! size, rate, sessions per identity, write time); every decision about what a frame
+//! may do is the [`Dispatcher`](crate::dispatch::Dispatcher)'s.
+//!
+//! # Layout
+//! - `config`: the `[server]` and `[limits]` sections ([`ServerConfig`],
+//!   [`TlsConfig`], [`LimitsConfig`]).
+//! - `session`: one socket's task: the select loop, the inbound path, batched writes.
+//! - `handshake`: HELLO to WELCOME, authentication, the per-identity session count.
+//! - `close`: close codes and reasons, and the bounded close handshake.
+//! - `dedup`: the window of a session's recent frame ids.
+//! - `tls`: the optional TLS acceptor and the stream a session owns.
+//! - `http`: `/healthz`, `/readyz` and `/metrics` on the same listener.
+//! - [`port`]: port selection and the `.hive/port` file.
+//! - [`state_dir`]: one broker per `.hive/` (the lock) and discovery of the live one.
 
 mod close;
 mod config;
