@@ -48,6 +48,29 @@ impl Config {
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         toml::from_str(&text).map_err(|e| format!("invalid config {}: {e}", path.display()))
     }
+
+    /// The `[safety]` section of the file at `path`, read again for `op.safety.reload`,
+    /// whose answer leaves the process: a parse error names the line and column only.
+    /// toml's own message quotes the offending text, which may be a secret of this very
+    /// file (an inline `[[auth.tokens]] token`); it goes to the broker's log instead.
+    fn reread_safety(path: &Path) -> Result<SafetyConfig, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {}", path.display(), e.kind()))?;
+        match toml::from_str::<Config>(&text) {
+            Ok(c) => Ok(c.safety),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "config not reloaded");
+                let at = e.span().map_or(0, |s| s.start).min(text.len());
+                let before = text.get(..at).unwrap_or("");
+                let line = before.matches('\n').count() + 1;
+                let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+                Err(format!(
+                    "invalid config {} at line {line}, column {column} (the broker's log says why)",
+                    path.display()
+                ))
+            }
+        }
+    }
 }
 
 impl Security {
@@ -63,12 +86,13 @@ impl Security {
 impl Safety {
     /// Like [`Safety::new`], remembering the TOML file whose `[safety]` section
     /// `op.safety.reload` re-reads when called without a policy. The whole file is
-    /// parsed again, so a reload from a file broken elsewhere is refused too.
+    /// parsed again, so a reload from a file broken elsewhere is refused too; the
+    /// refusal names where the file is broken, never what it says there.
     ///
     /// # Errors
     /// As [`Safety::new`].
     pub fn from_file(config: SafetyConfig, path: PathBuf) -> Result<Arc<Safety>, WireError> {
-        let reload = move || Config::from_file(&path).map(|c| c.safety);
+        let reload = move || Config::reread_safety(&path);
         Safety::with_source(config, Box::new(reload))
     }
 }
@@ -89,5 +113,21 @@ mod tests {
         assert_eq!(c.bus.slow_consumer, SlowConsumer::Drop);
         assert_eq!(c.bus.rooms[0].channels, vec!["general"]);
         assert!(toml::from_str::<Config>("[server]\nmax_frames = 1").is_err());
+    }
+
+    #[test]
+    fn a_reload_refusal_names_the_line_but_never_quotes_the_file() {
+        let path = std::env::temp_dir().join(format!("hivebus-reload-{}.toml", std::process::id()));
+        std::fs::write(
+            &path,
+            "[safety]\nmode = \"enforce\"\n[[auth.tokens]]\nsubject = \"ci\"\nrole = \"admin\"\ntoken = 12345678901234567890\n",
+        )
+        .unwrap();
+        let full = Config::from_file(&path).unwrap_err();
+        let said = Config::reread_safety(&path).unwrap_err();
+        std::fs::remove_file(&path).unwrap();
+        assert!(full.contains("12345678901234567890"), "{full}");
+        assert!(!said.contains("12345678901234567890"), "{said}");
+        assert!(said.contains("line 6"), "{said}");
     }
 }
