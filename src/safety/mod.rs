@@ -1,6 +1,6 @@
-//! The safety layer (layer 3 of DESIGN.md): redaction of probable secrets, applied once
-//! per publish before history, fan-out, logs and dead-letter, so that a secret never
-//! reaches any of them.
+//! The safety layer (layer 4 of `docs/ARCHITECTURE.md`): redaction of probable
+//! secrets, applied once per publish before history, fan-out, logs and dead-letter, so
+//! that a secret never reaches any of them.
 //!
 //! [`Safety`] holds the active [`Redactor`] (swapped whole on reload), counts decisions
 //! and reports each non-clean one as a SYSTEM frame on the events address
