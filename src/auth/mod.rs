@@ -43,6 +43,21 @@ pub struct AuthConfig {
     pub jwt: Option<JwtConfig>,
 }
 
+impl std::fmt::Debug for TokenConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenConfig")
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("token_env", &self.token_env)
+            .field("subject", &self.subject)
+            .field("role", &self.role)
+            .field("publish", &self.publish)
+            .field("subscribe", &self.subscribe)
+            .field("approve", &self.approve)
+            .field("manage", &self.manage)
+            .finish()
+    }
+}
+
 impl AuthConfig {
     /// Whether any method is configured.
     pub fn has_method(&self) -> bool {
@@ -50,8 +65,9 @@ impl AuthConfig {
     }
 }
 
-/// One `[[auth.tokens]]` entry.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// One `[[auth.tokens]]` entry. Its `Debug` shows whether an inline token is set, never
+/// the token: the aggregate config and `BrokerOptions` are `Debug` too.
+#[derive(Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TokenConfig {
     /// The token, inline. Prefer `token_env`.
@@ -290,6 +306,22 @@ mod tests {
             }],
             jwt: None,
         }
+    }
+
+    #[test]
+    fn debug_of_the_auth_config_never_shows_a_token_or_secret() {
+        let mut c = config();
+        c.jwt = Some(JwtConfig {
+            secret: Some("hs256-secret-0123456789".into()),
+            ..Default::default()
+        });
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("tok-client-0123456789"), "{shown}");
+        assert!(!shown.contains("hs256-secret-0123456789"), "{shown}");
+        assert!(
+            shown.contains("<redacted>") && shown.contains("ci"),
+            "{shown}"
+        );
     }
 
     #[test]
