@@ -20,8 +20,7 @@
 //! - `config`: every knob and its default.
 //! - `scheduler`: ready lanes with priority, FIFO and aging.
 //! - `backoff`: exponential backoff with full jitter.
-//! - `core`: submit, backpressure, dispatch, leases (the queue's side of one is a
-//!   `LeaseState`; the consumer's is [`crate::consumer::Lease`]).
+//! - `core`: submit, backpressure, dispatch, leases.
 //! - `idem`: idempotency keys scoped to owner and room, trace ids owned by one task.
 //! - `lifecycle`: progress, approvals, results, retries, cancel, DLQ, recovery.
 //! - `access`: who may run each command and send each frame (the queue's needs).
