@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""The layer check: every path from the library's code into the crate goes to its own
-layer or one below it, never up.
+"""The layer check: every path from the library's code into the crate reaches its own
+layer or an earlier row of the table, never a later one.
 
 The order is the "Layers" table of docs/ARCHITECTURE.md, read as written there (one list,
 in one place: the page explains it, this enforces it). Its second column names the
@@ -14,7 +14,14 @@ API): every `crate::...` path in code, in `use` lines, groups (`crate::{a, b::c}
 inline (`crate::ops::queue::QueueConfig` in a type); and `super::...` paths, resolved
 from the file. Names the crate root re-exports (`crate::Bus`) count as the module they
 come from. Comments, doc comments and string literals are not code and are skipped, so a
-doc link may point up. `#[cfg(test)]` modules are not exempt. lib.rs, the crate root, is.
+doc link may point anywhere. `#[cfg(test)]` modules are not exempt. lib.rs, the crate
+root, is.
+
+Not resolved: paths without `crate`/`super` (a module naming its own children, as in
+`mod operator; pub use operator::SafetyOperator;`: the module tree is ownership, not
+use), `self::`, and `$crate` in macros. `super` inside an inline `mod x { }` is resolved
+as if written at the file's top, one level too high, which can only miss a violation
+at a row boundary, never report a false one.
 
 Usage: python3 .ci/layers.py [repo root]. Exit status 1 with one line per violation
 (file:line, both layers, the path); 2 when the table cannot be read or a file has no row.
@@ -245,7 +252,7 @@ def main():
         print(f"layers: {len(violations)} import(s) from a higher layer; "
               "the order is the Layers table of docs/ARCHITECTURE.md", file=sys.stderr)
         sys.exit(1)
-    print(f"layers: {files} files, every crate path goes down or sideways")
+    print(f"layers: {files} files, no path reaches a later row")
 
 
 if __name__ == "__main__":
