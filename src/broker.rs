@@ -10,8 +10,11 @@
 //! port file only once listening; on shutdown stop the server (sessions closed with
 //! 1001), then the operators (the queue flushes its store), then remove the port file
 //! and release the claim.
+//!
+//! # Layout
+//! - `config`: the aggregate [`Config`] of the TOML file, and the joints that need the
+//!   whole of it ([`Security::from_config`], [`Safety::from_file`]).
 
-use crate::config::Config;
 use crate::ops::queue::Queue;
 use crate::ops::Operators;
 use crate::safety::{Safety, SafetyOperator};
@@ -23,6 +26,10 @@ use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
+
+mod config;
+
+pub use config::Config;
 
 /// What a broker run needs.
 #[derive(Debug, Clone)]

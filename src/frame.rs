@@ -6,6 +6,7 @@
 //! language can react to it (`docs/PROTOCOL.md` has the table).
 
 use crate::error::{ErrorCode, WireError};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::borrow::Cow;
@@ -311,6 +312,42 @@ fn value_size_hint(v: &Value) -> usize {
                 .sum::<usize>()
         }
     }
+}
+
+/// Deserializes the args of a command (built-in or an operator's) or the payload
+/// of a HELLO; `null` counts as `{}`. A missing field maps to
+/// `missing_field`, anything else to `invalid_field`.
+pub(crate) fn parse_args<T: DeserializeOwned>(args: Value) -> Result<T, WireError> {
+    let args = match args {
+        Value::Null => Value::Object(Default::default()),
+        Value::Object(_) => args,
+        _ => {
+            return Err(WireError::new(
+                ErrorCode::InvalidField,
+                "args must be a JSON object",
+            ))
+        }
+    };
+    serde_json::from_value(args).map_err(|e| {
+        let msg = e.to_string();
+        let code = if msg.starts_with("missing field") {
+            ErrorCode::MissingField
+        } else {
+            ErrorCode::InvalidField
+        };
+        WireError::new(code, format!("args: {msg}"))
+    })
+}
+
+/// An ERROR frame answering `re`.
+pub(crate) fn error_frame(re: Option<String>, err: &WireError) -> Envelope {
+    let mut payload = serde_json::json!({"re": re, "code": err.code, "message": err.message});
+    if let Some(d) = &err.details {
+        payload["details"] = d.clone();
+    }
+    let mut env = Envelope::new(FrameType::Error, payload);
+    env.ts = Some(now_ts());
+    env
 }
 
 /// The text of a REPLY `{re, ok: true, result}` stamped now.

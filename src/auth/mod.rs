@@ -43,6 +43,21 @@ pub struct AuthConfig {
     pub jwt: Option<JwtConfig>,
 }
 
+impl std::fmt::Debug for TokenConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenConfig")
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("token_env", &self.token_env)
+            .field("subject", &self.subject)
+            .field("role", &self.role)
+            .field("publish", &self.publish)
+            .field("subscribe", &self.subscribe)
+            .field("approve", &self.approve)
+            .field("manage", &self.manage)
+            .finish()
+    }
+}
+
 impl AuthConfig {
     /// Whether any method is configured.
     pub fn has_method(&self) -> bool {
@@ -50,8 +65,9 @@ impl AuthConfig {
     }
 }
 
-/// One `[[auth.tokens]]` entry.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// One `[[auth.tokens]]` entry. Its `Debug` shows whether an inline token is set, never
+/// the token: the aggregate config and `BrokerOptions` are `Debug` too.
+#[derive(Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TokenConfig {
     /// The token, inline. Prefer `token_env`.
@@ -72,38 +88,6 @@ pub struct TokenConfig {
     /// Address globs where it may cancel, retry and requeue other identities' tasks;
     /// absent means none (its own tasks only).
     pub manage: Option<Vec<String>>,
-}
-
-/// `[limits]`: per-session and per-identity limits.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct LimitsConfig {
-    /// Inbound frames per second per session (token bucket refill); 0 turns the rate
-    /// limit off.
-    pub frames_per_sec: f64,
-    /// Bucket size: frames a session may send at once after being idle.
-    pub burst: u32,
-    /// Refused frames in a row before the session is closed with 4029.
-    pub max_refusals: u32,
-    /// Sessions one authenticated identity may hold at once; 0 for no limit. One more
-    /// is refused with ERROR `overloaded` and close 4010.
-    pub max_sessions_per_identity: usize,
-    /// Sessions without a credential (local mode) at once, all of them together; 0 for
-    /// no limit. They share one identity, `anonymous`, so this is their per-identity
-    /// cap; one more is refused with ERROR `overloaded` and close 4010.
-    pub max_anonymous_sessions: usize,
-}
-
-impl Default for LimitsConfig {
-    fn default() -> Self {
-        LimitsConfig {
-            frames_per_sec: 0.0,
-            burst: 200,
-            max_refusals: 100,
-            max_sessions_per_identity: 64,
-            max_anonymous_sessions: 1024,
-        }
-    }
 }
 
 /// Why a credential was refused.
@@ -322,6 +306,22 @@ mod tests {
             }],
             jwt: None,
         }
+    }
+
+    #[test]
+    fn debug_of_the_auth_config_never_shows_a_token_or_secret() {
+        let mut c = config();
+        c.jwt = Some(JwtConfig {
+            secret: Some("hs256-secret-0123456789".into()),
+            ..Default::default()
+        });
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("tok-client-0123456789"), "{shown}");
+        assert!(!shown.contains("hs256-secret-0123456789"), "{shown}");
+        assert!(
+            shown.contains("<redacted>") && shown.contains("ci"),
+            "{shown}"
+        );
     }
 
     #[test]

@@ -10,9 +10,9 @@
 use super::delivery::Delivery;
 use super::engine::{ChannelLog, Engine};
 use super::outbox::{Offer, Outbox};
+use super::BusConfig;
 use super::SessionId;
 use crate::address::{Address, Pattern};
-use crate::config::BusConfig;
 use crate::frame::{now_ts, Envelope};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;

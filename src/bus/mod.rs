@@ -9,8 +9,27 @@
 //! sections); each channel has its own mutex (see `channel`). The list of wildcard
 //! subscriptions is a `RwLock`, written only on wildcard join / leave. No lock is held
 //! while another of these is taken, except registry shard -> channel mutex.
+//!
+//! Bounds: channels (`max_channels`), subscriptions per session, history per channel
+//! and in total (count, age, bytes), and each session's outbox (frames and bytes);
+//! every overflow is named (`docs/PROTOCOL.md`). The bus imports only the wire types;
+//! whatever sits above it (safety, operators) plugs in through [`PublishFilter`] or
+//! attaches as a session.
+//!
+//! # Layout
+//! - `config`: the `[bus]` section: [`BusConfig`], [`SlowConsumer`], bootstrap
+//!   [`RoomConfig`].
+//! - `channel`: one channel: offset, epoch, history and subscribers under one mutex;
+//!   recovery by offset and epoch.
+//! - `history`: the bounded ring of a channel's publishes and the bus-wide byte budget.
+//! - `delivery`: [`Delivery`], a publish serialized once and shared by subscribers.
+//! - `outbox`: the bounded per-session queue, the slow-consumer policy, [`Inbox`].
+//! - `member`: [`Member`], what one attached session does: join, leave, publish.
+//! - `publish`: publishing as the server (channels and PRIVATE), through the filter.
+//! - `info`: presence rows, counters and channel summaries.
 
 mod channel;
+mod config;
 mod delivery;
 mod engine;
 mod history;
@@ -22,13 +41,13 @@ mod publish;
 pub(crate) use publish::Stamp;
 
 pub use channel::{HistoryPage, Position, Recovery};
+pub use config::{BusConfig, RoomConfig, SlowConsumer};
 pub use delivery::Delivery;
 pub use info::{ChannelInfo, ChannelSummary, PeerInfo, Presence, Stats};
 pub use member::{JoinOutcome, Member};
 pub use outbox::{Inbox, KickSignal, Lag};
 
 use crate::address::{Address, Pattern};
-use crate::config::BusConfig;
 use crate::error::{ErrorCode, WireError};
 use crate::frame::{now_ts, Envelope};
 use channel::Channel;

@@ -11,8 +11,8 @@
 //! offset missed so that the session can be told exactly where to recover from.
 
 use super::delivery::Delivery;
+use super::SlowConsumer;
 use crate::address::Address;
-use crate::config::SlowConsumer;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

@@ -2,6 +2,18 @@
 //! [`Command`], validated before anything runs, then applied against the bus.
 //!
 //! Names under `op.` go to operators instead (see [`crate::ops`]).
+//!
+//! A command is parsed and validated whole before it runs, so a refused one changed
+//! nothing. Each states what it needs ([`Command::need`]); the dispatcher checks that
+//! before [`Command::apply`], which acts through the caller's own [`Member`], so a
+//! command sees the bus as its caller does. Commands sit above the operators only so
+//! that `status` can name them; no command calls one.
+//!
+//! # Layout
+//! - `status`, `ping`: server counters and liveness.
+//! - `join`, `leave`: subscriptions, with recovery by offset and epoch on `join`.
+//! - `list_channels`, `channel_info`, `history`: what the caller may read.
+//! - `create_channel`, `delete_channel`: persistent channels (admin).
 
 mod channel_info;
 mod create_channel;
@@ -28,7 +40,9 @@ use crate::auth::authority::{Need, On, Right, ADMINS, ANY_ROLE};
 use crate::bus::{Delivery, Member};
 use crate::error::{ErrorCode, WireError};
 use crate::ops::Operators;
-use serde::de::DeserializeOwned;
+// Written with the wire types, since operators parse their args the same way and the
+// commands layer sits above them.
+pub(crate) use crate::frame::parse_args;
 use serde_json::Value;
 
 /// Facts about the running server that commands report.
@@ -136,30 +150,6 @@ impl Command {
             Command::DeleteChannel(c) => c.apply(ctx),
         }
     }
-}
-
-/// Deserializes command args; `null` counts as `{}`. A missing field maps to
-/// `missing_field`, anything else to `invalid_field`.
-pub(crate) fn parse_args<T: DeserializeOwned>(args: Value) -> Result<T, WireError> {
-    let args = match args {
-        Value::Null => Value::Object(Default::default()),
-        Value::Object(_) => args,
-        _ => {
-            return Err(WireError::new(
-                ErrorCode::InvalidField,
-                "args must be a JSON object",
-            ))
-        }
-    };
-    serde_json::from_value(args).map_err(|e| {
-        let msg = e.to_string();
-        let code = if msg.starts_with("missing field") {
-            ErrorCode::MissingField
-        } else {
-            ErrorCode::InvalidField
-        };
-        WireError::new(code, format!("args: {msg}"))
-    })
 }
 
 /// The refusal for a non-admin caller.

@@ -1,6 +1,6 @@
-//! The safety layer (layer 3 of DESIGN.md): redaction of probable secrets, applied once
-//! per publish before history, fan-out, logs and dead-letter, so that a secret never
-//! reaches any of them.
+//! The safety layer (layer 4 of `docs/ARCHITECTURE.md`): redaction of probable
+//! secrets, applied once per publish before history, fan-out, logs and dead-letter, so
+//! that a secret never reaches any of them.
 //!
 //! [`Safety`] holds the active [`Redactor`] (swapped whole on reload), counts decisions
 //! and reports each non-clean one as a SYSTEM frame on the events address
@@ -10,13 +10,15 @@
 //! goes through it. `docs/SECURITY.md` says what it guarantees and what it cannot catch.
 //!
 //! # Layout
-//! - `policy`: the `[safety]` config section.
+//! - `policy`: the `[safety]` config section ([`SafetyConfig`]); a reload reads it
+//!   anew through the [`Reload`] function the broker hands in.
 //! - `rules`: built-in rules and the compiled rule.
 //! - `prefilter`: the `RegexSet` that keeps clean publishes cheap.
 //! - `scope`: include / exclude globs.
 //! - `paths`: redaction by JSON path and by key name.
 //! - `redactor`: the compiled policy and the inspection itself.
-//! - `operator`: `op.safety.get` and `op.safety.reload`.
+//! - `operator`: `op.safety.get` and `op.safety.reload`. It is an operator and sits
+//!   with them in the layer order (`docs/ARCHITECTURE.md`); nothing else here uses it.
 
 mod operator;
 mod paths;
@@ -36,9 +38,13 @@ use crate::error::{ErrorCode, WireError};
 use crate::frame::{Envelope, FrameType};
 use serde::Serialize;
 use serde_json::json;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
+
+/// Reads the policy anew for `op.safety.reload` without a `policy` argument: for the
+/// assembled broker, the `[safety]` section of its config file, read again. The error
+/// is a sentence naming what could not be read or parsed.
+pub type Reload = Box<dyn Fn() -> Result<SafetyConfig, String> + Send + Sync>;
 
 /// Decision counters since start, as `op.safety.get` reports them.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
@@ -69,8 +75,10 @@ pub struct Safety {
     /// Swapped whole on reload; readers clone the `Arc` and drop the guard at once, so
     /// a reload never waits for an inspection.
     active: RwLock<Arc<Redactor>>,
-    /// The config file `op.safety.reload` re-reads when given no policy.
-    source: Option<PathBuf>,
+    /// Where `op.safety.reload` reads the policy when given none: the broker hands in a
+    /// function that re-reads its config file, so this layer never learns the file's
+    /// shape (nor imports the broker's aggregate config).
+    source: Option<Reload>,
     /// Weak, so that the bus (which holds this filter) and this do not keep each other.
     bus: OnceLock<WeakBus>,
     counters: Counters,
@@ -90,15 +98,26 @@ impl Safety {
         }))
     }
 
-    /// Like [`Safety::new`], remembering the TOML file whose `[safety]` section
-    /// `op.safety.reload` re-reads when called without a policy.
+    /// Like [`Safety::new`], with the function `op.safety.reload` calls for the new
+    /// policy when it is given none. (The broker's config file is read this way, by
+    /// [`Safety::from_file`], which lives with that file's shape in `broker`.)
     ///
     /// # Errors
     /// As [`Safety::new`].
-    pub fn from_file(config: SafetyConfig, path: PathBuf) -> Result<Arc<Safety>, WireError> {
+    ///
+    /// ```
+    /// use hivebus::safety::{Mode, Safety, SafetyConfig};
+    /// let s = Safety::with_source(SafetyConfig::default(), Box::new(|| {
+    ///     Ok(SafetyConfig::with_mode(Mode::Enforce))
+    /// }))
+    /// .unwrap();
+    /// s.reload_from_source().unwrap();
+    /// assert_eq!(s.active().mode(), Mode::Enforce);
+    /// ```
+    pub fn with_source(config: SafetyConfig, source: Reload) -> Result<Arc<Safety>, WireError> {
         Ok(Arc::new(Safety {
             active: RwLock::new(Arc::new(Redactor::compile(config)?)),
-            source: Some(path),
+            source: Some(source),
             bus: OnceLock::new(),
             counters: Counters::default(),
         }))
@@ -142,20 +161,21 @@ impl Safety {
         Ok(())
     }
 
-    /// Re-reads the `[safety]` section of the file given to [`Safety::from_file`].
+    /// Replaces the policy with the one the source given to [`Safety::with_source`]
+    /// (or [`Safety::from_file`]) reads now.
     ///
     /// # Errors
-    /// `invalid_field` when there is no such file or it does not parse or compile.
+    /// `invalid_field` when there is no source, or it fails, or its policy does not
+    /// compile; the running policy stays.
     pub fn reload_from_source(&self) -> Result<(), WireError> {
-        let path = self.source.as_ref().ok_or_else(|| {
+        let source = self.source.as_ref().ok_or_else(|| {
             WireError::new(
                 ErrorCode::InvalidField,
                 "no config file to reload from; pass `policy`",
             )
         })?;
-        let config = crate::config::Config::from_file(path)
-            .map_err(|e| WireError::new(ErrorCode::InvalidField, e))?;
-        self.reload(config.safety)
+        let config = source().map_err(|e| WireError::new(ErrorCode::InvalidField, e))?;
+        self.reload(config)
     }
 
     /// Counters since start.

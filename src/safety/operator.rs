@@ -53,7 +53,7 @@ impl SafetyOperator {
                     #[serde(default)]
                     policy: Option<SafetyConfig>,
                 }
-                let a: Args = crate::cmd::parse_args(args)?;
+                let a: Args = crate::frame::parse_args(args)?;
                 match a.policy {
                     Some(p) => self.safety.reload(p)?,
                     None => self.safety.reload_from_source()?,

@@ -4,19 +4,38 @@
 //! [`run`] takes the listener, the bus, the operators and a shutdown future, after
 //! mini-redis: each connection gets one task (see `session`); a watch channel tells
 //! every session to close with 1001; completion is awaited through a dropped sender.
+//!
+//! The transport moves bytes and enforces the limits of a connection (count, frame
+//! size, rate, sessions per identity, write time); every decision about what a frame
+//! may do is the [`Dispatcher`](crate::dispatch::Dispatcher)'s.
+//!
+//! # Layout
+//! - `config`: the `[server]` and `[limits]` sections ([`ServerConfig`],
+//!   [`TlsConfig`], [`LimitsConfig`]).
+//! - `session`: one socket's task: the select loop, the inbound path, batched writes.
+//! - `handshake`: HELLO to WELCOME, authentication, the per-identity session count.
+//! - `close`: close codes and reasons, and the bounded close handshake.
+//! - `dedup`: the window of a session's recent frame ids.
+//! - `tls`: the optional TLS acceptor and the stream a session owns.
+//! - `http`: `/healthz`, `/readyz` and `/metrics` on the same listener.
+//! - [`port`]: port selection and the `.hive/port` file.
+//! - [`state_dir`]: one broker per `.hive/` (the lock) and discovery of the live one.
 
+mod close;
+mod config;
 mod dedup;
-mod handler;
+mod handshake;
 mod http;
 pub mod port;
 mod session;
 pub mod state_dir;
 mod tls;
 
-use crate::auth::{AuthConfig, Authenticator, LimitsConfig};
+pub use config::{LimitsConfig, ServerConfig, TlsConfig};
+
+use crate::auth::{AuthConfig, Authenticator};
 use crate::bus::Bus;
 use crate::cmd::ServerInfo;
-use crate::config::ServerConfig;
 use crate::ops::Operators;
 use dashmap::DashMap;
 use std::future::Future;
@@ -52,22 +71,15 @@ pub(crate) struct ServerCtx {
 }
 
 /// Access control for [`serve`]: auth methods and limits (see `docs/SECURITY.md`).
+/// [`Security::from_config`] takes both from the broker's aggregate config; it is
+/// written beside that config (`broker/config.rs`), since the transport does not know
+/// the aggregate.
 #[derive(Debug, Clone, Default)]
 pub struct Security {
     /// `[auth]`.
     pub auth: AuthConfig,
     /// `[limits]`.
     pub limits: LimitsConfig,
-}
-
-impl Security {
-    /// The `[auth]` and `[limits]` sections of a config.
-    pub fn from_config(c: &crate::Config) -> Self {
-        Security {
-            auth: c.auth.clone(),
-            limits: c.limits.clone(),
-        }
-    }
 }
 
 /// Transport-level counters for `/metrics`.

@@ -1,37 +1,44 @@
-//! One WebSocket session: handshake, then a single task that owns the socket and
-//! selects over inbound frames, the outbound queue, pings and shutdown.
+//! One WebSocket session: a single task that owns the socket and selects over inbound
+//! frames, the outbound queue, pings and shutdown, from the handshake (`handshake`) to
+//! the close (`close`).
+//!
+//! Each inbound text frame goes through, in order: the rate limit, the size limit,
+//! parsing at the edge, the duplicate-id window, then the
+//! [`Dispatcher`](crate::dispatch::Dispatcher), which does every other check and the
+//! routing. Every refusal is an ERROR frame naming the frame's `id` in `re`, and the
+//! session stays open; channel traffic with an `id` is acknowledged with a REPLY
+//! carrying its offset, without one it is fire-and-forget. Only an applied frame uses
+//! up its id, so a refused one may be sent again.
 //!
 //! Writes are batched: everything queued is `feed` into tungstenite and flushed once
 //! the batch is written, so a busy subscriber costs one syscall per batch rather than
 //! one per message. Answers (REPLY, ERROR) are fed too, and flushed once per turn of the
 //! loop, after every inbound frame already buffered has been handled: a publisher's
 //! burst of N frames costs one write for its N acknowledgements. A write that stalls
-//! past `write_timeout` ends the session.
+//! past `write_timeout` ends the session, and so does being flagged a slow consumer,
+//! even mid-write.
 
+use super::close::{close_ws, close_ws_within, read_error, Closing, CLOSE_WRITE_TIMEOUT};
 use super::dedup::Dedup;
+use super::handshake::{handshake, IdentitySlot};
 use super::http::{self, Sniff};
-use super::tls::Conn;
+use super::tls::{Conn, Ws};
 use super::ServerCtx;
 use crate::auth::{Identity, TokenBucket};
-use crate::bus::{Delivery, Inbox, KickSignal, Member, PeerInfo};
+use crate::bus::{Delivery, Inbox, KickSignal, Member};
 use crate::error::{close, ErrorCode, WireError};
-use crate::frame::{Envelope, FrameType};
+use crate::frame::{error_frame, Envelope, FrameType};
 use crate::ops::Caller;
 use futures_util::{FutureExt, SinkExt, StreamExt};
-use serde::Deserialize;
-use serde_json::json;
+use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::sync::{watch, OwnedSemaphorePermit};
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::WebSocketStream;
-
-pub(super) type Ws = WebSocketStream<Conn>;
 
 /// Inbound frames handled in one turn of the session loop before its answers are
 /// flushed and the other branches get a chance.
@@ -45,96 +52,24 @@ const INBOUND_BATCH: usize = 64;
 /// (docs/SECURITY.md, "Memory under hostile load", for the figures).
 const TURN_BUDGET: Duration = Duration::from_micros(100);
 
-/// Why the loop stopped, and the close frame to send (if the socket still works).
-pub(super) struct Closing {
-    pub(super) code: u16,
-    pub(super) reason: String,
-}
-
-impl Closing {
-    pub(super) fn new(code: u16, reason: impl Into<String>) -> Self {
-        Closing {
-            code,
-            reason: reason.into(),
-        }
-    }
-}
-
 /// A live, handshaken session.
-pub(super) struct Session {
-    pub(super) ws: Ws,
-    pub(super) ctx: Arc<ServerCtx>,
-    pub(super) member: Member,
-    pub(super) caller: Caller,
-    pub(super) dedup: Dedup,
+struct Session {
+    ws: Ws,
+    ctx: Arc<ServerCtx>,
+    member: Member,
+    caller: Caller,
+    dedup: Dedup,
     kick: KickSignal,
     /// Who authenticated, with its role and address permissions.
-    pub(super) identity: Identity,
+    identity: Identity,
     /// Inbound rate limit, when `limits.frames_per_sec` is set.
-    pub(super) bucket: Option<TokenBucket>,
+    bucket: Option<TokenBucket>,
     /// Frames refused by the rate limit in a row.
-    pub(super) refusals: u32,
+    refusals: u32,
     _slot: IdentitySlot,
     last_seen: Instant,
     /// Frames fed by `write` since the last flush; `run` flushes them once per turn.
     unflushed: bool,
-}
-
-/// A session counted against its identity's `max_sessions_per_identity`; released on
-/// drop, whichever way the session ends.
-pub(super) struct IdentitySlot {
-    ctx: Arc<ServerCtx>,
-    key: Option<String>,
-}
-
-impl IdentitySlot {
-    fn acquire(ctx: &Arc<ServerCtx>, id: &Identity) -> Result<IdentitySlot, WireError> {
-        // Sessions without a credential are counted together under a key no subject
-        // can take (NUL is not in any configured or signed subject we accept as one).
-        let (key, max, limit) = if id.is_authenticated() {
-            (
-                id.subject.clone(),
-                ctx.limits.max_sessions_per_identity,
-                "max_sessions_per_identity",
-            )
-        } else {
-            (
-                "\u{0}anonymous".to_owned(),
-                ctx.limits.max_anonymous_sessions,
-                "max_anonymous_sessions",
-            )
-        };
-        if max == 0 {
-            return Ok(IdentitySlot {
-                ctx: ctx.clone(),
-                key: None,
-            });
-        }
-        let mut n = ctx.identities.entry(key.clone()).or_insert(0);
-        if *n >= max {
-            return Err(WireError::new(
-                ErrorCode::Overloaded,
-                format!("identity `{}` already holds {max} sessions", id.subject),
-            )
-            .with_details(json!({limit: max})));
-        }
-        *n += 1;
-        Ok(IdentitySlot {
-            ctx: ctx.clone(),
-            key: Some(key),
-        })
-    }
-}
-
-impl Drop for IdentitySlot {
-    fn drop(&mut self) {
-        if let Some(k) = self.key.take() {
-            self.ctx.identities.remove_if_mut(&k, |_, n| {
-                *n = n.saturating_sub(1);
-                *n == 0
-            });
-        }
-    }
 }
 
 /// Serves one accepted TCP connection to the end.
@@ -234,200 +169,6 @@ fn ws_config(ctx: &ServerCtx) -> WebSocketConfig {
         .max_frame_size(Some(max.saturating_mul(16)))
 }
 
-/// HELLO's payload. Unknown fields are ignored, so that later versions may add some.
-#[derive(Deserialize)]
-struct Hello {
-    role: String,
-    #[serde(default)]
-    capabilities: Vec<String>,
-    #[serde(default)]
-    auth: Option<String>,
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(default)]
-    slots: Option<u32>,
-}
-
-/// What a successful handshake yields.
-type Handshaken = (Member, Inbox, Caller, Identity, IdentitySlot);
-
-/// Waits for HELLO, authenticates it, attaches the session and sends WELCOME.
-async fn handshake(
-    ws: &mut Ws,
-    ctx: &Arc<ServerCtx>,
-    deadline: Instant,
-) -> Result<Handshaken, Closing> {
-    let text = loop {
-        match tokio::time::timeout_at(deadline, ws.next()).await {
-            Err(_) => return Err(Closing::new(close::HANDSHAKE_TIMEOUT, "no HELLO in time")),
-            Ok(None) | Ok(Some(Err(_))) => return Err(Closing::new(close::NORMAL, "gone")),
-            Ok(Some(Ok(Message::Text(t)))) => break t,
-            Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
-            Ok(Some(Ok(_))) => {
-                return Err(Closing::new(
-                    close::HANDSHAKE_REQUIRED,
-                    "first frame must be a HELLO text frame",
-                ))
-            }
-        }
-    };
-    let env = match Envelope::parse_peer(text.as_str()) {
-        Ok(e) if e.kind == FrameType::Hello => e,
-        Ok(e) => {
-            let err = WireError::new(
-                ErrorCode::UnexpectedType,
-                format!("first frame must be HELLO, got {}", e.kind.as_str()),
-            );
-            return Err(refuse(ws, e.id, err).await);
-        }
-        Err(err) => return Err(refuse(ws, None, err).await),
-    };
-    let hello: Hello = match crate::cmd::parse_args(env.payload.clone()) {
-        Ok(h) => h,
-        Err(err) => return Err(refuse(ws, env.id, err).await),
-    };
-    let identity = match ctx.auth.authenticate(&hello.role, hello.auth.as_deref()) {
-        Ok(id) => id,
-        Err(err) => {
-            let code = match err.code {
-                ErrorCode::Unauthorized | ErrorCode::Forbidden => close::UNAUTHORIZED,
-                _ => close::HANDSHAKE_REQUIRED,
-            };
-            tracing::info!(code = %err.code, reason = %err.message, "handshake refused");
-            return Err(refuse_with(ws, env.id, err, code).await);
-        }
-    };
-    let slot = match IdentitySlot::acquire(ctx, &identity) {
-        Ok(s) => s,
-        Err(err) => return Err(refuse_with(ws, env.id, err, close::TOO_MANY_SESSIONS).await),
-    };
-    if let Some(name) = &hello.name {
-        if let Err(err) = ctx.dispatch.admit_name(name) {
-            return Err(refuse(ws, env.id, err).await);
-        }
-    }
-    let info = PeerInfo {
-        role: identity.role.as_str().to_owned(),
-        capabilities: hello.capabilities,
-        name: hello.name,
-        slots: hello.slots,
-    };
-    let (member, inbox) = ctx.bus.connect(info.clone());
-    let caller = Caller {
-        session: member.id().to_owned(),
-        identity: identity.clone(),
-        info,
-    };
-    let c = &ctx.config;
-    let b = ctx.bus.config();
-    let mut welcome = Envelope::new(
-        FrameType::Welcome,
-        json!({
-            "re": env.id,
-            "session": member.id(),
-            "server": ctx.info.server,
-            "protocol": ctx.info.protocol,
-            "role": caller.info.role,
-            "identity": {"subject": identity.subject, "method": identity.method, "expires_at": identity.expires_at},
-            "limits": {
-                "frames_per_sec": ctx.limits.frames_per_sec,
-                "burst": ctx.limits.burst,
-                "max_frame": c.max_frame,
-                "max_subscriptions": b.max_subscriptions,
-                "outbound_queue": b.outbound_queue,
-                "slow_consumer": format!("{:?}", b.slow_consumer).to_lowercase(),
-                "history_size": b.history_size,
-                "history_ttl_secs": b.history_ttl_secs,
-                "max_history_page": b.max_history_page,
-                "ping_interval_ms": c.ping_interval_ms,
-                "idle_timeout_ms": c.idle_timeout_ms,
-                "dedup_window": c.dedup_window,
-            },
-        }),
-    );
-    welcome.ts = Some(crate::frame::now_ts());
-    if ws.send(Message::text(welcome.to_text())).await.is_err() {
-        return Err(Closing::new(close::NORMAL, "gone"));
-    }
-    Ok((member, inbox, caller, identity, slot))
-}
-
-/// Tells the peer why its handshake failed; the caller closes with 4002.
-async fn refuse(ws: &mut Ws, re: Option<String>, err: WireError) -> Closing {
-    refuse_with(ws, re, err, close::HANDSHAKE_REQUIRED).await
-}
-
-/// Tells the peer why its handshake failed; the caller closes with `code`.
-async fn refuse_with(ws: &mut Ws, re: Option<String>, err: WireError, code: u16) -> Closing {
-    let frame = error_frame(re, &err);
-    let _ = ws.send(Message::text(frame.to_text())).await;
-    // The ERROR frame carries the full message; the close reason is a fixed phrase so
-    // that it never echoes the peer's text and always fits in a close frame.
-    let reason = match code {
-        close::UNAUTHORIZED => "unauthorized",
-        close::TOO_MANY_SESSIONS => "too many sessions",
-        _ => "handshake refused",
-    };
-    Closing::new(code, reason)
-}
-
-/// The longest reason a WebSocket close frame may carry (125 - 2 bytes of code).
-const MAX_CLOSE_REASON: usize = 123;
-
-/// `reason` cut to at most [`MAX_CLOSE_REASON`] bytes at a char boundary.
-fn clip_reason(mut reason: String) -> String {
-    if reason.len() > MAX_CLOSE_REASON {
-        let mut end = MAX_CLOSE_REASON;
-        while !reason.is_char_boundary(end) {
-            end -= 1;
-        }
-        reason.truncate(end);
-    }
-    reason
-}
-
-/// An ERROR frame answering `re`.
-pub(super) fn error_frame(re: Option<String>, err: &WireError) -> Envelope {
-    let mut payload = json!({"re": re, "code": err.code, "message": err.message});
-    if let Some(d) = &err.details {
-        payload["details"] = d.clone();
-    }
-    let mut env = Envelope::new(FrameType::Error, payload);
-    env.ts = Some(crate::frame::now_ts());
-    env
-}
-
-/// How long a close frame may take to write when the socket is not known to be full.
-const CLOSE_WRITE_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// How long to wait for the peer's answering close frame.
-const CLOSE_WAIT: Duration = Duration::from_secs(3);
-
-async fn close_ws(ws: &mut Ws, c: Closing) {
-    close_ws_within(ws, c, CLOSE_WRITE_TIMEOUT).await;
-}
-
-/// Sends the close frame (the peer has `patience` to read its way to it), then waits
-/// a little for the peer's answering close.
-async fn close_ws_within(ws: &mut Ws, c: Closing, patience: Duration) {
-    let frame = CloseFrame {
-        code: CloseCode::from(c.code),
-        // Last guard: an over-long reason would make tungstenite refuse the close.
-        reason: clip_reason(c.reason).into(),
-    };
-    match tokio::time::timeout(patience, ws.close(Some(frame))).await {
-        Ok(Ok(())) => {}
-        _ => return,
-    }
-    // Wait for the peer's close (reading and discarding), so that it is a clean close:
-    // dropping the socket while the peer still sends would reset the connection and
-    // discard what the peer had not read yet, close frame included.
-    let _ = tokio::time::timeout(CLOSE_WAIT, async {
-        while let Some(Ok(_)) = ws.next().await {}
-    })
-    .await;
-}
-
 impl Session {
     async fn run(&mut self, mut inbox: Inbox, mut stop: watch::Receiver<bool>) -> Closing {
         let batch = self.ctx.config.write_batch.max(1);
@@ -516,10 +257,7 @@ impl Session {
     async fn on_message(&mut self, m: Message) -> Result<(), Closing> {
         match m {
             Message::Text(t) => match self.over_rate()? {
-                Some(err) => {
-                    self.send_error(super::handler::id_of(t.as_str()), &err)
-                        .await
-                }
+                Some(err) => self.send_error(id_of(t.as_str()), &err).await,
                 None => self.on_text(t.as_str()).await,
             },
             Message::Binary(_) => {
@@ -532,6 +270,81 @@ impl Session {
             }
             Message::Close(_) => Err(Closing::new(close::NORMAL, "peer closed")),
             Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => Ok(()),
+        }
+    }
+
+    /// Takes a token from the rate limit bucket. `Some(error)` when the frame must be
+    /// refused; a closing when the session kept sending into an empty bucket for
+    /// `max_refusals` frames in a row.
+    fn over_rate(&mut self) -> Result<Option<WireError>, Closing> {
+        let Some(bucket) = &mut self.bucket else {
+            return Ok(None);
+        };
+        let wait = match bucket.take() {
+            Ok(()) => {
+                self.refusals = 0;
+                return Ok(None);
+            }
+            Err(wait) => wait,
+        };
+        self.refusals += 1;
+        if self.refusals >= self.ctx.limits.max_refusals.max(1) {
+            return Err(Closing::new(close::RATE_LIMITED, "rate limit exceeded"));
+        }
+        let ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1);
+        Ok(Some(
+            WireError::new(
+                ErrorCode::RateLimited,
+                format!(
+                    "more than {} frames per second; frame not applied",
+                    self.ctx.limits.frames_per_sec
+                ),
+            )
+            .with_details(json!({"retry_after_ms": ms})),
+        ))
+    }
+
+    async fn on_text(&mut self, text: &str) -> Result<(), Closing> {
+        super::Counters::inc(&self.ctx.counters.frames_in);
+        if text.len() > self.ctx.config.max_frame {
+            let err = WireError::new(
+                ErrorCode::FrameTooLarge,
+                format!(
+                    "frame of {} bytes; max_frame is {}",
+                    text.len(),
+                    self.ctx.config.max_frame
+                ),
+            )
+            .with_details(json!({"max_frame": self.ctx.config.max_frame}));
+            return self.send_error(id_of(text), &err).await;
+        }
+        let env = match Envelope::parse_peer(text) {
+            Ok(env) => env,
+            Err(err) => return self.send_error(id_of(text), &err).await,
+        };
+        if let Some(id) = &env.id {
+            if self.dedup.contains(id) {
+                let err = WireError::new(
+                    ErrorCode::DuplicateId,
+                    format!("id `{id}` was already used"),
+                );
+                return self.send_error(env.id.clone(), &err).await;
+            }
+        }
+        let re = env.id.clone();
+        let answer = self
+            .ctx
+            .dispatch
+            .dispatch(&self.member, &self.caller, env)
+            .await;
+        // Only applied frames use up their id: a refused one may be sent again.
+        if let (Ok(_), Some(id)) = (&answer, &re) {
+            self.dedup.insert(id);
+        }
+        match (answer, re) {
+            (Ok(Some(result)), Some(re)) => self.reply(&re, &result).await,
+            (Ok(_), _) => Ok(()),
+            (Err(err), re) => self.send_error(re, &err).await,
         }
     }
 
@@ -549,7 +362,7 @@ impl Session {
     }
 
     /// Queues `m` on the socket without flushing; `run` flushes at the end of its turn.
-    pub(super) async fn write(&mut self, m: Message) -> Result<(), Closing> {
+    async fn write(&mut self, m: Message) -> Result<(), Closing> {
         self.unflushed = true;
         bounded_write(self.ws.feed(m), self.ctx.config.write_timeout(), &self.kick).await
     }
@@ -560,29 +373,34 @@ impl Session {
     }
 
     /// Sends a server frame, stamped with `ts`.
-    pub(super) async fn send(&mut self, mut env: Envelope) -> Result<(), Closing> {
+    async fn send(&mut self, mut env: Envelope) -> Result<(), Closing> {
         env.ts = Some(crate::frame::now_ts());
         self.write(Message::text(env.to_text())).await
     }
 
-    pub(super) async fn send_error(
-        &mut self,
-        re: Option<String>,
-        err: &WireError,
-    ) -> Result<(), Closing> {
+    async fn send_error(&mut self, re: Option<String>, err: &WireError) -> Result<(), Closing> {
         super::Counters::inc(&self.ctx.counters.errors_out);
         let frame = error_frame(re, err);
         self.write(Message::text(frame.to_text())).await
     }
 
     /// Acknowledges the frame `re` with a REPLY carrying `result`.
-    pub(super) async fn reply(
-        &mut self,
-        re: &str,
-        result: &impl serde::Serialize,
-    ) -> Result<(), Closing> {
+    async fn reply(&mut self, re: &str, result: &impl serde::Serialize) -> Result<(), Closing> {
         let text = crate::frame::reply_text(re, result);
         self.write(Message::text(text)).await
+    }
+}
+
+/// Best effort at the `id` of a frame that failed validation, for `re`.
+pub(super) fn id_of(text: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct IdOnly {
+        id: Option<Value>,
+    }
+    // An id over the limit is not echoed: the refusal would cost as much as the frame.
+    match serde_json::from_str::<IdOnly>(text).ok()?.id? {
+        Value::String(s) if s.len() <= crate::frame::MAX_ID_BYTES => Some(s),
+        _ => None,
     }
 }
 
@@ -610,14 +428,13 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-fn read_error(e: tokio_tungstenite::tungstenite::Error) -> Closing {
-    use tokio_tungstenite::tungstenite::error::{CapacityError, Error};
-    match e {
-        Error::Capacity(CapacityError::MessageTooLong { .. }) => {
-            Closing::new(close::TOO_BIG, "frame exceeds the hard read limit")
-        }
-        Error::Utf8(_) => Closing::new(close::INVALID_PAYLOAD, "invalid UTF-8"),
-        Error::Protocol(_) => Closing::new(close::PROTOCOL_ERROR, "protocol error"),
-        _ => Closing::new(close::NORMAL, "read failed"),
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn id_is_recovered_from_frames_that_fail_validation() {
+        assert_eq!(id_of(r#"{"id":"7","type":"NOPE"}"#), Some("7".into()));
+        assert_eq!(id_of("{nope"), None);
     }
 }

@@ -6,7 +6,7 @@
 //! endpoints (`/healthz`, `/metrics`) are served only on plain listeners: with TLS on,
 //! every connection is taken to be a WebSocket.
 
-use crate::config::TlsConfig;
+use super::TlsConfig;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -15,6 +15,10 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::rustls;
 use tokio_rustls::TlsAcceptor;
+use tokio_tungstenite::WebSocketStream;
+
+/// The WebSocket a session owns, over either kind of [`Conn`].
+pub(super) type Ws = WebSocketStream<Conn>;
 
 /// Builds the acceptor.
 ///

@@ -1,7 +1,7 @@
 //! Every built-in command, over the wire.
 
 use crate::harness::*;
-use hivebus::config::RoomConfig;
+use hivebus::bus::RoomConfig;
 use hivebus::Config;
 use serde_json::json;
 

@@ -9,6 +9,7 @@ mod closing;
 mod commands;
 mod conformance;
 mod harness;
+mod layers;
 mod messaging;
 mod recovery;
 mod transport;

@@ -1,7 +1,7 @@
 //! Publishing, fan-out, wildcards, private messages, embedding and slow consumers.
 
 use crate::harness::*;
-use hivebus::config::SlowConsumer;
+use hivebus::bus::SlowConsumer;
 use hivebus::{Address, Config, Envelope, FrameType, Pattern, PeerInfo};
 use serde_json::json;
 use std::time::Duration;
@@ -244,7 +244,7 @@ async fn a_subscriber_that_does_not_read_is_closed_as_a_slow_consumer() {
 
 #[tokio::test]
 async fn under_the_drop_policy_a_lagging_session_is_told_where_to_recover_from() {
-    let config = hivebus::config::BusConfig {
+    let config = hivebus::bus::BusConfig {
         outbound_queue: 2,
         slow_consumer: SlowConsumer::Drop,
         ..Default::default()

@@ -7,10 +7,10 @@
 #![allow(dead_code)]
 
 use hivebus::client::{Client, ClientError, Hello};
-use hivebus::config::ServerConfig;
 use hivebus::frame::{Envelope, FrameType};
 use hivebus::ops::queue::{Queue, QueueConfig};
 use hivebus::ops::Operators;
+use hivebus::server::ServerConfig;
 use hivebus::store::StoreOptions;
 use hivebus::{Bus, Config};
 use serde_json::{json, Value};

@@ -3,7 +3,7 @@
 
 use super::harness::start_on;
 use futures_util::{SinkExt, StreamExt};
-use hivebus::config::TlsConfig;
+use hivebus::server::TlsConfig;
 use hivebus::Config;
 use serde_json::{json, Value};
 use std::sync::Arc;

@@ -33,7 +33,7 @@ pub(crate) struct Live {
     /// False until the submit's commit: the task is reported as `submitted` and is
     /// not yet in a ready lane.
     pub(crate) durable: bool,
-    pub(crate) lease: Option<Lease>,
+    pub(crate) lease: Option<LeaseState>,
     /// Backoff: becomes ready at this instant.
     pub(crate) not_before: Option<Instant>,
     pub(crate) stream_next: u64,
@@ -42,16 +42,18 @@ pub(crate) struct Live {
     pub(crate) timer_gen: u64,
 }
 
-/// A consumer's hold on one attempt of a task.
+/// The queue's record of a consumer's hold on one attempt of a task: who holds it and
+/// until when. (Not the consumer SDK's [`crate::consumer::Lease`], which is that
+/// consumer's handle on the same attempt, on the other side of the socket.)
 #[derive(Debug, Clone)]
-pub(crate) struct Lease {
+pub(crate) struct LeaseState {
     pub(crate) id: String,
     pub(crate) consumer: String,
     pub(crate) expires: Instant,
     pub(crate) length: Duration,
 }
 
-impl Lease {
+impl LeaseState {
     /// Pushes the expiry a full lease length past `now` (HEARTBEAT, EVENT, APPROVAL).
     pub(crate) fn renew(&mut self, now: Instant) {
         self.expires = now + self.length;
@@ -344,7 +346,7 @@ impl Core {
             result: None,
             history: Vec::new(),
         };
-        rec.history.push(super::model::HistoryEntry {
+        rec.history.push(super::model::Transition {
             at_ms: now,
             state: TaskState::Submitted,
             attempt: 0,
@@ -575,7 +577,7 @@ impl Core {
         let _ = live
             .rec
             .advance(TaskState::Leased, now_ms(), format!("leased to {session}"));
-        live.lease = Some(Lease {
+        live.lease = Some(LeaseState {
             id: lease_id.clone(),
             consumer: session.to_owned(),
             expires: now + length,

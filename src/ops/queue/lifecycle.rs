@@ -3,7 +3,7 @@
 //! consumer loss, and recovery after a restart. All under the core lock (see `core`).
 
 use super::backoff;
-use super::core::{Core, Lease, Live};
+use super::core::{Core, LeaseState, Live};
 use super::model::{now_ms, TaskRecord, TaskState};
 use crate::error::{ErrorCode, WireError};
 use crate::frame::FrameType;
@@ -164,7 +164,7 @@ impl Core {
         Ok(self.attempt_failed(r.task, &msg, payload))
     }
 
-    fn free_slot(&mut self, lease: Option<&Lease>, task: &str) {
+    fn free_slot(&mut self, lease: Option<&LeaseState>, task: &str) {
         if let Some(l) = lease {
             if let Some(c) = self.consumers.get_mut(&l.consumer) {
                 c.held.remove(task);

@@ -15,7 +15,8 @@
 //! happen outside it. One timer task fires lease expiries and backoff ends.
 //!
 //! # Layout
-//! - `model`: task spec, states and the transition table, the stored record.
+//! - `model`: task spec, states and the transition table, the stored record with
+//!   its [`Transition`](model::Transition)s.
 //! - `config`: every knob and its default.
 //! - `scheduler`: ready lanes with priority, FIFO and aging.
 //! - `backoff`: exponential backoff with full jitter.

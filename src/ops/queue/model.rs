@@ -378,9 +378,11 @@ fn missing(field: &str) -> WireError {
         .with_details(json!({"field": field}))
 }
 
-/// One line of a task's history: a state change and why.
+/// One state change of a task, and why: an entry of [`TaskRecord::history`], the
+/// task's own audit trail. (Channel history, the replayable frames of an address, is
+/// `bus::HistoryPage` and unrelated.)
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct HistoryEntry {
+pub struct Transition {
     /// Wall-clock milliseconds since the Unix epoch.
     pub at_ms: u64,
     /// New state.
@@ -390,6 +392,10 @@ pub struct HistoryEntry {
     /// Why (consumer session, error summary, human command, ...).
     pub note: String,
 }
+
+/// The former name of [`Transition`].
+#[deprecated(note = "renamed `Transition`: a task's state change, not channel history")]
+pub type HistoryEntry = Transition;
 
 /// Everything the queue keeps about one task; stored as JSON in SQLite.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -418,7 +424,7 @@ pub struct TaskRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<Value>,
     /// Every state change.
-    pub history: Vec<HistoryEntry>,
+    pub history: Vec<Transition>,
 }
 
 impl TaskRecord {
@@ -430,7 +436,7 @@ impl TaskRecord {
         self.state.check(to)?;
         self.state = to;
         self.updated_ms = now_ms;
-        self.history.push(HistoryEntry {
+        self.history.push(Transition {
             at_ms: now_ms,
             state: to,
             attempt: self.attempt,

@@ -5,7 +5,7 @@
 //! An entry carries the task's timer generation; re-arming a task bumps it, so stale
 //! entries are skipped when they come due instead of being searched for and removed.
 
-use super::core::{Core, Lease};
+use super::core::{Core, LeaseState};
 use super::model::TaskState;
 use crate::frame::{Envelope, FrameType};
 use serde_json::json;
@@ -70,7 +70,7 @@ impl Core {
     }
 
     /// Sends a SYSTEM notice about a lease to its consumer.
-    pub(crate) fn tell_consumer(&self, lease: &Lease, event: &str, task: &str) {
+    pub(crate) fn tell_consumer(&self, lease: &LeaseState, event: &str, task: &str) {
         let env = Envelope::new(
             FrameType::System,
             json!({"event": event, "task": task, "lease": lease.id}),
