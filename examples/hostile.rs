@@ -109,6 +109,30 @@ fn main() -> std::process::ExitCode {
 async fn run(a: Args) -> Result<Value, String> {
     let counts = Arc::new(Counts::default());
     let until = Instant::now() + Duration::from_secs_f64(a.seconds);
+    // The victim has a thread and a runtime of its own, so that what it measures is the
+    // broker, not this program's attackers crowding its scheduler; and it is welcomed
+    // before the attack starts, so that it holds its session like any well-behaved
+    // client that was there first (the attack fills the anonymous cap).
+    let victim = if a.no_victim {
+        None
+    } else {
+        let (url, every) = (a.url.clone(), Duration::from_millis(a.ping_ms));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let handle = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?
+                .block_on(async move {
+                    let ws = hello(&url, "client").await;
+                    let _ = ready_tx.send(());
+                    victim(ws?, every, until).await
+                })
+        });
+        // Welcomed or refused, the victim says so before the attackers start.
+        let _ = ready_rx.recv();
+        Some(handle)
+    };
     let mut tasks = Vec::new();
     if a.attack == "all" {
         let per = a.channels.div_ceil(a.flooders.max(1));
@@ -139,22 +163,14 @@ async fn run(a: Args) -> Result<Value, String> {
     } else if a.attack != "none" {
         return Err(format!("--attack is `all` or `none`, not `{}`", a.attack));
     }
-    // The victim has a thread and a runtime of its own: what it measures is the
-    // broker, not this program's attackers crowding its scheduler.
-    let (url, every) = (a.url.clone(), Duration::from_millis(a.ping_ms));
-    let victim = if a.no_victim {
-        tokio::time::sleep_until(until.into()).await;
-        Value::Null
-    } else {
-        std::thread::spawn(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| e.to_string())?
-                .block_on(victim(&url, every, until))
-        })
-        .join()
-        .map_err(|_| "the victim's thread panicked".to_owned())??
+    let victim = match victim {
+        Some(v) => v
+            .join()
+            .map_err(|_| "the victim's thread panicked".to_owned())??,
+        None => {
+            tokio::time::sleep_until(until.into()).await;
+            Value::Null
+        }
     };
     for t in tasks {
         // An attacker that the broker cut off ends early; that is the broker's right.
@@ -394,9 +410,8 @@ async fn connections(a: Args, c: Arc<Counts>, until: Instant) {
     }
 }
 
-/// Pings every `every` until `until`; reports the round trips in microseconds.
-async fn victim(url: &str, every: Duration, until: Instant) -> Result<Value, String> {
-    let mut ws = hello(url, "client").await?;
+/// Pings on `ws` every `every` until `until`; reports the round trips in microseconds.
+async fn victim(mut ws: Ws, every: Duration, until: Instant) -> Result<Value, String> {
     // 1 µs .. 60 s: the answer of a starved broker still lands in the histogram.
     let mut hist =
         Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).map_err(|e| e.to_string())?;
