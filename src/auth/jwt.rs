@@ -139,6 +139,8 @@ impl JwtVerifier {
                 _ => AuthError::InvalidToken(e.to_string()),
             })?;
         let c = data.claims;
+        super::check_subject(&c.sub)
+            .map_err(|why| AuthError::InvalidToken(format!("`sub` {why}")))?;
         let role = Role::parse(&c.role).map_err(|e| AuthError::InvalidToken(e.message))?;
         let publish = c.publish.or_else(|| c.rooms.clone());
         let subscribe = c.subscribe.or(c.rooms);

@@ -150,6 +150,31 @@ pub struct Identity {
     pub expires_at: Option<u64>,
 }
 
+/// The subject of sessions without a credential. No credential may claim it: it owns
+/// every task such a session submits.
+pub const ANONYMOUS: &str = "anonymous";
+
+/// Checks a credential's subject: it names an owner (of tasks, of sessions against
+/// `max_sessions_per_identity`) and is shown in listings and logs, so it is 1 to 128
+/// bytes without whitespace or control characters, and never [`ANONYMOUS`].
+///
+/// # Errors
+/// A sentence saying what is wrong.
+pub fn check_subject(subject: &str) -> Result<(), String> {
+    if subject.is_empty() || subject.len() > 128 {
+        return Err(format!("must be 1 to 128 bytes, not {}", subject.len()));
+    }
+    if subject.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err("must not contain whitespace or control characters".into());
+    }
+    if subject.eq_ignore_ascii_case(ANONYMOUS) {
+        return Err(format!(
+            "`{ANONYMOUS}` is reserved for sessions without a credential"
+        ));
+    }
+    Ok(())
+}
+
 impl Identity {
     /// Whether this identity came from a credential (and so counts against
     /// `max_sessions_per_identity`).
@@ -190,6 +215,7 @@ impl Authenticator {
                     "auth.tokens[{i}]: tokens must be at least 16 bytes"
                 ));
             }
+            check_subject(&t.subject).map_err(|why| format!("auth.tokens[{i}].subject: {why}"))?;
             let role =
                 Role::parse(&t.role).map_err(|e| format!("auth.tokens[{i}]: {}", e.message))?;
             let permissions = Permissions::new(t.publish.as_deref(), t.subscribe.as_deref())
@@ -232,7 +258,7 @@ impl Authenticator {
                 return Err(AuthError::Missing.into());
             }
             return Ok(Identity {
-                subject: "anonymous".into(),
+                subject: ANONYMOUS.into(),
                 role: asked,
                 permissions: Permissions::all(),
                 method: "none",

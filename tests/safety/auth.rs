@@ -288,3 +288,32 @@ async fn a_jwt_not_yet_valid_is_refused_and_an_unknown_role_claim_too() {
     assert_eq!(r.closed_with().await, 4003);
     srv.stop().await;
 }
+
+#[tokio::test]
+async fn no_credential_may_claim_the_anonymous_subject_or_an_unprintable_one() {
+    // A JWT for `anonymous` would own every task a local session without a credential
+    // submitted; one with a NUL or a space would be a name no listing shows truly.
+    let srv = start(hs_config()).await;
+    for sub in ["anonymous", "Anonymous", "a\u{0}b", "two words", ""] {
+        let tok = hs256(
+            json!({"sub": sub, "role": "client", "exp": now() + 600}),
+            HS_SECRET,
+        );
+        let mut r = srv.raw().await;
+        let e = r.send_hello("client", Some(&tok)).await;
+        assert_error(&e, "unauthorized", Some("h"));
+        assert_eq!(
+            e["payload"]["details"]["reason"], "invalid_token",
+            "{sub:?}"
+        );
+    }
+    srv.stop().await;
+    // A static token for it does not even load.
+    let auth: hivebus::auth::AuthConfig = serde_json::from_value(json!({"tokens": [
+        {"token": "tok-anon-0000000000", "subject": "anonymous", "role": "admin"}]}))
+    .unwrap();
+    let Err(err) = hivebus::auth::Authenticator::new(&auth, false) else {
+        panic!("a static token for `anonymous` loaded");
+    };
+    assert!(err.contains("subject") && err.contains("reserved"), "{err}");
+}
