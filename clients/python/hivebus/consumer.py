@@ -297,7 +297,7 @@ class Consumer:
             except HivebusError as e:
                 if not self._reconnect or e.code in ("unauthorized", "forbidden", "invalid_field"):
                     raise
-                log.warning("hivebus consumer: %s; reconnecting in %.1fs", e, backoff)
+                log.warning("%s; reconnecting in %.1fs", e, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self._max_backoff)
                 continue
@@ -310,7 +310,7 @@ class Consumer:
                     return
                 if not self._reconnect:
                     raise
-                log.warning("hivebus consumer: %s; reconnecting", e)
+                log.warning("%s; reconnecting", e)
             finally:
                 self._client = None
                 await client.close()
@@ -358,7 +358,7 @@ class Consumer:
             if t is not None:
                 t._decide(p)
         elif kind == "ERROR":
-            log.debug("hivebus consumer: the broker refused a frame: %s", p)
+            log.debug("the broker refused a frame: %s", p)
 
     async def _execute(self, t: Task) -> None:
         handler = self._handlers.get(t.kind)
@@ -375,7 +375,7 @@ class Consumer:
                 except LeaseLost:
                     return
                 except Exception as e:  # the handler's failure is the attempt's
-                    log.warning("hivebus consumer: task %s failed: %r", t.id, e)
+                    log.warning("task %s failed: %r", t.id, e)
                     summary = f"{type(e).__name__}: {e}"
                     payload = {"status": "fail", "summary": summary[:MAX_SUMMARY]}
             if t.lost is not None:
@@ -383,7 +383,7 @@ class Consumer:
             try:
                 await t._ask("RESULT", payload)
             except (HivebusError, LeaseLost) as e:
-                log.warning("hivebus consumer: result of task %s refused: %s", t.id, e)
+                log.warning("result of task %s refused: %s", t.id, e)
         finally:
             if self._tasks.get(t.id) is t:
                 del self._tasks[t.id]
@@ -405,7 +405,7 @@ class Consumer:
             try:
                 await client.command("op.queue.consume", {"kinds": []})
             except HivebusError as e:
-                log.debug("hivebus consumer: drain: %s", e)
+                log.debug("drain: %s", e)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         # Leases the queue sent before it saw the drain still start: wait for those too.
