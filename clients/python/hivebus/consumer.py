@@ -340,23 +340,24 @@ class Consumer:
 
     def _route(self, client: Client, frame: Frame) -> None:
         kind = frame.get("type")
-        p = frame.get("payload") if isinstance(frame.get("payload"), dict) else {}
+        raw = frame.get("payload")
+        p: dict[str, Any] = raw if isinstance(raw, dict) else {}
         task_id = str(p.get("task", ""))
+        held = self._tasks.get(task_id)
         if kind == "TASK" and "lease" in p:
             t = Task(self, client, frame)
             self._tasks[t.id] = t
             self._running[t.id] = asyncio.get_running_loop().create_task(self._execute(t))
         elif kind == "SYSTEM" and p.get("event") in ("cancel", "lease_expired"):
-            t = self._tasks.get(task_id)
-            if t is not None and p.get("lease", t.lease) == t.lease:
-                t._lose("cancelled" if p["event"] == "cancel" else "expired")
+            # A notice about an older lease of the same task changes nothing.
+            if held is not None and p.get("lease", held.lease) == held.lease:
+                held._lose("cancelled" if p["event"] == "cancel" else "expired")
                 running = self._running.get(task_id)
                 if running is not None:
                     running.cancel()
         elif kind == "APPROVAL" and "decision" in p:
-            t = self._tasks.get(task_id)
-            if t is not None:
-                t._decide(p)
+            if held is not None:
+                held._decide(p)
         elif kind == "ERROR":
             log.debug("the broker refused a frame: %s", p)
 
