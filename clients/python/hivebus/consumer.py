@@ -96,6 +96,8 @@ class Task:
         self.bip_id: Optional[int] = p.get("bipId")
         #: The task's trace id.
         self.trace_id = str(frame.get("traceId", ""))
+        #: The lease length in ms (the task's ``timeout``, else the kind's default).
+        self.lease_ms = int(p.get("leaseMs") or p.get("lease_ms") or 30_000)
         #: The whole lease payload (repo, branch, priority, idempotencyKey, leaseMs...).
         self.payload = p
         self._room = frame.get("room")
@@ -245,6 +247,7 @@ class Consumer:
         self._client: Optional[Client] = None
         self._stopping = False
         self._ready = asyncio.Event()
+        self._beat_wake = asyncio.Event()
         self._runner: Optional[asyncio.Task[None]] = None
         #: What ``op.queue.consume`` answered (kinds, slots, leaseMs).
         self.registration: dict[str, Any] = {}
@@ -321,7 +324,7 @@ class Consumer:
         if self._stopping:  # stop() came while we were connecting
             await client.command("op.queue.consume", {"kinds": []})
         lease_ms = self.registration.get("leaseMs") or self.registration.get("lease_ms") or 30_000
-        beat = asyncio.get_running_loop().create_task(self._heartbeat(client, lease_ms / 3000))
+        beat = asyncio.get_running_loop().create_task(self._heartbeat(client, float(lease_ms)))
         self._ready.set()
         try:
             while True:
@@ -329,14 +332,28 @@ class Consumer:
         finally:
             beat.cancel()
 
-    async def _heartbeat(self, client: Client, period: float) -> None:
-        # Fire-and-forget: the queue renews every lease of the session.
+    async def _heartbeat(self, client: Client, default_ms: float) -> None:
+        """A HEARTBEAT every third of the shortest lease held (a task's ``timeout``
+        may be shorter than the kind's lease length the registration gave);
+        fire-and-forget: the queue renews every lease of the session."""
+        loop = asyncio.get_running_loop()
+        last = loop.time()
         while True:
-            await asyncio.sleep(max(0.05, period))
+            shortest = min([default_ms] + [t.lease_ms for t in self._tasks.values()])
+            wait = last + max(0.05, shortest / 3000) - loop.time()
+            if wait > 0:
+                self._beat_wake.clear()
+                try:
+                    # A new, shorter lease may bring the next beat forward.
+                    await asyncio.wait_for(self._beat_wake.wait(), wait)
+                    continue
+                except asyncio.TimeoutError:
+                    pass
             try:
                 await client.send({"type": "HEARTBEAT"})
             except ConnectionClosed:
                 return
+            last = loop.time()
 
     def _route(self, client: Client, frame: Frame) -> None:
         kind = frame.get("type")
@@ -348,6 +365,7 @@ class Consumer:
             t = Task(self, client, frame)
             self._tasks[t.id] = t
             self._running[t.id] = asyncio.get_running_loop().create_task(self._execute(t))
+            self._beat_wake.set()
         elif kind == "SYSTEM" and p.get("event") in ("cancel", "lease_expired"):
             # A notice about an older lease of the same task changes nothing.
             if held is not None and p.get("lease", held.lease) == held.lease:

@@ -160,3 +160,27 @@ def test_stop_lets_running_work_finish_and_takes_no_new_work(broker: Broker) -> 
             await c.cancel(later["task"])
 
     run(body())
+
+
+def test_heartbeats_keep_a_short_lease_while_a_quiet_handler_runs(broker: Broker) -> None:
+    async def body() -> None:
+        k = kind()
+        consumer = hivebus.Consumer(broker.url, kinds=[k])
+        leases: list[int] = []
+
+        @consumer.task(k)
+        async def handle(task: hivebus.Task) -> str:
+            leases.append(task.lease_ms)
+            await asyncio.sleep(1.5)  # five lease lengths without a word
+            return f"quiet attempt {task.attempt}"
+
+        await consumer.start()
+        async with await hivebus.connect(broker.url, role="client") as c:
+            r = await c.submit(k, bip(), timeout=300)
+            rec = await wait_state(c, r["task"], "succeeded", "dead", "failed")
+            assert rec["state"] == "succeeded" and rec["attempt"] == 1, rec
+            assert rec["result"]["summary"] == "quiet attempt 1"
+            assert leases == [300]
+        await consumer.stop()
+
+    run(body())
