@@ -70,31 +70,38 @@ class Broker:
 
 
 def start_broker(dir: Path, *extra: str) -> Broker:
-    """Starts ``hive --dir DIR broker --no-logs --port P`` and waits until it listens."""
-    port = free_port()
+    """Starts ``hive --dir DIR broker --no-logs --port P`` and waits until it listens.
+
+    The free port is found by binding and releasing it, so another process may take it
+    first: a broker that exits before listening is retried on a new port (3 times)."""
     env = {k: v for k, v in os.environ.items() if k != "HIVE_WS_PORT"}
     log = dir / "broker.log"
-    with open(log, "ab") as err:
-        proc = subprocess.Popen(
-            [str(hive_bin()), "--dir", str(dir), "broker", "--no-logs", "--port", str(port), *extra],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-        )
-    deadline = time.monotonic() + 30
-    while True:
-        if proc.poll() is not None:
-            text = log.read_text(errors="replace")
-            pytest.fail(f"hive broker exited with {proc.returncode}:\n{text}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                break
-        except OSError:
+    for _ in range(3):
+        port = free_port()
+        with open(log, "ab") as err:
+            proc = subprocess.Popen(
+                [str(hive_bin()), "--dir", str(dir), "broker", "--no-logs", "--port", str(port),
+                 *extra],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+            )
+        deadline = time.monotonic() + 30
+        # Listening: it wrote our port to its port file (a port another process
+        # took would answer a connect, but never appear there).
+        port_file = dir / ".hive" / "port"
+        while proc.poll() is None:
+            try:
+                if port_file.read_text().split() == [str(port)]:
+                    return Broker(port, dir, proc)
+            except OSError:
+                pass
             if time.monotonic() > deadline:
                 proc.kill()
                 pytest.fail("hive broker did not listen within 30 s")
             time.sleep(0.05)
-    return Broker(port, dir, proc)
+    text = log.read_text(errors="replace")
+    pytest.fail(f"hive broker exited with {proc.returncode}:\n{text}")
 
 
 def stop_broker(b: Broker) -> None:
