@@ -15,12 +15,16 @@ from __future__ import annotations
 
 import dataclasses
 import errno
-import fcntl
 import os
 from pathlib import Path
 from typing import Optional, Union
 
 from .errors import DiscoveryError
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: liveness cannot be probed, so no port file is trusted
+    fcntl = None  # type: ignore[assignment]
 
 __all__ = ["Located", "locate", "discover_url"]
 
@@ -54,6 +58,8 @@ def _holder(lock: Path) -> dict[str, str]:
 
 def _probe(lock: Path) -> str:
     """``alive``, ``gone`` or ``unknown`` for the broker holding ``lock``."""
+    if fcntl is None:
+        return "unknown"
     try:
         f = open(lock, "rb")
     except OSError:
