@@ -82,3 +82,24 @@ def test_private_frames_reach_the_named_session(broker: Broker) -> None:
             assert "queue" in (await a.status())["operators"]
 
     run(body())
+
+
+def test_unread_events_are_bounded_and_the_oldest_dropped(broker: Broker) -> None:
+    async def body() -> None:
+        addr = f"{room()}:flood"
+        async with await hivebus.connect(broker.url, role="client") as pub, \
+                await hivebus.connect(broker.url, role="client", max_events=2) as lazy:
+            await lazy.join(addr)
+            await pub.join(addr)
+            for n in range(5):
+                await pub.publish(addr, {"n": n})
+            # Answers still arrive while events pile up unread.
+            for _ in range(100):
+                await lazy.ping()
+                if lazy.events_dropped == 3:
+                    break
+            assert lazy.events_dropped == 3
+            kept = [await lazy.next_event(timeout=1), await lazy.next_event(timeout=1)]
+            assert [f["payload"]["n"] for f in kept] == [3, 4]
+
+    run(body())

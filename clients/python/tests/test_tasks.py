@@ -184,3 +184,38 @@ def test_heartbeats_keep_a_short_lease_while_a_quiet_handler_runs(broker: Broker
         await consumer.stop()
 
     run(body())
+
+
+def test_tail_follows_a_requeued_dead_task_to_its_new_verdict(broker: Broker) -> None:
+    async def body() -> None:
+        k = kind()
+        consumer = hivebus.Consumer(broker.url, kinds=[k])
+        runs: list[int] = []
+
+        @consumer.task(k)
+        async def handle(task: hivebus.Task) -> str:
+            runs.append(task.attempt)
+            if len(runs) == 1:
+                raise ValueError("first run fails")
+            await asyncio.sleep(0.5)  # the tail starts while this run is live
+            return "second run works"
+
+        await consumer.start()
+        async with await hivebus.connect(broker.url, role="client") as c:
+            r = await c.submit(k, bip(), max_attempts=1)
+            await wait_state(c, r["task"], "dead")
+            await c.command("op.queue.dlq.requeue", {"task": r["task"]})
+            tail = c.tail(r["traceId"], poll=0.2)
+            results = []
+            async for f in tail:
+                if f["type"] == "RESULT":
+                    results.append(f["payload"])
+                    # Still following after the old RESULT: the task is not final yet.
+                    assert tail.state is None
+            # The old RESULT of the dead run does not end the tail; the state does.
+            assert [p["state"] for p in results] == ["dead", "succeeded"], results
+            assert tail.state == "succeeded" and tail.result["summary"] == "second run works"
+            assert runs == [1, 1]
+        await consumer.stop()
+
+    run(body())
