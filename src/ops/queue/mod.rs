@@ -15,7 +15,6 @@
 //! happen outside it. One timer task fires lease expiries and backoff ends.
 //!
 //! # Layout
-//! - `a2a`: each task state as A2A v1 names it (`a2aState` in `show`).
 //! - `model`: task spec, states and the transition table, the stored record.
 //! - `config`: every knob and its default.
 //! - `scheduler`: ready lanes with priority, FIFO and aging.
@@ -31,6 +30,7 @@
 //! - `timers`: lease expiries, backoff ends, lease-loss notices.
 //! - `tracelog`: ndjson trace files with rotation.
 //! - `views`: the camelCase answers of `show`, `list` and `dlq.list`.
+//! - `a2a`: each task state as A2A v1 names it (`a2aState` in `show`).
 
 pub mod a2a;
 mod access;
