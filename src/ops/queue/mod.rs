@@ -33,7 +33,9 @@
 //! - `timers`: lease expiries, backoff ends, lease-loss notices.
 //! - `tracelog`: ndjson trace files with rotation.
 //! - `views`: the camelCase answers of `show`, `list` and `dlq.list`.
+//! - `a2a`: each task state as A2A v1 names it (`a2aState` in `show`).
 
+pub mod a2a;
 mod access;
 mod approvals;
 mod backoff;

@@ -58,6 +58,7 @@ pub(super) fn record(rec: &TaskRecord, state: TaskState) -> Value {
     v["id"] = json!(rec.id);
     v["spec"] = serde_json::to_value(&rec.spec).unwrap_or(Value::Null);
     v["seq"] = json!(rec.seq);
+    v["a2aState"] = json!(super::a2a::a2a_state(state));
     v["result"] = rec.result.clone().unwrap_or(Value::Null);
     v["history"] = json!(history);
     v
