@@ -16,6 +16,7 @@ mod hooks;
 mod idempotency;
 mod leases;
 mod ordering;
+mod policy;
 mod retries;
 mod sdk;
 mod streaming;

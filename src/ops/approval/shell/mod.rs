@@ -170,7 +170,14 @@ impl SimpleCommand {
     /// The command as one line, words re-quoted where needed, for display.
     pub fn display(&self) -> String {
         let mut out: Vec<String> = self.wrappers.iter().map(|w| format!("{w}:")).collect();
-        out.extend(self.words.iter().map(|w| quote(w)));
+        // A substitution is shown as written: quoted, it would read as a literal.
+        out.extend(self.words.iter().map(|w| {
+            if w.contains("$(") || w.contains('`') || w.starts_with("<(") {
+                w.clone()
+            } else {
+                quote(w)
+            }
+        }));
         out.extend(
             self.redirects
                 .iter()
