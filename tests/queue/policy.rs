@@ -196,3 +196,35 @@ fn hive_policy_check_exits_with_the_decision() {
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("rules[0]") && err.contains("`cat x`"), "{err}");
 }
+
+/// Every TOML example in `docs/APPROVALS.md` compiles as a policy (examples checked),
+/// so the guide cannot drift from the code.
+#[test]
+fn the_config_examples_in_approvals_md_compile() {
+    let md = include_str!("../../docs/APPROVALS.md");
+    let mut blocks = Vec::new();
+    let mut current: Option<String> = None;
+    for line in md.lines() {
+        match (current.as_mut(), line.trim_start()) {
+            (None, "```toml") => current = Some(String::new()),
+            (Some(_), "```") => blocks.extend(current.take()),
+            (Some(b), _) => {
+                b.push_str(line);
+                b.push('\n');
+            }
+            _ => {}
+        }
+    }
+    assert!(blocks.len() >= 2, "{blocks:?}");
+    for b in &blocks {
+        let c = ApprovalConfig::from_toml(b).unwrap_or_else(|e| panic!("{e}\n{b}"));
+        assert!(!c.rules.is_empty(), "{b}");
+        Policy::from_config(&c).unwrap_or_else(|e| panic!("{e}\n{b}"));
+    }
+    let c = ApprovalConfig::from_toml(&blocks[0]).unwrap();
+    let p = Policy::from_config(&c).unwrap();
+    let d = p.decide(&hivebus::ops::approval::Action::shell(
+        "cargo test --all && git push origin main",
+    ));
+    assert_eq!(d.rule.map(|r| r.name), Some("no-push-main".to_owned()));
+}
