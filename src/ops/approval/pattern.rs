@@ -50,8 +50,19 @@ impl CommandPattern {
 
     /// Whether `words` starts with what this pattern describes.
     pub fn matches(&self, words: &[String]) -> bool {
+        self.might_match(words, &[])
+    }
+
+    /// Whether `words` may start with what this pattern describes once the shell
+    /// expanded them: a word flagged in `runtime` (past the program) matches any
+    /// pattern word. Deny and ask rules match this way, so `git push origin $B`
+    /// meets a rule about `git push * main`; allow rules match literally.
+    pub fn might_match(&self, words: &[String], runtime: &[bool]) -> bool {
         let base = !self.words[0].contains('/');
         let word_matches = |p: &String, w: &String, at: usize| {
+            if at > 0 && runtime.get(at).copied().unwrap_or(false) {
+                return true;
+            }
             let w = if at == 0 && base {
                 super::shell::basename(w)
             } else {

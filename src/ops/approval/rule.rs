@@ -135,8 +135,16 @@ impl Rule {
             },
             _ => return false,
         };
+        // Only a rule that refuses or asks reads a run-time word as "could be
+        // anything": an allow must match what is written.
+        let skip = part.words.len() - words.len();
+        let runtime: &[bool] = match self.effect {
+            Effect::Allow => &[],
+            _ => part.runtime.get(skip..).unwrap_or(&[]),
+        };
         !words.is_empty()
-            && (self.commands.is_empty() || self.commands.iter().any(|p| p.matches(words)))
+            && (self.commands.is_empty()
+                || self.commands.iter().any(|p| p.might_match(words, runtime)))
     }
 
     /// Whether the rule names paths (rather than matching every path).

@@ -105,6 +105,38 @@ fn a_compound_command_is_allowed_only_if_every_part_is() {
 }
 
 #[test]
+fn words_known_only_at_run_time_meet_deny_rules_but_never_satisfy_allow_rules() {
+    let p = policy(
+        r#"
+        [[approval.rules]]
+        command = ["git push *", "echo", "ls"]
+        decision = "allow"
+        [[approval.rules]]
+        command = "git push * main"
+        decision = "deny"
+        "#,
+    );
+    // `$B`, `${B}`, `{main,}` could each be `main`.
+    for line in [
+        "git push origin $B",
+        "git push origin \"${B:-x}\"",
+        "git push origin {main,}",
+        "git push origin $(cat branch)",
+    ] {
+        assert_eq!(sh(&p, line), Effect::Deny, "{line}");
+    }
+    assert_eq!(sh(&p, "git push origin 'ma'\"in\""), Effect::Deny);
+    assert_eq!(sh(&p, "git push origin feature"), Effect::Allow);
+    assert_eq!(sh(&p, "echo $HOME"), Effect::Allow);
+    assert_eq!(sh(&p, "ls *.rs"), Effect::Allow);
+    // A program known only at run time matches no rule: the default decides.
+    assert_eq!(sh(&p, "$GIT push origin main"), Effect::Ask);
+    // A carriage return is part of a word, as in the shell: `X=1\rgit` is one
+    // assignment, and the command is what follows it.
+    assert_eq!(sh(&p, "X=1\rgit push origin main"), Effect::Ask);
+}
+
+#[test]
 fn the_builtin_list_asks_or_denies_until_a_rule_overrides_it() {
     let p = policy(
         r#"

@@ -18,6 +18,8 @@ struct Word {
     plain: usize,
     /// It holds an expansion: `$x`, `${x}`, `$(...)`, backticks, `<(...)`.
     expands: bool,
+    /// It holds an unquoted glob or brace character (`*`, `?`, `[`, `{`).
+    globs: bool,
 }
 
 impl Word {
@@ -105,7 +107,7 @@ impl<'a> Lexer<'a> {
             ..Pending::default()
         };
         loop {
-            while matches!(self.peek(), Some(b' ' | b'\t' | b'\r')) {
+            while matches!(self.peek(), Some(b' ' | b'\t')) {
                 self.i += 1;
             }
             let Some(b) = self.peek() else {
@@ -252,7 +254,7 @@ impl<'a> Lexer<'a> {
             return Ok(w);
         }
         while let Some(b) = self.peek() {
-            if matches!(b, b' ' | b'\t' | b'\r') || is_meta(b) {
+            if matches!(b, b' ' | b'\t') || is_meta(b) {
                 break;
             }
             match b {
@@ -290,6 +292,7 @@ impl<'a> Lexer<'a> {
                 _ => {
                     w.text.push(b);
                     self.i += 1;
+                    w.globs |= matches!(b, b'*' | b'?' | b'[' | b'{');
                     if !w.quoted && !w.expands {
                         w.plain = w.text.len();
                     }
@@ -571,6 +574,9 @@ pub(super) struct PeelWord {
     pub(super) text: String,
     /// Whether it holds an expansion.
     pub(super) expands: bool,
+    /// Whether its value is only known when the shell runs it (an expansion, an
+    /// unquoted glob or brace).
+    pub(super) runtime: bool,
     /// Whether it is a `NAME=value` assignment.
     pub(super) assignment: bool,
     /// The raw bytes (for splitting a `sh -c` string again).
@@ -582,6 +588,7 @@ impl From<Word> for PeelWord {
         PeelWord {
             text: w.text(),
             expands: w.expands,
+            runtime: w.expands || w.globs,
             assignment: w.is_assignment(),
             bytes: w.text,
         }

@@ -148,6 +148,10 @@ pub struct SimpleCommand {
     /// one is never equal to what it would expand to. Empty for a bare redirection
     /// (`> file`).
     pub words: Vec<String>,
+    /// For each word, whether its value is only known when the shell runs it: it
+    /// holds a parameter or substitution (`$x`, `${x}`, `$(...)`), or an unquoted
+    /// glob or brace character (`*`, `?`, `[`, `{`).
+    pub runtime: Vec<bool>,
     /// Leading `NAME=value` assignments, in order (also those after `env`).
     pub assignments: Vec<String>,
     /// The wrappers peeled off, outermost first (`sudo`, `env`, `xargs`, `sh -c`, ...).
@@ -252,6 +256,7 @@ pub(super) fn split_inner(
     } else if !template.redirects.is_empty() {
         let mut p = template.clone();
         p.words.clear();
+        p.runtime.clear();
         lexer::push_part(out, p)?;
     }
     Ok(())

@@ -89,6 +89,17 @@ fn substitutions_and_subshells_count_as_parts() {
 }
 
 #[test]
+fn words_known_only_at_run_time_are_flagged() {
+    let p = &split("sudo rm -rf $DIR \"${X}\" 'lit$' *.rs {a,b} `id` \\*").unwrap()[1];
+    assert_eq!(p.words[0], "rm");
+    assert_eq!(
+        p.runtime,
+        [false, false, true, true, false, true, true, true, false]
+    );
+    assert_eq!(words("a\rb c"), w(&[&["a\rb", "c"]]), "\\r is not a blank");
+}
+
+#[test]
 fn wrappers_and_assignments_are_peeled_off() {
     let p = &split("FOO=1 sudo -u root env -i BAR=\"2 3\" nohup time -p xargs -0 -n1 rm -rf")
         .unwrap()[0];

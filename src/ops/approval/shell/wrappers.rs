@@ -296,6 +296,7 @@ pub(super) fn peel(
         break;
     }
     part.words = words[i..].iter().map(|w| w.text.clone()).collect();
+    part.runtime = words[i..].iter().map(|w| w.runtime).collect();
     if part.words.is_empty() && part.redirects.is_empty() {
         return Ok(());
     }
