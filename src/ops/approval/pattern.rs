@@ -257,6 +257,12 @@ impl Located {
     /// `worktree` unless absolute. Without an absolute base, a relative path is inside
     /// the worktree unless `..` leaves it.
     pub fn resolve(path: &str, cwd: Option<&str>, worktree: Option<&str>) -> Located {
+        Located::within(path, cwd, worktree.or(cwd))
+    }
+
+    /// Like [`Located::resolve`], with the worktree never defaulting to `cwd` (for a
+    /// part of a command line that runs after a `cd`).
+    pub fn within(path: &str, cwd: Option<&str>, worktree: Option<&str>) -> Located {
         let abs_of = |p: &str| {
             p.strip_prefix('/').map(|r| {
                 // `/..` is `/`: climbing above the root stays there.
@@ -289,7 +295,7 @@ impl Located {
             loc.home = normalize(path[1..].split('/'));
             return loc;
         }
-        let root = worktree.or(cwd).and_then(abs_of);
+        let root = worktree.and_then(abs_of);
         // The working directory, absolute when it can be, else relative to the root.
         let cwd_abs = match (cwd, &root) {
             (Some(c), _) if c.starts_with('/') => abs_of(c),

@@ -166,6 +166,13 @@ impl Action {
     }
 }
 
+impl Action {
+    /// The worktree: as given, else the directory the action started in.
+    fn root(&self) -> Option<&str> {
+        self.worktree.as_deref().or(self.cwd.as_deref())
+    }
+}
+
 /// Who and where an action comes from, as rules' conditions see it.
 pub(crate) struct Subject<'a> {
     pub(crate) kind: Option<&'a str>,
@@ -341,9 +348,12 @@ impl Policy {
                             .unreadable(&format!("the command cannot be split ({e})"), Some(why));
                     }
                 };
-                for i in 0..split.len() {
-                    let j = self.judge_part(&split, i, a, &s);
-                    parts.push(part(split[i].display(), j));
+                // The directory each part runs in: a `cd` moves the parts after it.
+                let mut cwd = Some(a.cwd.clone());
+                for (i, p) in split.iter().enumerate() {
+                    let j = self.judge_part(&split, i, cwd.as_ref().map(Option::as_deref), a, &s);
+                    parts.push(part(p.display(), j));
+                    cwd = after_cd(p, cwd);
                 }
             }
             Tool::Read | Tool::Write => {
@@ -351,7 +361,8 @@ impl Policy {
                     return self.unreadable("no `path` to decide on", None);
                 }
                 for p in &a.paths {
-                    parts.push(part(p.clone(), self.judge_path(a.tool, p, a, &s)));
+                    let j = self.judge_path(a.tool, p, a.cwd.as_deref(), a, &s);
+                    parts.push(part(p.clone(), j));
                 }
             }
             Tool::Net | Tool::Publish => {
@@ -430,10 +441,12 @@ impl Policy {
     }
 
     /// Part `i` of a shell line: its command, the files it names, its redirections.
+    /// `cwd` is where it runs: `None` when an earlier `cd` made that unknowable.
     fn judge_part(
         &self,
         parts: &[SimpleCommand],
         i: usize,
+        cwd: Option<Option<&str>>,
         a: &Action,
         s: &Subject<'_>,
     ) -> Judgement {
@@ -455,7 +468,7 @@ impl Policy {
                     .map(|r| r.target.as_str()),
             );
         for path in named {
-            let loc = Located::resolve(path, a.cwd.as_deref(), a.worktree.as_deref());
+            let loc = Located::within(path, cwd.flatten(), a.root());
             hits.extend(
                 self.rules
                     .iter()
@@ -471,15 +484,38 @@ impl Policy {
             all.extend(strictest(hits));
         }
         for r in p.redirects.iter().filter(|r| r.writes()) {
-            let mut j = self.judge_path(Tool::Write, &r.target, a, s);
+            let relative = !r.target.starts_with('/') && !r.target.starts_with('~');
+            let mut j = match cwd {
+                _ if r.runtime => self.unknowable("a path known only at run time"),
+                None if relative => {
+                    self.unknowable("relative to a directory an earlier `cd` changed")
+                }
+                _ => self.judge_path(Tool::Write, &r.target, cwd.flatten(), a, s),
+            };
             j.reason = format!("redirect to {}: {}", r.target, j.reason);
             all.push(j);
         }
         strictest(all).unwrap_or_else(|| self.fallback("this command"))
     }
 
-    fn judge_path(&self, tool: Tool, path: &str, a: &Action, s: &Subject<'_>) -> Judgement {
-        let loc = Located::resolve(path, a.cwd.as_deref(), a.worktree.as_deref());
+    /// What cannot be known before it runs: ask, or the default when stricter.
+    fn unknowable(&self, why: &str) -> Judgement {
+        Judgement {
+            effect: self.default.max(Effect::Ask),
+            rule: None,
+            reason: why.to_owned(),
+        }
+    }
+
+    fn judge_path(
+        &self,
+        tool: Tool,
+        path: &str,
+        cwd: Option<&str>,
+        a: &Action,
+        s: &Subject<'_>,
+    ) -> Judgement {
+        let loc = Located::within(path, cwd, a.root());
         let (mut hits, mut off) = (Vec::new(), Vec::new());
         self.collect(s, |r| r.matches_path(tool, &loc), &mut hits, &mut off);
         self.builtins(builtin::path_hits(tool, &loc), &off, &mut hits);
@@ -493,6 +529,50 @@ impl Policy {
             self.builtins(builtin::publish_hits(), &off, &mut hits);
         }
         strictest(hits).unwrap_or_else(|| self.fallback("this host"))
+    }
+}
+
+/// The directory the parts after `p` run in: `Some(cwd)` while it is known, `None`
+/// once a `cd` went somewhere only known at run time. An absolute `cd` and one
+/// starting with `.` are followed; any other relative `cd` may be redirected by
+/// `CDPATH`, and `cd`, `cd -`, `cd ~`, `pushd`, `popd` depend on the environment.
+/// Parts are in the order they were read, so a `cd` inside a subshell is taken as
+/// lasting: the error is towards asking, never towards allowing.
+fn after_cd(p: &SimpleCommand, cwd: Option<Option<String>>) -> Option<Option<String>> {
+    let (prog, args, runtime) = match p.program() {
+        "builtin" => (
+            p.words.get(1).map_or("", String::as_str),
+            p.words.get(2..).unwrap_or(&[]),
+            p.runtime.get(2..).unwrap_or(&[]),
+        ),
+        prog => (
+            prog,
+            p.words.get(1..).unwrap_or(&[]),
+            p.runtime.get(1..).unwrap_or(&[]),
+        ),
+    };
+    match prog {
+        "cd" => {}
+        "pushd" | "popd" => return None,
+        _ => return cwd,
+    }
+    let cwd = cwd?;
+    let k = args
+        .iter()
+        .position(|w| !matches!(w.as_str(), "-L" | "-P" | "-e" | "-@"))?;
+    if runtime.get(k).copied().unwrap_or(true) {
+        return None;
+    }
+    let dir = args[k].as_str();
+    if dir.starts_with('/') {
+        Some(Some(dir.to_owned()))
+    } else if dir == "." || dir == ".." || dir.starts_with("./") || dir.starts_with("../") {
+        Some(Some(match cwd {
+            Some(c) => format!("{c}/{dir}"),
+            None => dir.to_owned(),
+        }))
+    } else {
+        None
     }
 }
 

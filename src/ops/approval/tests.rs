@@ -194,6 +194,41 @@ fn what_cannot_be_read_asks_and_never_allows() {
 }
 
 #[test]
+fn redirections_follow_cd_and_ask_when_their_target_is_known_only_at_run_time() {
+    let p = policy(&format!(
+        "{BASE}\n[[approval.rules]]\ncommand = [\"cd\", \"builtin cd\"]\ndecision = \"allow\""
+    ));
+    let at = |line: &str| {
+        let mut a = Action::shell(line);
+        a.cwd = Some("/w".into());
+        p.decide(&a).verdict
+    };
+    assert_eq!(at("cargo test > build.log"), Effect::Allow);
+    assert_eq!(at("cd ./src && cargo test > build.log"), Effect::Allow);
+    assert_eq!(at("cargo test > build.log; cd /"), Effect::Allow);
+    // `*.log` matches anywhere, but /tmp is outside the worktree.
+    assert_eq!(at("cd /tmp && cargo test > build.log"), Effect::Ask);
+    assert_eq!(at("builtin cd /tmp; cargo test > build.log"), Effect::Ask);
+    // CDPATH, `cd -`, a variable: where the next part runs is not known.
+    for line in [
+        "cd src && cargo test > build.log",
+        "cd - && cargo test > build.log",
+        "cd $D && cargo test > build.log",
+        "pushd /w && cargo test > build.log",
+        "cargo test > $LOG",
+        "cargo test > build-*.log",
+    ] {
+        assert_eq!(at(line), Effect::Ask, "{line}");
+    }
+    assert_eq!(at("cd src && cargo test > /w/src/x.log"), Effect::Allow);
+    assert_eq!(
+        sh(&p, "cd /tmp && cargo test > build.log"),
+        Effect::Ask,
+        "no cwd"
+    );
+}
+
+#[test]
 fn paths_resolve_against_the_worktree_and_outside_writes_ask_or_deny() {
     let p = policy(BASE);
     let write = |path: &str| Action {

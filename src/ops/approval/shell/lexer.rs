@@ -236,8 +236,12 @@ impl<'a> Lexer<'a> {
                 at,
             });
         }
-        let target = self.word(out, depth)?.text();
-        Ok(Redirect { op, target })
+        let w = self.word(out, depth)?;
+        Ok(Redirect {
+            op,
+            target: w.text(),
+            runtime: w.expands || w.globs,
+        })
     }
 
     /// Reads one word, removing quotes and splitting the commands of substitutions.

@@ -115,6 +115,8 @@ pub struct Redirect {
     pub op: &'static str,
     /// The target word, quotes removed.
     pub target: String,
+    /// Whether the target is known only at run time (`> $LOG`, `> out-*.txt`).
+    pub runtime: bool,
 }
 
 impl Redirect {
