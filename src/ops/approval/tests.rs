@@ -450,3 +450,33 @@ fn requests_are_read_as_consumers_send_them() {
         assert!(Action::from_request(&bad).is_err(), "{bad}");
     }
 }
+
+/// Whatever comes before it, a line that goes on to `rm -rf /` is never allowed,
+/// even by a rule allowing every command: the text before either splits (and the
+/// built-in rule denies that part) or does not (and the line asks).
+#[test]
+fn no_prefix_smuggles_a_denied_command_past_an_allow_all_rule() {
+    let p = policy("[[approval.rules]]\ncommand = \"*\"\ndecision = \"allow\"");
+    const ALPHABET: &[&str] = &[
+        " ", "a", "echo", "\"", "'", "\\", "$", "(", ")", "`", "{", "}", ";", "&", "|", "<", ">",
+        "\n", "\r", "#", "=", "*", "sudo ", "sh -c ", "eval ", "$'", "<<", "cd /", "-",
+    ];
+    let mut rng = fastrand::Rng::with_seed(3);
+    for _ in 0..5_000 {
+        let prefix: String = (0..rng.usize(0..12))
+            .map(|_| ALPHABET[rng.usize(..ALPHABET.len())])
+            .collect();
+        // An escaped separator, a comment, or a redirection taking `rm` as its
+        // target keeps `rm` from running in the shell too.
+        let trailing = prefix.len() - prefix.trim_end_matches('\\').len();
+        let redirect = prefix.trim_end().ends_with(['<', '>']);
+        if trailing % 2 == 1 || prefix.contains('#') || redirect {
+            continue;
+        }
+        for sep in [";", "\n", "&&", "|", "&"] {
+            let line = format!("{prefix}{sep} rm -rf /");
+            let d = p.decide(&Action::shell(&line));
+            assert_ne!(d.verdict, Effect::Allow, "{line:?}: {d:?}");
+        }
+    }
+}
