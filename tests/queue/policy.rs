@@ -195,6 +195,18 @@ fn hive_policy_check_exits_with_the_decision() {
     let (code, _, err) = check(&["ls"], &bad);
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("rules[0]") && err.contains("`cat x`"), "{err}");
+    for args in [&["policy", "--help"][..], &["policy", "check", "--help"]] {
+        let h = std::process::Command::new(crate::cli::hive())
+            .args(args)
+            .output()
+            .unwrap();
+        let t = String::from_utf8_lossy(&h.stdout);
+        assert!(h.status.success(), "{args:?}");
+        assert!(
+            t.contains("Examples:") && t.contains("3  ask"),
+            "{args:?}: {t}"
+        );
+    }
 }
 
 /// Every TOML example in `docs/APPROVALS.md` compiles as a policy (examples checked),
