@@ -210,6 +210,7 @@ pub(crate) fn shell_hits(parts: &[SimpleCommand], i: usize) -> Vec<&'static Buil
         _ => {}
     }
     if let Some(g) = git_args(&p.words) {
+        // `git_args` returns a slice starting at the subcommand, never an empty one.
         let sub = g[0].as_str();
         let (short, long) = options(&g[1..]);
         let force = short.contains(&'f')

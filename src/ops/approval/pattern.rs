@@ -58,6 +58,7 @@ impl CommandPattern {
     /// pattern word. Deny and ask rules match this way, so `git push origin $B`
     /// meets a rule about `git push * main`; allow rules match literally.
     pub fn might_match(&self, words: &[String], runtime: &[bool]) -> bool {
+        // `parse` refuses a pattern without words.
         let base = !self.words[0].contains('/');
         let word_matches = |p: &String, w: &String, at: usize| {
             if at > 0 && runtime.get(at).copied().unwrap_or(false) {
@@ -186,6 +187,11 @@ impl PathGlob {
         };
         let segs = normalize(body.split('/'))
             .ok_or_else(|| format!("path glob `{t}` climbs out of its base with `..`"))?;
+        if anchor == Anchor::Anywhere && segs.is_empty() {
+            return Err(format!(
+                "path glob `{t}` names no file (`**` is every path)"
+            ));
+        }
         Ok(PathGlob {
             text: t.to_owned(),
             anchor,
@@ -424,7 +430,37 @@ mod tests {
         assert!(bare.outside(), "climbs out of the worktree: {bare:?}");
         assert!(!Located::resolve("a/../x", None, None).outside());
         assert!(PathGlob::parse("../x/y").is_err());
+        for nothing in [".", "./", "", "a/../.."] {
+            assert!(PathGlob::parse(nothing).is_err(), "{nothing}");
+        }
         assert!(g("**").matches(&Located::resolve("a/b", None, None)));
+    }
+
+    /// Any pattern that parses matches any input without panicking.
+    #[test]
+    fn generated_patterns_and_inputs_never_panic() {
+        const PIECES: &[&str] = &[
+            "a", "*", "**", "?", "/", ".", "..", "~", "~/", " ", "-", "x.pem", ":", "@", "[",
+        ];
+        let mut rng = fastrand::Rng::with_seed(5);
+        let gen = |rng: &mut fastrand::Rng| -> String {
+            (0..rng.usize(0..8))
+                .map(|_| PIECES[rng.usize(..PIECES.len())])
+                .collect()
+        };
+        for _ in 0..20_000 {
+            let (pat, input, cwd) = (gen(&mut rng), gen(&mut rng), gen(&mut rng));
+            let loc = Located::resolve(&input, Some(&cwd), None);
+            if let Ok(g) = PathGlob::parse(&pat) {
+                let _ = g.matches(&loc);
+            }
+            if let Ok(c) = CommandPattern::parse(&pat) {
+                let _ = c.matches(&words(&input));
+            }
+            if let Ok(h) = HostPattern::parse(&pat) {
+                let _ = h.matches(&input);
+            }
+        }
     }
 
     #[test]
