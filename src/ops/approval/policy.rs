@@ -336,7 +336,7 @@ impl Policy {
                     return self.unreadable("no `command` to decide on", None);
                 };
                 let line = match a.tool {
-                    Tool::Git if !cmd.trim_start().starts_with("git") => format!("git {cmd}"),
+                    Tool::Git if !starts_with_git(cmd) => format!("git {cmd}"),
                     _ => cmd.to_owned(),
                 };
                 let split = match shell::split(&line) {
@@ -574,6 +574,13 @@ fn after_cd(p: &SimpleCommand, cwd: Option<Option<String>>) -> Option<Option<Str
     } else {
         None
     }
+}
+
+/// Whether a git action's command already names `git` (`git push`, not `push`).
+pub(crate) fn starts_with_git(cmd: &str) -> bool {
+    cmd.split_whitespace()
+        .next()
+        .is_some_and(|w| super::shell::basename(w) == "git")
 }
 
 fn part(text: String, j: Judgement) -> PartDecision {

@@ -187,7 +187,7 @@ impl Rule {
             let got = match self.tool {
                 Tool::Shell | Tool::Git => {
                     let line = match self.tool {
-                        Tool::Git if !example.trim_start().starts_with("git") => {
+                        Tool::Git if !super::policy::starts_with_git(example) => {
                             format!("git {example}")
                         }
                         _ => example.clone(),

@@ -413,6 +413,8 @@ fn git_net_and_publish_actions() {
     };
     assert_eq!(p.decide(&git("log --oneline")).verdict, Effect::Allow);
     assert_eq!(p.decide(&git("push origin --force")).verdict, Effect::Deny);
+    assert_eq!(p.decide(&git("/usr/bin/git status")).verdict, Effect::Allow);
+    assert_eq!(p.decide(&git("gitk")).verdict, Effect::Ask, "`git gitk`");
     assert_eq!(sh(&p, "cd x && git push origin x --force"), Effect::Deny);
     let net = |h: &str| Action {
         tool: Tool::Net,
