@@ -39,6 +39,15 @@ impl Word {
                 .all(|b| b.is_ascii_alphanumeric() || *b == b'_')
     }
 
+    /// Compound-command keywords only frame other commands: `if a; then b; fi` runs
+    /// `a` and `b`. `for`, `case` and functions are kept (or refused) instead.
+    fn is_leading_keyword(&self) -> bool {
+        const LEADING: [&str; 9] = [
+            "!", "{", "if", "then", "else", "elif", "do", "while", "until",
+        ];
+        LEADING.iter().any(|k| self.is(k))
+    }
+
     fn is(&self, s: &str) -> bool {
         !self.quoted && self.text == s.as_bytes()
     }
@@ -151,7 +160,9 @@ impl<'a> Lexer<'a> {
                     self.finish(out, depth, &mut cmd)?;
                     cmd.after_pipe = !or;
                 }
-                b'(' if cmd.words.is_empty() && cmd.redirects.is_empty() => {
+                b'(' if cmd.words.iter().all(Word::is_leading_keyword)
+                    && cmd.redirects.is_empty() =>
+                {
                     self.i += 1;
                     self.nested(out, depth + 1, at, cmd.after_pipe)?;
                 }
@@ -542,15 +553,7 @@ impl<'a> Lexer<'a> {
             ..
         } = std::mem::take(cmd);
         let substitutions = std::mem::take(&mut self.substs);
-        // Compound-command keywords only frame other commands: `if a; then b; fi` runs
-        // `a` and `b`. `for`, `case` and functions are kept (or refused) instead.
-        const LEADING: [&str; 9] = [
-            "!", "{", "if", "then", "else", "elif", "do", "while", "until",
-        ];
-        let lead = words
-            .iter()
-            .take_while(|w| LEADING.iter().any(|k| w.is(k)))
-            .count();
+        let lead = words.iter().take_while(|w| w.is_leading_keyword()).count();
         words.drain(..lead);
         if words
             .iter()

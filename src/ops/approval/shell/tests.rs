@@ -83,6 +83,10 @@ fn substitutions_and_subshells_count_as_parts() {
     );
     assert_eq!(words("echo $((1 + (2)))"), w(&[&["echo", "$((1 + (2)))"]]));
     assert_eq!(
+        words("if (cd x && make); then ! (rm y); fi"),
+        w(&[&["cd", "x"], &["make"], &["rm", "y"]])
+    );
+    assert_eq!(
         words("if cargo test; then echo ok; else rm x; fi"),
         w(&[&["cargo", "test"], &["echo", "ok"], &["rm", "x"]])
     );
