@@ -41,6 +41,8 @@ mod connect;
 mod dlq;
 #[path = "../cli/output.rs"]
 mod output;
+#[path = "../cli/policy.rs"]
+mod policy;
 #[path = "../cli/tail.rs"]
 mod tail;
 #[path = "../cli/task.rs"]
@@ -70,6 +72,7 @@ use std::process::ExitCode;
         "hive tail <traceId>                             # follow it to its end",
         "hive task list --state dead",
         "hive dlq list",
+        "hive policy check \"git push --force\" --config hive.toml",
         "hive completions bash > ~/.local/share/bash-completion/completions/hive",
     )
 )]
@@ -131,6 +134,9 @@ enum Cmd {
         "hive --dir /srv/hive broker --port 7000 --config hive.toml",
     ))]
     Broker(broker::BrokerArgs),
+    /// The approval policy: what `[approval]` decides about an action (no broker).
+    #[command(subcommand, after_help = policy::CHECK_HELP)]
+    Policy(policy::PolicyCmd),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     #[command(after_help = examples!(
         "hive completions bash > ~/.local/share/bash-completion/completions/hive",
@@ -149,6 +155,14 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
         Cmd::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "hive", &mut std::io::stdout());
             return Ok(ExitCode::SUCCESS);
+        }
+        Cmd::Policy(p) => {
+            let mode = if cli.json {
+                output::Mode::Json
+            } else {
+                cli.output
+            };
+            return policy::run(p, &output::Out::new(mode));
         }
         other => other,
     };
@@ -186,7 +200,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Broker(_) | Cmd::Completions { .. } => {
+        Cmd::Broker(_) | Cmd::Completions { .. } | Cmd::Policy(_) => {
             Err("this subcommand does not take a client connection".into())
         }
     }

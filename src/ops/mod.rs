@@ -18,7 +18,9 @@
 //!
 //! # Layout
 //! - `queue`: the BIP-43 task queue, and its contract with other operators (`hooks`).
+//! - `approval`: the approval policy (rules, built-in destructive list) and its gate.
 
+pub mod approval;
 pub mod queue;
 
 use crate::auth::authority::{self, Asker, Need, Resource, Right, Target};

@@ -16,6 +16,7 @@ mod hooks;
 mod idempotency;
 mod leases;
 mod ordering;
+mod policy;
 mod python;
 mod retries;
 mod sdk;

@@ -1,0 +1,78 @@
+//! [`PolicyGate`]: the approval policy as one of the queue's action gates
+//! ([`ActionGate`]), deciding a consumer's APPROVAL request before a person is asked.
+//!
+//! The request's action is read with [`Action::from_request`] and the task's kind and
+//! BIP are added from the queue's [`ActionRequest`]. `allow` and `deny` become the
+//! queue's verdicts, named by the rule (`by` = the rule's name, or
+//! `builtin:<name>`, or `default`); `ask` leaves the decision to a person. An
+//! action the gate cannot read asks (fail closed).
+
+use super::config::Effect;
+use super::policy::{Action, Decision, Policy};
+use crate::ops::queue::hooks::{ActionGate, ActionRequest, Verdict};
+use crate::ops::BoxFuture;
+use std::sync::Arc;
+
+/// An [`ActionGate`] that applies a [`Policy`].
+#[derive(Debug, Clone)]
+pub struct PolicyGate {
+    policy: Arc<Policy>,
+}
+
+impl PolicyGate {
+    /// A gate applying `policy`.
+    pub fn new(policy: Policy) -> Self {
+        PolicyGate {
+            policy: Arc::new(policy),
+        }
+    }
+
+    /// The policy it applies.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The policy's decision on a request, or why the request cannot be read.
+    pub fn decide(&self, req: &ActionRequest) -> Result<Decision, String> {
+        let mut a = Action::from_request(&req.action)?;
+        a.kind = Some(req.kind.clone());
+        a.bip = Some(req.bip_id);
+        Ok(self.policy.decide(&a))
+    }
+}
+
+/// The queue's verdict for a decision.
+pub fn verdict(d: &Decision) -> Verdict {
+    let by = d
+        .rule
+        .as_ref()
+        .map_or_else(|| "default".to_owned(), |r| r.name.clone());
+    match d.verdict {
+        Effect::Allow => Verdict::Allow {
+            by,
+            reason: d.reason.clone(),
+        },
+        Effect::Deny => Verdict::Deny {
+            by,
+            reason: d.reason.clone(),
+        },
+        Effect::Ask => Verdict::Ask,
+    }
+}
+
+impl ActionGate for PolicyGate {
+    fn check<'a>(&'a self, req: &'a ActionRequest) -> BoxFuture<'a, Verdict> {
+        Box::pin(async move {
+            match self.decide(req) {
+                Ok(d) => {
+                    tracing::debug!(task = %req.task, verdict = d.verdict.as_str(), rule = ?d.rule, "approval policy");
+                    verdict(&d)
+                }
+                Err(why) => {
+                    tracing::debug!(task = %req.task, %why, "approval request not readable; asking");
+                    Verdict::Ask
+                }
+            }
+        })
+    }
+}
