@@ -121,8 +121,14 @@ pub async fn run_with(
     }
     .map_err(|e| format!("[safety]: {e}"))?;
     safety.attach(&bus).map_err(|e| e.to_string())?;
+    // The approval policy is checked (its rules' examples included) before the queue
+    // opens: a broker with a policy it cannot read does not start.
+    let policy = crate::ops::approval::Policy::from_config(&config.approval)
+        .map_err(|e| format!("[approval]: {e}"))?;
     let queue = Queue::open(bus.clone(), config.queue.clone())
         .map_err(|e| format!("cannot open the task queue: {e}"))?;
+    // Leased tasks' actions meet the policy before a person is asked.
+    queue.add_gate(Arc::new(crate::ops::approval::PolicyGate::new(policy)));
     let ops = Operators::new()
         .with(Arc::new(SafetyOperator::new(safety)))
         .with(Arc::new(queue));

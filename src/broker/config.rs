@@ -11,6 +11,7 @@
 use crate::auth::AuthConfig;
 use crate::bus::BusConfig;
 use crate::error::WireError;
+use crate::ops::approval::ApprovalConfig;
 use crate::ops::queue::QueueConfig;
 use crate::safety::{Safety, SafetyConfig};
 use crate::server::{LimitsConfig, Security, ServerConfig};
@@ -18,9 +19,9 @@ use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// The whole broker configuration: `[server]`, `[bus]`, `[queue]`, `[safety]`,
-/// `[auth]` and `[limits]` sections of the TOML file, each optional, unknown keys
-/// refused.
+/// The whole broker configuration: `[server]`, `[bus]`, `[queue]`, `[approval]`,
+/// `[safety]`, `[auth]` and `[limits]` sections of the TOML file, each optional,
+/// unknown keys refused.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
@@ -30,6 +31,9 @@ pub struct Config {
     pub bus: BusConfig,
     /// The task queue operator (`docs/QUEUE.md`).
     pub queue: QueueConfig,
+    /// The policy leased tasks' actions meet before a person is asked
+    /// (`docs/APPROVALS.md`).
+    pub approval: ApprovalConfig,
     /// The redaction policy, reloadable at run time.
     pub safety: SafetyConfig,
     /// Authentication methods; required when the broker binds a non-loopback address.

@@ -240,3 +240,60 @@ fn the_config_examples_in_approvals_md_compile() {
     ));
     assert_eq!(d.rule.map(|r| r.name), Some("no-push-main".to_owned()));
 }
+
+#[tokio::test]
+async fn hive_broker_applies_its_approval_section_and_refuses_a_policy_whose_examples_fail() {
+    // A policy whose example contradicts its rule: the broker does not start.
+    let dir = temp_dir("policy-broker");
+    let bad = dir.join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[[approval.rules]]\ncommand = \"ls\"\ndecision = \"allow\"\nexamples = { match = [\"cat x\"] }\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(crate::cli::hive())
+        .arg("--dir")
+        .arg(&dir)
+        .args(["broker", "--no-logs", "--config"])
+        .arg(&bad)
+        .env_remove("HIVE_WS_PORT")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "started with a broken policy");
+    assert!(err.contains("[approval]") && err.contains("cat x"), "{err}");
+    // A good one: the built-in list denies `rm -rf /` at once; the rule allows tests.
+    let good = dir.join("good.toml");
+    std::fs::write(
+        &good,
+        "[[approval.rules]]\ncommand = \"cargo test *\"\ndecision = \"allow\"\nreason = \"tests\"\n",
+    )
+    .unwrap();
+    let config = good.to_string_lossy().into_owned();
+    let (_broker, port) = crate::cli::broker(&dir, &["--config", &config]);
+    let url = format!("ws://127.0.0.1:{port}/");
+    let c = Client::connect(&url, hivebus::client::Hello::role("client"))
+        .await
+        .unwrap();
+    let mut h = hivebus::client::Hello::role("consumer");
+    h.capabilities = vec!["build".into()];
+    let mut w = Client::connect(&url, h).await.unwrap();
+    w.command("op.queue.consume", json!({})).await.unwrap();
+    submit(&c, task("build", "gate-broker-1", "normal"))
+        .await
+        .unwrap();
+    let lease = next_lease(&mut w).await;
+    let r = ask(
+        &w,
+        &lease,
+        json!({"command": "cd build && rm -rf /"}),
+    )
+    .await;
+    assert_eq!(r["decision"], "deny", "{r}");
+    assert!(
+        r["by"].as_str().unwrap().starts_with("policy:builtin:"),
+        "{r}"
+    );
+    let r = ask(&w, &lease, json!({"command": "cargo test --all"})).await;
+    assert_eq!(r["decision"], "approve", "{r}");
+}
