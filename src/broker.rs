@@ -125,6 +125,8 @@ pub async fn run_with(
     // opens: a broker with a policy it cannot read does not start.
     let policy = crate::ops::approval::Policy::from_config(&config.approval)
         .map_err(|e| format!("[approval]: {e}"))?;
+    // One timeout for approval requests, said once, in `[approval]`.
+    config.queue.approval_timeout_ms = config.approval.timeout_secs.saturating_mul(1000);
     let queue = Queue::open(bus.clone(), config.queue.clone())
         .map_err(|e| format!("cannot open the task queue: {e}"))?;
     // Leased tasks' actions meet the policy before a person is asked.

@@ -390,6 +390,14 @@ async fn a_restricted_token_cannot_act_on_other_rooms_tasks() {
         .await
         .unwrap();
     assert_eq!(show["state"], "waiting_approval");
+    // Pending approvals are listed to who may read the task's room, not to alice.
+    let mine = bob.command("op.queue.approvals", json!({})).await.unwrap();
+    assert_eq!(mine["approvals"][0]["task"], id.as_str(), "{mine}");
+    let theirs = alice
+        .command("op.queue.approvals", json!({}))
+        .await
+        .unwrap();
+    assert_eq!(theirs["approvals"], json!([]), "{theirs}");
     // Purge of everything: admin only.
     let r = alice
         .command("op.queue.dlq.purge", json!({"all": true}))

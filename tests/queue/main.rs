@@ -5,6 +5,7 @@
 // Test helpers are shared between modules of this one binary.
 #![allow(unreachable_pub)]
 
+mod approvals;
 mod authority;
 mod backpressure;
 mod cli;

@@ -283,12 +283,7 @@ async fn hive_broker_applies_its_approval_section_and_refuses_a_policy_whose_exa
         .await
         .unwrap();
     let lease = next_lease(&mut w).await;
-    let r = ask(
-        &w,
-        &lease,
-        json!({"command": "cd build && rm -rf /"}),
-    )
-    .await;
+    let r = ask(&w, &lease, json!({"command": "cd build && rm -rf /"})).await;
     assert_eq!(r["decision"], "deny", "{r}");
     assert!(
         r["by"].as_str().unwrap().starts_with("policy:builtin:"),

@@ -32,6 +32,7 @@ pub(crate) enum Cmd {
     Cancel,
     Retry,
     Approve,
+    Approvals,
     Stats,
     DlqList,
     DlqShow,
@@ -51,6 +52,7 @@ impl Cmd {
             "cancel" => Cmd::Cancel,
             "retry" => Cmd::Retry,
             "approve" => Cmd::Approve,
+            "approvals" => Cmd::Approvals,
             "stats" => Cmd::Stats,
             "dlq.list" => Cmd::DlqList,
             "dlq.show" => Cmd::DlqShow,
@@ -138,7 +140,7 @@ impl Queue {
                 .with_content()
             }
             Cmd::Consume => Need::new(EXECUTORS, Right::None, On::Nothing),
-            Cmd::List | Cmd::DlqList => Need::new(ANY_ROLE, Right::Read, On::Each),
+            Cmd::List | Cmd::DlqList | Cmd::Approvals => Need::new(ANY_ROLE, Right::Read, On::Each),
             // Filtered by what the credential may read, like a listing.
             Cmd::Stats => Need::new(ANY_ROLE, Right::Read, On::Each),
             Cmd::Show | Cmd::Stream => Need::new(ANY_ROLE, Right::Read, on_task(true)?),

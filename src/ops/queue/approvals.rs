@@ -15,6 +15,31 @@ use super::model::{now_ms, TaskState};
 use crate::error::{ErrorCode, WireError};
 use crate::frame::FrameType;
 use serde_json::{json, Value};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// An approval request waiting for a decision.
+#[derive(Debug)]
+pub(crate) struct Pending {
+    /// The request as published (without `lease`, with `attempt`).
+    pub(crate) request: Value,
+    /// When it was asked, wall-clock ms.
+    pub(crate) asked_ms: u64,
+    /// When it expires.
+    pub(crate) due: Instant,
+    /// Whether the warning before expiry went out.
+    pub(crate) warned: bool,
+}
+
+/// When to warn about a request due at `due`: `warn` before it, unless that is no
+/// warning at all (0, or as long as the whole wait).
+pub(crate) fn warn_at(due: Instant, timeout: Duration, warn: Duration) -> Instant {
+    if warn.is_zero() || warn >= timeout {
+        due
+    } else {
+        due - warn
+    }
+}
 
 /// The fields only a decision carries. A request that brings them would read, on the
 /// stream and to a naive observer or gate, like a decision the lease holder made for
@@ -30,6 +55,60 @@ fn unforge(request: &mut Value) {
 }
 
 impl Core {
+    /// A request's timer came due at `now`: warn once, then expire it, failing closed:
+    /// the lease holder is told `expired` (not `denied`: nobody decided) and works on.
+    /// Returns false when the task is not waiting for an approval any more.
+    pub(crate) fn approval_due(&mut self, id: &str, now: Instant) -> bool {
+        let Some(live) = self.tasks.get_mut(id) else {
+            return false;
+        };
+        let Some((due, warned)) = live.pending.as_ref().map(|p| (p.due, p.warned)) else {
+            return false;
+        };
+        if live.rec.state != TaskState::WaitingApproval {
+            live.pending = None;
+            return false;
+        }
+        let timeout = Duration::from_millis(self.cfg.approval_timeout_ms);
+        let warn = Duration::from_millis(self.cfg.approval_warn_ms);
+        if now >= due {
+            self.counters.approvals_expired += 1;
+            let reason = format!("no decision within {}s", timeout.as_secs());
+            let _ = self.decide(&Decision {
+                task: id,
+                decision: "expired",
+                scope: None,
+                reason: Some(&reason),
+                by: "timeout",
+                session: None,
+            });
+            return true;
+        }
+        if !warned && now >= warn_at(due, timeout, warn) {
+            if let Some(p) = live.pending.as_mut() {
+                p.warned = true;
+            }
+            let left = due.saturating_duration_since(now).as_millis() as u64;
+            let notice = json!({"event": "approval_expiring", "task": id, "expiresInMs": left});
+            if let Some(l) = &live.lease {
+                let mut env = crate::frame::Envelope::new(FrameType::System, notice.clone());
+                if let Some(o) = env.payload.as_object_mut() {
+                    o.insert("lease".into(), json!(l.id));
+                }
+                let _ = self
+                    .bus
+                    .send_private(std::slice::from_ref(&l.consumer), env);
+            }
+            self.publish(id, FrameType::System, notice);
+            self.arm(id, due);
+        } else if !warned {
+            self.arm(id, warn_at(due, timeout, warn));
+        } else {
+            self.arm(id, due);
+        }
+        true
+    }
+
     /// What the lease holder asks to do, for the gates (see `hooks`).
     ///
     /// # Errors
@@ -65,16 +144,34 @@ impl Core {
         r: &LeaseRef<'_>,
         mut payload: Value,
     ) -> Result<Value, WireError> {
+        let (timeout, warn) = (
+            Duration::from_millis(self.cfg.approval_timeout_ms),
+            Duration::from_millis(self.cfg.approval_warn_ms),
+        );
+        let now = tokio::time::Instant::now();
         let live = self.renew_lease(r)?;
         live.rec.advance(
             TaskState::WaitingApproval,
             now_ms(),
             "approval requested".into(),
         )?;
+        // The lease is held while a person thinks: no expiry, no retry, until the
+        // request itself expires (then `fire_due` answers `expired`).
+        let due = now + timeout;
+        if let Some(l) = live.lease.as_mut() {
+            l.expires = l.expires.max(due + l.length);
+        }
         let attempt = live.rec.attempt;
-        self.persist(r.task);
         strip(&mut payload, attempt);
         unforge(&mut payload);
+        live.pending = Some(Box::new(Pending {
+            request: payload.clone(),
+            asked_ms: now_ms(),
+            due,
+            warned: false,
+        }));
+        self.arm(r.task, warn_at(due, timeout, warn));
+        self.persist(r.task);
         self.publish(r.task, FrameType::Approval, payload);
         Ok(json!({"task": r.task, "state": "waiting_approval"}))
     }
@@ -162,7 +259,16 @@ impl Core {
             now_ms(),
             format!("approval {decision} by {by}"),
         )?;
+        // The wait is over: the lease goes back to living on heartbeats.
+        live.pending = None;
+        let now = tokio::time::Instant::now();
+        if let Some(l) = live.lease.as_mut() {
+            l.expires = now + l.length;
+        }
         let lease = live.lease.clone();
+        if let Some(l) = &lease {
+            self.arm(task, l.expires);
+        }
         self.persist(task);
         let mut p = json!({"task": task, "decision": decision, "by": by});
         if let Some(s) = session {

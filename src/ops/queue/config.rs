@@ -48,6 +48,13 @@ pub struct QueueConfig {
     pub max_attempts: u32,
     /// Default lease (visibility timeout) in ms.
     pub lease_ms: u64,
+    /// How long an approval request waits for a decision before it expires, in ms
+    /// (the broker sets it from `[approval] timeout_secs`). The lease is held
+    /// meanwhile; on expiry the consumer is told `expired` and the task works on.
+    pub approval_timeout_ms: u64,
+    /// How long before that expiry the consumer and the stream are warned, in ms
+    /// (0: no warning).
+    pub approval_warn_ms: u64,
     /// Backoff base in ms: attempt n waits up to `base * 2^(n-1)`.
     pub backoff_base_ms: u64,
     /// Backoff cap in ms.
@@ -92,6 +99,8 @@ impl Default for QueueConfig {
             max_batch: 4096,
             max_attempts: 5,
             lease_ms: 30_000,
+            approval_timeout_ms: 15 * 60_000,
+            approval_warn_ms: 60_000,
             backoff_base_ms: 1_000,
             backoff_cap_ms: 60_000,
             jitter: true,

@@ -40,6 +40,8 @@ pub(crate) struct Live {
     pub(crate) stream_dropped: u64,
     /// Bumped whenever a timer for this task is armed; older heap entries are ignored.
     pub(crate) timer_gen: u64,
+    /// While `waiting_approval`: the request waiting for a decision (see `approvals`).
+    pub(crate) pending: Option<Box<super::approvals::Pending>>,
 }
 
 /// The queue's record of a consumer's hold on one attempt of a task: who holds it and
@@ -54,9 +56,11 @@ pub(crate) struct LeaseState {
 }
 
 impl LeaseState {
-    /// Pushes the expiry a full lease length past `now` (HEARTBEAT, EVENT, APPROVAL).
+    /// Pushes the expiry a full lease length past `now` (HEARTBEAT, EVENT, APPROVAL),
+    /// never earlier than it already is: a lease held through an approval's wait
+    /// stays held however the consumer heartbeats.
     pub(crate) fn renew(&mut self, now: Instant) {
-        self.expires = now + self.length;
+        self.expires = self.expires.max(now + self.length);
     }
 }
 
@@ -84,6 +88,7 @@ pub(crate) struct Counters {
     pub(crate) dead: u64,
     pub(crate) stale_refused: u64,
     pub(crate) cancelled: u64,
+    pub(crate) approvals_expired: u64,
 }
 
 /// What a submit answers, and the commit to wait for before answering.
@@ -388,6 +393,7 @@ impl Core {
                 stream_next: 1,
                 stream_dropped: 0,
                 timer_gen: 0,
+                pending: None,
             }),
         );
         self.counters.submitted += 1;

@@ -428,6 +428,7 @@ impl Core {
                 stream_next,
                 stream_dropped: 0,
                 timer_gen: 0,
+                pending: None,
             }),
         );
         if running {

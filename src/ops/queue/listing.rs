@@ -1,5 +1,5 @@
-//! What the queue shows: `list` / `dlq.list` and `stats`, filtered by what the caller
-//! may read. A listing leaves out tasks whose channel the credential may not read
+//! What the queue shows: `list` / `dlq.list`, `approvals` and `stats`, filtered by
+//! what the caller may read. A listing leaves out tasks whose channel the credential may not read
 //! rather than refusing; `stats` counts over the same tasks and shows a restricted
 //! credential only its own consumer entry (`docs/ROLES.md`).
 
@@ -15,6 +15,36 @@ use serde_json::{json, Value};
 const MAX_LIST: usize = 1000;
 
 impl Queue {
+    /// The approval requests waiting for a decision, oldest first, on channels the
+    /// caller may read: what was asked, by which consumer, how long is left.
+    pub(crate) fn approvals(&self, caller: &Caller) -> Value {
+        let core = self.lock();
+        let now = tokio::time::Instant::now();
+        let everything = caller.identity.permissions.reads_everything();
+        let mut v: Vec<(u64, Value)> = core
+            .tasks
+            .values()
+            .filter(|l| everything || may_read(caller, l))
+            .filter_map(|l| {
+                let p = l.pending.as_ref()?;
+                let rec = &l.rec;
+                Some((
+                    p.asked_ms,
+                    json!({
+                        "task": rec.id, "traceId": rec.trace_id, "bipId": rec.spec.bip_id,
+                        "kind": rec.spec.kind, "owner": rec.owner, "attempt": rec.attempt,
+                        "consumer": l.lease.as_ref().map(|l| l.consumer.as_str()),
+                        "request": p.request, "askedMs": p.asked_ms,
+                        "expiresInMs": p.due.saturating_duration_since(now).as_millis() as u64,
+                    }),
+                ))
+            })
+            .collect();
+        v.sort_by_key(|(at, _)| *at);
+        let approvals: Vec<Value> = v.into_iter().map(|(_, a)| a).collect();
+        json!({"approvals": approvals})
+    }
+
     /// Tasks in memory, newest first, that the caller may read.
     pub(crate) fn list(
         &self,

@@ -248,6 +248,7 @@ impl Queue {
                 self.lock().approval_decision(&task, caller, &args)
             }
             Cmd::Stats => Ok(self.stats(caller)),
+            Cmd::Approvals => Ok(self.approvals(caller)),
             Cmd::DlqList => self.list(caller, &args, Some(TaskState::Dead)),
             Cmd::DlqShow => {
                 let v = self.show(arg_str(&args, "task")?).await?;

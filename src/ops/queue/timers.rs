@@ -32,7 +32,8 @@ impl Core {
         self.timers.peek().map(|r| r.0 .0)
     }
 
-    /// Fires every timer due at `now`: expired leases and finished backoffs.
+    /// Fires every timer due at `now`: approval requests to warn about or expire,
+    /// expired leases and finished backoffs.
     pub(crate) fn fire_due(&mut self, now: Instant) {
         let mut woke = false;
         while let Some(Reverse((at, gen, id))) = self.timers.peek().cloned() {
@@ -46,6 +47,12 @@ impl Core {
             if live.timer_gen != gen {
                 continue;
             }
+            if live.pending.is_some() && self.approval_due(&id, now) {
+                continue;
+            }
+            let Some(live) = self.tasks.get_mut(&id) else {
+                continue;
+            };
             if let Some(lease) = &live.lease {
                 if lease.expires > now {
                     // Renewed since this entry was armed: re-arm at the new expiry.

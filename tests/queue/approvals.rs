@@ -1,0 +1,128 @@
+//! Approval requests that wait: the lease is held while a person thinks (no expiry,
+//! no retry), a warning comes before the request expires, and an expired request
+//! fails closed: the lease holder is told `expired` (not `denied`), the task works on,
+//! and a late decision is refused. Also `op.queue.approvals`: who sees which pending
+//! request. On a paused clock.
+
+use crate::harness::*;
+use hivebus::frame::{Envelope, FrameType};
+use hivebus::ops::queue::QueueConfig;
+use serde_json::json;
+use std::time::Duration;
+
+fn cfg() -> QueueConfig {
+    QueueConfig {
+        approval_timeout_ms: 60_000,
+        approval_warn_ms: 10_000,
+        ..config() // lease 5 s
+    }
+}
+
+/// The next frame of `kind` this consumer receives, skipping others.
+async fn next_of(c: &mut hivebus::client::Client, kind: FrameType) -> Envelope {
+    loop {
+        let e = c.next_event_within(WAIT).await.expect("no frame in time");
+        if e.kind == kind {
+            return e;
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_holds_the_lease_warns_then_expires_closed() {
+    let q = start(cfg()).await;
+    let c = q.client().await;
+    let mut w = q.consumer(&["build"], 1).await;
+    submit(&c, task("build", "wait-1", "normal")).await.unwrap();
+    let lease = next_lease(&mut w).await;
+    let id = task_id(&lease);
+    let r = w
+        .request(about(
+            &lease,
+            FrameType::Approval,
+            json!({"command": "make deploy"}),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(r["state"], "waiting_approval");
+    // It is listed for people to decide: what, by whom, how long is left.
+    let list = c.command("op.queue.approvals", json!({})).await.unwrap();
+    let a = &list["approvals"][0];
+    assert_eq!(a["task"], id.as_str(), "{list}");
+    assert_eq!(a["request"]["command"], "make deploy");
+    assert_eq!(a["consumer"], w.session());
+    assert_eq!(a["expiresInMs"], 60_000);
+    // Eight lease lengths without a heartbeat: the lease holds while a person thinks.
+    tokio::time::sleep(Duration::from_secs(40)).await;
+    assert_eq!(show(&c, &id).await["state"], "waiting_approval");
+    // Ten seconds before the end, the consumer is warned.
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    let warn = next_of(&mut w, FrameType::System).await;
+    assert_eq!(
+        warn.payload["event"],
+        "approval_expiring",
+        "{}",
+        warn.to_text()
+    );
+    assert_eq!(warn.payload["lease"], lease.payload["lease"]);
+    assert!(warn.payload["expiresInMs"].as_u64().unwrap() <= 10_000);
+    // Then it expires: the consumer is told `expired`, by the timeout, not a denial.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let d = next_of(&mut w, FrameType::Approval).await;
+    assert_eq!(d.payload["decision"], "expired", "{}", d.to_text());
+    assert_eq!(d.payload["by"], "timeout");
+    let s = show(&c, &id).await;
+    assert_eq!(s["state"], "working");
+    let list = c.command("op.queue.approvals", json!({})).await.unwrap();
+    assert_eq!(
+        list["approvals"],
+        json!([]),
+        "expired requests are not pending"
+    );
+    // A late decision changes nothing.
+    let late = c
+        .command(
+            "op.queue.approve",
+            json!({"task": id, "decision": "approve"}),
+        )
+        .await;
+    assert_eq!(late.unwrap_err().code(), Some("conflict"));
+    // The wait is over: the lease lives on heartbeats again, and lapses without them.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let after = show(&c, &id).await;
+    assert_ne!(
+        after["state"], "working",
+        "the lease should have expired: {after}"
+    );
+    q.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_decision_before_the_timeout_ends_the_hold() {
+    let q = start(cfg()).await;
+    let c = q.client().await;
+    let mut w = q.consumer(&["build"], 1).await;
+    submit(&c, task("build", "wait-2", "normal")).await.unwrap();
+    let lease = next_lease(&mut w).await;
+    let id = task_id(&lease);
+    w.request(about(&lease, FrameType::Approval, json!({"command": "ls"})))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    c.command(
+        "op.queue.approve",
+        json!({"task": id, "decision": "approve"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        next_of(&mut w, FrameType::Approval).await.payload["decision"],
+        "approve"
+    );
+    // No warning, no expiry later: the request is gone.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    finish(&w, &lease, "ok").await.unwrap();
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert_eq!(show(&c, &id).await["state"], "succeeded");
+    q.stop().await;
+}
