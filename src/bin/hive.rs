@@ -33,6 +33,8 @@ macro_rules! examples {
     };
 }
 
+#[path = "../cli/approvals.rs"]
+mod approvals;
 #[path = "../cli/broker.rs"]
 mod broker;
 #[path = "../cli/connect.rs"]
@@ -125,6 +127,13 @@ enum Cmd {
         "hive dlq purge --all --yes",
     ))]
     Dlq(dlq::DlqCmd),
+    /// Requests of running agents that wait for a person: list, show, approve, deny.
+    #[command(subcommand, after_help = examples!(
+        "hive approvals list",
+        "hive approvals approve <task>",
+        "hive approvals deny <task> --reason \"use a branch\"",
+    ))]
+    Approvals(approvals::ApprovalsCmd),
     /// Queue and broker status.
     #[command(after_help = examples!("hive status", "hive status --json"))]
     Status,
@@ -183,6 +192,9 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             .await
             .map(|()| ExitCode::SUCCESS),
         Cmd::Dlq(d) => dlq::run(&client, d, &out).await.map(|()| ExitCode::SUCCESS),
+        Cmd::Approvals(a) => approvals::run(&client, a, &out)
+            .await
+            .map(|()| ExitCode::SUCCESS),
         Cmd::Status => {
             let bus = client
                 .command("status", json!({}))

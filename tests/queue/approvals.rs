@@ -126,3 +126,60 @@ async fn a_decision_before_the_timeout_ends_the_hold() {
     assert_eq!(show(&c, &id).await["state"], "succeeded");
     q.stop().await;
 }
+
+#[tokio::test]
+async fn hive_approvals_lists_and_decides_a_waiting_request() {
+    use crate::cli::{broker, json_of, run, text};
+    let dir = temp_dir("cli-approvals");
+    let (_broker, port) = broker(&dir, &[]);
+    let url = format!("ws://127.0.0.1:{port}/");
+    let c = hivebus::client::Client::connect(&url, hivebus::client::Hello::role("client"))
+        .await
+        .unwrap();
+    let mut h = hivebus::client::Hello::role("consumer");
+    h.capabilities = vec!["build".into()];
+    let mut w = hivebus::client::Client::connect(&url, h).await.unwrap();
+    w.command("op.queue.consume", json!({})).await.unwrap();
+    submit(&c, task("build", "cli-appr-1", "normal"))
+        .await
+        .unwrap();
+    let lease = next_lease(&mut w).await;
+    let id = task_id(&lease);
+    // Neither allowed nor denied by the built-in list: a person decides.
+    w.request(about(
+        &lease,
+        FrameType::Approval,
+        json!({"command": "make release", "reason": "ship 1.2"}),
+    ))
+    .await
+    .unwrap();
+    let listed = run(&dir, &["approvals", "list", "--json"]);
+    assert!(listed.status.success(), "{}", text(&listed));
+    let l = json_of(&listed);
+    assert_eq!(l["approvals"][0]["task"], id.as_str(), "{l}");
+    assert_eq!(l["approvals"][0]["request"]["command"], "make release");
+    let shown = run(&dir, &["approvals", "show", &id]);
+    assert!(text(&shown).contains("make release"), "{}", text(&shown));
+    let ok = run(
+        &dir,
+        &[
+            "approvals",
+            "approve",
+            &id,
+            "--reason",
+            "release day",
+            "--json",
+        ],
+    );
+    assert!(ok.status.success(), "{}", text(&ok));
+    assert_eq!(json_of(&ok)["decision"], "approve");
+    let d = next_of(&mut w, FrameType::Approval).await;
+    assert_eq!(
+        (d.payload["decision"].as_str(), d.payload["reason"].as_str()),
+        (Some("approve"), Some("release day"))
+    );
+    // Twice: refused, with what to do next.
+    let again = run(&dir, &["approvals", "deny", &id, "--reason", "late"]);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(text(&again).contains("hive task show"), "{}", text(&again));
+}

@@ -186,7 +186,7 @@ pub fn run(dir: &Path, args: &[&str]) -> std::process::Output {
 }
 
 /// stdout as JSON (the default when stdout is not a terminal).
-fn json_of(out: &std::process::Output) -> Value {
+pub fn json_of(out: &std::process::Output) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
             "{e}: {}\n{}",
@@ -245,7 +245,7 @@ fn wait_state(dir: &Path, task: &str, state: &str) {
     }
 }
 
-fn text(out: &std::process::Output) -> String {
+pub fn text(out: &std::process::Output) -> String {
     format!(
         "{}\n--- stderr\n{}",
         String::from_utf8_lossy(&out.stdout),
@@ -377,38 +377,35 @@ fn tail_no_follow_on_a_running_task_exits_4_and_a_cancel_ends_a_tail_with_3() {
 
 #[test]
 fn every_help_shows_examples_and_exit_codes_and_purge_wants_yes() {
-    let commands: &[&[&str]] = &[
-        &[],
-        &["task"],
-        &["task", "submit"],
-        &["task", "list"],
-        &["task", "show"],
-        &["task", "cancel"],
-        &["task", "retry"],
-        &["tail"],
-        &["dlq"],
-        &["dlq", "list"],
-        &["dlq", "show"],
-        &["dlq", "requeue"],
-        &["dlq", "purge"],
-        &["status"],
-        &["broker"],
-        &["completions"],
-    ];
-    for c in commands {
-        let h = Command::new(hive())
-            .args(*c)
-            .arg("--help")
-            .output()
-            .unwrap();
-        let t = String::from_utf8_lossy(&h.stdout);
+    // Every subcommand, found by walking the help itself: a new one cannot be missed.
+    let help = |c: &[String]| {
+        let h = Command::new(hive()).args(c).arg("--help").output().unwrap();
         assert!(h.status.success(), "{c:?}");
+        String::from_utf8_lossy(&h.stdout).into_owned()
+    };
+    let mut todo: Vec<Vec<String>> = vec![vec![]];
+    let mut seen = 0;
+    while let Some(c) = todo.pop() {
+        let t = help(&c);
+        seen += 1;
         assert!(
             t.contains("Examples:") && t.contains("Exit codes:"),
             "{c:?}: {t}"
         );
         assert!(t.contains("hive "), "{c:?}: {t}");
+        // Subcommands are listed under `Commands:`, one per line, name first.
+        if let Some(list) = t.split("Commands:\n").nth(1) {
+            for line in list.lines().take_while(|l| l.starts_with("  ")) {
+                let name = line.split_whitespace().next().unwrap_or_default();
+                if !name.is_empty() && name != "help" {
+                    let mut sub = c.clone();
+                    sub.push(name.to_owned());
+                    todo.push(sub);
+                }
+            }
+        }
     }
+    assert!(seen >= 20, "only {seen} help pages found");
     let bash = Command::new(hive())
         .args(["completions", "bash"])
         .output()
