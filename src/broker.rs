@@ -129,8 +129,19 @@ pub async fn run_with(
     config.queue.approval_timeout_ms = config.approval.timeout_secs.saturating_mul(1000);
     let queue = Queue::open(bus.clone(), config.queue.clone())
         .map_err(|e| format!("cannot open the task queue: {e}"))?;
-    // Leased tasks' actions meet the policy before a person is asked.
-    queue.add_gate(Arc::new(crate::ops::approval::PolicyGate::new(policy)));
+    // Leased tasks' actions meet the policy, and what people decided for a wider
+    // scope than once, before a person is asked.
+    let memory = Arc::new(crate::ops::approval::Memory::new());
+    queue.add_gate(Arc::new(crate::ops::approval::PolicyGate::with_memory(
+        policy,
+        memory.clone(),
+    )));
+    let mut decisions = queue.events(4096);
+    tokio::spawn(async move {
+        while let Some(ev) = decisions.recv().await {
+            memory.learn(&ev);
+        }
+    });
     let ops = Operators::new()
         .with(Arc::new(SafetyOperator::new(safety)))
         .with(Arc::new(queue));

@@ -31,8 +31,9 @@ pub(crate) enum ApprovalsCmd {
     Approve {
         /// Task id.
         task: String,
-        /// How far the approval reaches: once (default), session or always.
-        #[arg(long, value_parser = ["once", "session", "always"])]
+        /// How far the decision reaches: once (default), task (this task's same
+        /// action), session (the asking consumer's), always (anyone's, until restart).
+        #[arg(long, value_parser = ["once", "task", "session", "always"])]
         scope: Option<String>,
         /// Why, for the record.
         #[arg(long)]

@@ -7,7 +7,7 @@
 use crate::harness::*;
 use hivebus::frame::{Envelope, FrameType};
 use hivebus::ops::queue::QueueConfig;
-use serde_json::json;
+use serde_json::{json, Value};
 use std::time::Duration;
 
 fn cfg() -> QueueConfig {
@@ -182,4 +182,65 @@ async fn hive_approvals_lists_and_decides_a_waiting_request() {
     let again = run(&dir, &["approvals", "deny", &id, "--reason", "late"]);
     assert_eq!(again.status.code(), Some(2));
     assert!(text(&again).contains("hive task show"), "{}", text(&again));
+}
+
+#[tokio::test]
+async fn a_decision_with_a_scope_answers_the_same_action_again_and_no_other() {
+    use crate::cli::{broker, run, text};
+    let dir = temp_dir("cli-scope");
+    let (_broker, port) = broker(&dir, &[]);
+    let url = format!("ws://127.0.0.1:{port}/");
+    let c = hivebus::client::Client::connect(&url, hivebus::client::Hello::role("client"))
+        .await
+        .unwrap();
+    let mut h = hivebus::client::Hello::role("consumer");
+    h.capabilities = vec!["build".into()];
+    h.slots = Some(2);
+    let mut w = hivebus::client::Client::connect(&url, h).await.unwrap();
+    w.command("op.queue.consume", json!({})).await.unwrap();
+    submit(&c, task("build", "scope-1", "normal"))
+        .await
+        .unwrap();
+    let first = next_lease(&mut w).await;
+    let ask = |lease: &Envelope, cmd: &str| {
+        about(
+            lease,
+            FrameType::Approval,
+            json!({"command": cmd, "reason": "why not"}),
+        )
+    };
+    let r = w.request(ask(&first, "make release")).await.unwrap();
+    assert_eq!(r["state"], "waiting_approval", "{r}");
+    let id = task_id(&first);
+    let ok = run(&dir, &["approvals", "approve", &id, "--scope", "session"]);
+    assert!(ok.status.success(), "{}", text(&ok));
+    next_of(&mut w, FrameType::Approval).await;
+    // The same action from the same consumer session, on another task: remembered.
+    submit(&c, task("build", "scope-2", "normal"))
+        .await
+        .unwrap();
+    let second = next_lease(&mut w).await;
+    let mut again = Value::Null;
+    for _ in 0..50 {
+        // The memory learns from the event stream; give it a moment.
+        again = w.request(ask(&second, "make release")).await.unwrap();
+        if again["decision"] == "approve" {
+            break;
+        }
+        c.command(
+            "op.queue.approve",
+            json!({"task": task_id(&second), "decision": "deny"}),
+        )
+        .await
+        .unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(again["decision"], "approve", "{again}");
+    assert_eq!(again["by"], "policy:remembered:session:anonymous");
+    // Anything else still asks a person.
+    let other = w
+        .request(ask(&second, "make release --force"))
+        .await
+        .unwrap();
+    assert_eq!(other["state"], "waiting_approval", "{other}");
 }

@@ -8,22 +8,31 @@
 //! action the gate cannot read asks (fail closed).
 
 use super::config::Effect;
+use super::memory::Memory;
 use super::policy::{Action, Decision, Policy};
 use crate::ops::queue::hooks::{ActionGate, ActionRequest, Verdict};
 use crate::ops::BoxFuture;
 use std::sync::Arc;
 
-/// An [`ActionGate`] that applies a [`Policy`].
+/// An [`ActionGate`] that applies a [`Policy`], and what people decided before
+/// ([`Memory`]): the policy's deny wins; then a remembered decision; then the policy.
 #[derive(Debug, Clone)]
 pub struct PolicyGate {
     policy: Arc<Policy>,
+    memory: Arc<Memory>,
 }
 
 impl PolicyGate {
-    /// A gate applying `policy`.
+    /// A gate applying `policy`, remembering nothing.
     pub fn new(policy: Policy) -> Self {
+        Self::with_memory(policy, Arc::new(Memory::new()))
+    }
+
+    /// A gate applying `policy` and the decisions `memory` learns.
+    pub fn with_memory(policy: Policy, memory: Arc<Memory>) -> Self {
         PolicyGate {
             policy: Arc::new(policy),
+            memory,
         }
     }
 
@@ -63,7 +72,7 @@ pub fn verdict(d: &Decision) -> Verdict {
 impl ActionGate for PolicyGate {
     fn check<'a>(&'a self, req: &'a ActionRequest) -> BoxFuture<'a, Verdict> {
         Box::pin(async move {
-            match self.decide(req) {
+            let policy = match self.decide(req) {
                 Ok(d) => {
                     tracing::debug!(task = %req.task, verdict = d.verdict.as_str(), rule = ?d.rule, "approval policy");
                     verdict(&d)
@@ -72,7 +81,11 @@ impl ActionGate for PolicyGate {
                     tracing::debug!(task = %req.task, %why, "approval request not readable; asking");
                     Verdict::Ask
                 }
+            };
+            if matches!(policy, Verdict::Deny { .. }) {
+                return policy;
             }
+            self.memory.recall(req).unwrap_or(policy)
         })
     }
 }

@@ -10,8 +10,9 @@
 //!
 //! Invariants: deny > ask > allow across every matching rule; a compound command is
 //! allowed only when each of its parts is; anything that cannot be read (a command
-//! the splitter refuses, a malformed request) asks, never allows. The durable
-//! approval objects (scopes, expiry, `hive approvals`) are not built yet.
+//! the splitter refuses, a malformed request) asks, never allows. People's decisions
+//! with a wider scope than `once` are remembered ([`Memory`]); the policy's deny
+//! still wins over them.
 //!
 //! # Layout
 //! - `shell`: a command line split into simple commands and words (`shell::lexer`),
@@ -22,10 +23,12 @@
 //! - `rule`: one compiled rule and the check of its examples.
 //! - `policy`: actions, decisions, precedence.
 //! - `gate`: the policy as a queue action gate.
+//! - `memory`: people's decisions remembered per task, session or always.
 
 mod builtin;
 pub mod config;
 pub mod gate;
+pub mod memory;
 pub mod pattern;
 pub mod policy;
 mod rule;
@@ -37,4 +40,5 @@ mod tests;
 pub use builtin::{Builtin, BUILTINS};
 pub use config::{ApprovalConfig, Effect, Examples, OneOrMany, RuleConfig, Tool};
 pub use gate::PolicyGate;
+pub use memory::Memory;
 pub use policy::{Action, Decision, PartDecision, Policy, PolicyError, RuleRef};

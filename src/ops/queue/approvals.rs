@@ -7,7 +7,8 @@
 //! Who may decide is the dispatcher's check (`access`: the `approve` right, never the
 //! lease holder's session); here only the task's state decides whether a decision is
 //! still wanted (`conflict` otherwise), and only `approve` / `deny` with scope `once` /
-//! `session` / `always` are accepted.
+//! `task` / `session` / `always` are accepted (what a scope means is the approvals
+//! operator's: `ops::approval::memory`).
 
 use super::core::Core;
 use super::lifecycle::{strip, LeaseRef};
@@ -44,7 +45,7 @@ pub(crate) fn warn_at(due: Instant, timeout: Duration, warn: Duration) -> Instan
 /// The fields only a decision carries. A request that brings them would read, on the
 /// stream and to a naive observer or gate, like a decision the lease holder made for
 /// itself; they are removed.
-const DECISION_FIELDS: [&str; 4] = ["decision", "by", "scope", "session"];
+const DECISION_FIELDS: [&str; 5] = ["decision", "by", "scope", "session", "consumer"];
 
 fn unforge(request: &mut Value) {
     if let Some(o) = request.as_object_mut() {
@@ -176,7 +177,7 @@ impl Core {
         Ok(json!({"task": r.task, "state": "waiting_approval"}))
     }
 
-    /// An APPROVAL decision `{task, decision: approve|deny, scope?: once|session|always,
+    /// An APPROVAL decision `{task, decision: approve|deny, scope?: once|task|session|always,
     /// reason?}`, from a caller the dispatcher let decide (never the lease holder):
     /// forwarded to the consumer, published, and the task is working again (the
     /// consumer acts on a denial itself). Only those fields travel on.
@@ -203,7 +204,7 @@ impl Core {
                 }
             };
         let decision = field("decision", &["approve", "deny"], true)?.unwrap_or_default();
-        let scope = field("scope", &["once", "session", "always"], false)?;
+        let scope = field("scope", &["once", "task", "session", "always"], false)?;
         let reason = match payload.get("reason") {
             None | Some(Value::Null) => None,
             Some(Value::String(r)) if r.len() <= 4096 => Some(r.clone()),
@@ -260,7 +261,7 @@ impl Core {
             format!("approval {decision} by {by}"),
         )?;
         // The wait is over: the lease goes back to living on heartbeats.
-        live.pending = None;
+        let request = live.pending.take().map(|p| p.request);
         let now = tokio::time::Instant::now();
         if let Some(l) = live.lease.as_mut() {
             l.expires = now + l.length;
@@ -270,7 +271,15 @@ impl Core {
             self.arm(task, l.expires);
         }
         self.persist(task);
+        // The decision names what it decided on and who asked, so that the stream is
+        // its own record and an observer can remember it (`ops::approval::memory`).
         let mut p = json!({"task": task, "decision": decision, "by": by});
+        if let Some(r) = request {
+            p["request"] = r;
+        }
+        if let Some(l) = &lease {
+            p["consumer"] = json!(l.consumer);
+        }
         if let Some(s) = session {
             p["session"] = json!(s);
         }

