@@ -96,7 +96,56 @@ impl Tail {
                 }
                 None => println!("EVENT   {}: {}", s("stage"), s("message")),
             },
-            FrameType::Approval => println!("APPROVAL {}", p),
+            FrameType::Approval => match p.get("decision").and_then(Value::as_str) {
+                // A request: what the agent wants to do, and how to answer it.
+                None => {
+                    let what = p
+                        .get("command")
+                        .or_else(|| p.get("action"))
+                        .and_then(Value::as_str)
+                        .map_or_else(|| super::output::safe(&p.to_string()), super::output::safe);
+                    let why = s("reason");
+                    println!(
+                        "APPROVAL asks to run: {what}{}",
+                        if why.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" (because: {why})")
+                        }
+                    );
+                    println!(
+                        "         decide: hive approvals approve {0} [--scope task|session|always]  |  hive approvals deny {0} --reason ...",
+                        s("task")
+                    );
+                }
+                Some(_) => {
+                    let scope = s("scope");
+                    let why = s("reason");
+                    println!(
+                        "APPROVAL {} by {}{}{}",
+                        s("decision"),
+                        s("by"),
+                        if scope.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" (scope {scope})")
+                        },
+                        if why.is_empty() {
+                            String::new()
+                        } else {
+                            format!(": {why}")
+                        }
+                    );
+                }
+            },
+            FrameType::System
+                if p.get("event").and_then(Value::as_str) == Some("approval_expiring") =>
+            {
+                let left = p.get("expiresInMs").and_then(Value::as_u64).unwrap_or(0) / 1000;
+                println!(
+                    "APPROVAL expires in {left}s without a decision (then refused as `expired`)"
+                );
+            }
             FrameType::Error => println!(
                 "ERROR   {}: {} {}",
                 s("code"),

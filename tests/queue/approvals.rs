@@ -158,6 +158,23 @@ async fn hive_approvals_lists_and_decides_a_waiting_request() {
     let l = json_of(&listed);
     assert_eq!(l["approvals"][0]["task"], id.as_str(), "{l}");
     assert_eq!(l["approvals"][0]["request"]["command"], "make release");
+    // The tail shows the request as something to answer, and how.
+    let tail = run(&dir, &["--output", "table", "tail", &id, "--no-follow"]);
+    assert_eq!(
+        tail.status.code(),
+        Some(4),
+        "still running: {}",
+        text(&tail)
+    );
+    let shown = text(&tail);
+    assert!(
+        shown.contains("APPROVAL asks to run: make release (because: ship 1.2)"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(&format!("hive approvals approve {id}")),
+        "{shown}"
+    );
     let shown = run(&dir, &["approvals", "show", &id]);
     assert!(text(&shown).contains("make release"), "{}", text(&shown));
     let ok = run(
