@@ -17,4 +17,5 @@ mod leases;
 mod ordering;
 mod retries;
 mod sdk;
+mod store;
 mod streaming;
