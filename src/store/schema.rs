@@ -199,3 +199,67 @@ pub fn versions(conn: &Connection) -> rusqlite::Result<Vec<(String, u32)>> {
     let rows = q.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?)))?;
     rows.collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Store, StoreError, StoreOptions};
+    use super::*;
+
+    static A: Schema = Schema {
+        operator: "a",
+        steps: &[
+            Migration {
+                what: "a_items",
+                apply: |tx| tx.execute_batch("CREATE TABLE a_items (id INTEGER PRIMARY KEY)"),
+            },
+            Migration {
+                what: "fails",
+                apply: |tx| tx.execute_batch("INSERT INTO no_such_table VALUES (1)"),
+            },
+        ],
+        unrecorded: None,
+    };
+
+    static A1: Schema = Schema {
+        operator: "a",
+        steps: &[Migration {
+            what: "a_items",
+            apply: |tx| tx.execute_batch("CREATE TABLE a_items (id INTEGER PRIMARY KEY)"),
+        }],
+        unrecorded: None,
+    };
+
+    #[test]
+    fn a_failing_step_leaves_the_database_at_its_old_version() {
+        let dir = std::env::temp_dir().join(format!("hive-schema-{}", fastrand::u64(..)));
+        let db = dir.join("s.db");
+        Store::open(Some(&db), StoreOptions::default(), &[&A1])
+            .unwrap()
+            .start()
+            .unwrap()
+            .close();
+        match Store::open(Some(&db), StoreOptions::default(), &[&A]) {
+            Err(StoreError::Migrate {
+                operator: "a",
+                to: 2,
+                ..
+            }) => {}
+            other => panic!("{other:?}"),
+        }
+        let conn = Connection::open(&db).unwrap();
+        assert_eq!(versions(&conn).unwrap(), [("a".to_owned(), 1)]);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn an_operator_listed_twice_is_refused() {
+        let r = Store::open(None, StoreOptions::default(), &[&A1, &A1]);
+        assert!(matches!(r, Err(StoreError::DuplicateSchema("a"))), "{r:?}");
+    }
+
+    #[test]
+    fn a_fresh_database_records_the_codes_version() {
+        let opened = Store::open(None, StoreOptions::default(), &[&A1]).unwrap();
+        assert_eq!(versions(opened.conn()).unwrap(), [("a".to_owned(), 1)]);
+    }
+}

@@ -138,3 +138,69 @@ pub(super) const RECOVER: &str = "SELECT id, body FROM tasks
 
 /// The last stored stream sequence of a task.
 pub(super) const LAST_SEQ: &str = "SELECT COALESCE(MAX(seq), 0) FROM stream WHERE task = ?1";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{versions, Store, StoreOptions};
+
+    static OTHER: Schema = Schema {
+        operator: "other",
+        steps: &[Migration {
+            what: "other_items",
+            apply: |tx| tx.execute_batch("CREATE TABLE other_items (id TEXT PRIMARY KEY)"),
+        }],
+        unrecorded: None,
+    };
+
+    #[test]
+    fn the_queue_and_another_operator_share_one_database_and_one_writer() {
+        let opened = Store::open(None, StoreOptions::default(), &[&SCHEMA, &OTHER]).unwrap();
+        assert_eq!(
+            versions(opened.conn()).unwrap(),
+            [("other".to_owned(), 1), ("queue".to_owned(), 2)]
+        );
+        let store = opened.start().unwrap();
+        // Both operators' writes, one writer, one order.
+        store.write(|tx: &Transaction<'_>| {
+            tx.execute("INSERT INTO other_items VALUES ('o')", [])
+                .map(drop)
+        });
+        store.write(|tx: &Transaction<'_>| {
+            tx.execute(STREAM, rusqlite::params!["t", 1, "{}"])
+                .map(drop)
+        });
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let n: i64 = rt
+            .block_on(
+                store
+                    .read(|c| {
+                        c.query_row(
+                            "SELECT (SELECT COUNT(*) FROM other_items) + (SELECT COUNT(*) FROM stream)",
+                            [],
+                            |r| r.get(0),
+                        )
+                    })
+                    .wait(),
+            )
+            .unwrap();
+        assert_eq!(n, 2);
+        store.close();
+    }
+
+    #[test]
+    fn a_fresh_database_has_the_tasks_table_without_rowid() {
+        let opened = Store::open(None, StoreOptions::default(), &[&SCHEMA]).unwrap();
+        let wr: bool = opened
+            .conn()
+            .query_row(
+                "SELECT wr FROM pragma_table_list WHERE schema = 'main' AND name = 'tasks'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(wr);
+    }
+}
