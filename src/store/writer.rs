@@ -10,7 +10,7 @@
 //! queued before them. The thread knows nothing of what the writes mean: each is the
 //! operator's own [`Write`](super::Write).
 
-use super::Op;
+use super::{Batch, Op};
 use rusqlite::Connection;
 use std::sync::mpsc::Receiver;
 
@@ -56,11 +56,19 @@ pub(super) fn run(mut conn: Connection, rx: Receiver<Op>, max_batch: usize) {
 /// with it then reports the failure, whichever operator it belongs to.
 fn apply(conn: &mut Connection, batch: &mut [Op]) -> rusqlite::Result<()> {
     let tx = conn.transaction()?;
-    for op in batch.iter_mut() {
-        if matches!(op, Op::Write(_)) {
-            // A write is consumed by running it; its slot stays for the drain.
-            if let Op::Write(w) = std::mem::replace(op, Op::Applied) {
-                w.apply(&tx)?;
+    {
+        // The batch's statements borrow the transaction: dropped (back to rusqlite's
+        // cache) before the commit.
+        let mut b = Batch {
+            tx: &tx,
+            stmts: Vec::new(),
+        };
+        for op in batch.iter_mut() {
+            if matches!(op, Op::Write(_)) {
+                // A write is consumed by running it; its slot stays for the drain.
+                if let Op::Write(w) = std::mem::replace(op, Op::Applied) {
+                    w.apply(&mut b)?;
+                }
             }
         }
     }

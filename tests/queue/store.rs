@@ -5,7 +5,7 @@
 
 use crate::harness::{config, finish, next_lease, show, start_in, submit, task, temp_dir};
 use hivebus::ops::queue::{Queue, QueueError};
-use hivebus::store::{versions, Migration, Schema, Store, StoreError, StoreOptions};
+use hivebus::store::{versions, Batch, Migration, Schema, Store, StoreError, StoreOptions};
 use rusqlite::{Connection, Transaction};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -329,8 +329,8 @@ fn notes_v2(tx: &Transaction<'_>) -> rusqlite::Result<()> {
 }
 
 fn note(store: &Store, id: &'static str) {
-    store.write(move |tx: &Transaction<'_>| {
-        tx.execute(
+    store.write(move |b: &mut Batch<'_>| {
+        b.execute(
             "INSERT INTO notes_items (id, body) VALUES (?1, 'text')",
             [id],
         )

@@ -162,12 +162,13 @@ mod tests {
         );
         let store = opened.start().unwrap();
         // Both operators' writes, one writer, one order.
-        store.write(|tx: &Transaction<'_>| {
-            tx.execute("INSERT INTO other_items VALUES ('o')", [])
+        store.write(|b: &mut crate::store::Batch<'_>| {
+            b.execute("INSERT INTO other_items VALUES ('o')", [])
                 .map(drop)
         });
-        store.write(|tx: &Transaction<'_>| {
-            tx.execute(STREAM, rusqlite::params!["t", 1, "{}"])
+        store.write(|b: &mut crate::store::Batch<'_>| {
+            b.prepare(STREAM)?
+                .execute(rusqlite::params!["t", 1, "{}"])
                 .map(drop)
         });
         let rt = tokio::runtime::Builder::new_current_thread()

@@ -6,8 +6,8 @@
 //! SQL is the queue's own (`schema`); the store only runs it in its batches.
 
 use super::schema;
-use crate::store::{ReadTicket, Store, StoreError, StoreOptions, Ticket, Write};
-use rusqlite::{params, Connection, Transaction};
+use crate::store::{Batch, ReadTicket, Store, StoreError, StoreOptions, Ticket, Write};
+use rusqlite::{params, Connection};
 use std::path::Path;
 
 /// One task row as written.
@@ -50,9 +50,8 @@ pub(crate) enum TaskWrite {
     Delete(String),
 }
 
-fn put(tx: &Transaction<'_>, r: &Row) -> rusqlite::Result<usize> {
-    // Cached: prepared once per connection, looked up per write.
-    tx.prepare_cached(schema::PUT)?.execute(params![
+fn put(b: &mut Batch<'_>, r: &Row) -> rusqlite::Result<usize> {
+    b.prepare(schema::PUT)?.execute(params![
         r.id,
         r.state,
         r.kind,
@@ -64,17 +63,14 @@ fn put(tx: &Transaction<'_>, r: &Row) -> rusqlite::Result<usize> {
 }
 
 impl Write for TaskWrite {
-    fn apply(self: Box<Self>, tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    fn apply(self: Box<Self>, b: &mut Batch<'_>) -> rusqlite::Result<()> {
         match *self {
             TaskWrite::Put(r) => {
-                put(tx, &r)?;
+                put(b, &r)?;
             }
             TaskWrite::Stream { task, seq, frame } => {
-                tx.prepare_cached(schema::STREAM)?.execute(params![
-                    task,
-                    seq as i64,
-                    frame.text()
-                ])?;
+                b.prepare(schema::STREAM)?
+                    .execute(params![task, seq as i64, frame.text()])?;
             }
             TaskWrite::Finish {
                 row,
@@ -82,17 +78,13 @@ impl Write for TaskWrite {
                 at_ms,
                 body,
             } => {
-                put(tx, &row)?;
-                tx.prepare_cached(schema::RESULT)?.execute(params![
-                    row.id,
-                    attempt,
-                    at_ms as i64,
-                    body
-                ])?;
+                put(b, &row)?;
+                b.prepare(schema::RESULT)?
+                    .execute(params![row.id, attempt, at_ms as i64, body])?;
             }
             TaskWrite::Delete(id) => {
-                tx.execute("DELETE FROM tasks WHERE id = ?1", [&id])?;
-                tx.execute("DELETE FROM stream WHERE task = ?1", [&id])?;
+                b.execute("DELETE FROM tasks WHERE id = ?1", [&id])?;
+                b.execute("DELETE FROM stream WHERE task = ?1", [&id])?;
             }
         }
         Ok(())
