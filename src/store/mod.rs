@@ -19,7 +19,9 @@
 //!   is committed (`Ok`), or its batch was rolled back (`Err`); callbacks run on the
 //!   writer thread, in order, back to back.
 //! - **Reads see every earlier write.** [`Store::read`] runs on the writer's
-//!   connection after the commit of every write enqueued before it.
+//!   connection after the commit of every write enqueued before it. It also holds the
+//!   writer while it runs: a slow read (a scan) delays every operator's commits and
+//!   acknowledgements in that file, so reads here must be short.
 //! - **One writer thread per file.** Only the writer writes; operators sharing a file
 //!   share one `Store` (each listing its schema at open), and two stores never open the
 //!   same file (the broker's `.hive/broker.lock` guarantees it for `.hive/`).
