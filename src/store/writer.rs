@@ -1,15 +1,17 @@
-//! The single writer thread: group commit.
+//! The single writer thread of one database: group commit.
 //!
-//! Every change goes through one `std::sync::mpsc` channel to this thread, in the order
-//! the queue made it. The thread takes everything waiting (up to `max_batch`), applies
-//! it in ONE transaction, commits (one fsync with `synchronous=FULL`), and only then
-//! completes the acknowledgements that were queued with the batch. A burst of a
+//! Every change goes through one `std::sync::mpsc` channel to
+//! this thread, in the order the operators made it. The thread takes everything
+//! waiting (up to `max_batch`), applies the writes in ONE transaction, commits (one
+//! fsync with `synchronous=FULL`), and only then completes the acknowledgements,
+//! callbacks and reads that were queued with the batch, in queue order. A burst of a
 //! thousand submits therefore costs one commit, and an acknowledgement always means
 //! "everything enqueued before me is durable". Reads queued here see every write
-//! queued before them.
+//! queued before them. The thread knows nothing of what the writes mean: each is the
+//! operator's own [`Write`](super::Write).
 
-use super::{Op, Row};
-use rusqlite::{params, Connection};
+use super::{Batch, Op};
+use rusqlite::Connection;
 use std::sync::mpsc::Receiver;
 
 /// Runs until every sender is dropped or `Op::Stop` arrives.
@@ -27,7 +29,7 @@ pub(super) fn run(mut conn: Connection, rx: Receiver<Op>, max_batch: usize) {
         let stop = batch.iter().any(|o| matches!(o, Op::Stop));
         let failed = apply(&mut conn, &mut batch).err().map(|e| e.to_string());
         if let Some(e) = &failed {
-            tracing::error!(error = %e, "queue store: batch failed and was rolled back");
+            tracing::error!(error = %e, "store: batch failed and was rolled back");
         }
         let outcome = || match &failed {
             None => Ok(()),
@@ -40,7 +42,7 @@ pub(super) fn run(mut conn: Connection, rx: Receiver<Op>, max_batch: usize) {
                 }
                 Op::Then(f) => f(outcome()),
                 Op::Read(f) => f(&conn),
-                _ => {}
+                Op::Write(_) | Op::Applied | Op::Stop => {}
             }
         }
         if stop {
@@ -49,54 +51,24 @@ pub(super) fn run(mut conn: Connection, rx: Receiver<Op>, max_batch: usize) {
     }
 }
 
+/// Applies the batch's writes in one transaction. A failing write rolls the whole
+/// batch back (the transaction is dropped uncommitted): every acknowledgement queued
+/// with it then reports the failure, whichever operator it belongs to.
 fn apply(conn: &mut Connection, batch: &mut [Op]) -> rusqlite::Result<()> {
     let tx = conn.transaction()?;
     {
-        let mut put = tx.prepare_cached(
-            "INSERT INTO tasks (id, state, kind, idem, created_ms, updated_ms, body)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-             ON CONFLICT(id) DO UPDATE SET
-                state = excluded.state, updated_ms = excluded.updated_ms, body = excluded.body",
-        )?;
-        let mut stream = tx.prepare_cached(
-            "INSERT OR REPLACE INTO stream (task, seq, frame) VALUES (?1, ?2, ?3)",
-        )?;
-        let mut result = tx.prepare_cached(
-            "INSERT INTO results (task, attempt, at_ms, body) VALUES (?1, ?2, ?3, ?4)",
-        )?;
-        let mut put_row = |r: &Row| {
-            put.execute(params![
-                r.id,
-                r.state,
-                r.kind,
-                r.idem,
-                r.created_ms as i64,
-                r.updated_ms as i64,
-                r.body
-            ])
+        // The batch's statements borrow the transaction: dropped (back to rusqlite's
+        // cache) before the commit.
+        let mut b = Batch {
+            tx: &tx,
+            stmts: Vec::new(),
         };
-        for op in batch.iter() {
-            match op {
-                Op::Put(r) => {
-                    put_row(r)?;
+        for op in batch.iter_mut() {
+            if matches!(op, Op::Write(_)) {
+                // A write is consumed by running it; its slot stays for the drain.
+                if let Op::Write(w) = std::mem::replace(op, Op::Applied) {
+                    w.apply(&mut b)?;
                 }
-                Op::Stream { task, seq, frame } => {
-                    stream.execute(params![task, *seq as i64, frame.as_str()])?;
-                }
-                Op::Finish {
-                    row: r,
-                    attempt,
-                    at_ms,
-                    body,
-                } => {
-                    put_row(r)?;
-                    result.execute(params![r.id, *attempt, *at_ms as i64, body])?;
-                }
-                Op::Delete(id) => {
-                    tx.execute("DELETE FROM tasks WHERE id = ?1", [id])?;
-                    tx.execute("DELETE FROM stream WHERE task = ?1", [id])?;
-                }
-                Op::Ack(_) | Op::Then(_) | Op::Read(_) | Op::Stop => {}
             }
         }
     }

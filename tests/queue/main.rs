@@ -21,4 +21,5 @@ mod policy;
 mod python;
 mod retries;
 mod sdk;
+mod store;
 mod streaming;

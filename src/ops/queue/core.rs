@@ -13,12 +13,12 @@
 use super::config::QueueConfig;
 use super::model::{now_ms, TaskRecord, TaskSpec, TaskState};
 use super::scheduler::{Ready, Scheduler};
+use super::store::{Row, TaskStore};
 use super::tracelog::TraceLog;
 use crate::address::Address;
 use crate::bus::Bus;
 use crate::error::{ErrorCode, WireError};
 use crate::frame::FrameType;
-use crate::store::{Row, Store};
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::cmp::Reverse;
@@ -101,7 +101,7 @@ pub(crate) struct SubmitOutcome {
 pub(crate) struct Core {
     pub(crate) cfg: QueueConfig,
     pub(crate) bus: Bus,
-    pub(crate) store: Store,
+    pub(crate) store: TaskStore,
     pub(crate) log: Option<TraceLog>,
     /// Boxed: a `Live` is a few hundred bytes, and the map grows by rehashing; moving
     /// pointers instead of records made growth cheap (the profile showed `tasks`
@@ -143,7 +143,7 @@ impl Core {
     pub(crate) fn new(
         cfg: QueueConfig,
         bus: Bus,
-        store: Store,
+        store: TaskStore,
         log: Option<TraceLog>,
         wake: std::sync::Arc<tokio::sync::Notify>,
     ) -> Core {

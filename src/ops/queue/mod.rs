@@ -29,6 +29,8 @@
 //! - `listing`: `list`, `dlq.list` and `stats`, filtered by what the caller may read.
 //! - `operator`: the [`Operator`](crate::ops::Operator) glue: commands and frames.
 //! - `commit`: the task that answers frames once their commit is durable.
+//! - `schema`: the queue's tables and their migrations (operator `queue` in the store).
+//! - `store`: the queue's writes (rows, stream frames, results) and its recovery read.
 //! - `frames`: the frames the queue writes itself, serialized straight to text.
 //! - `timers`: lease expiries, backoff ends, lease-loss notices.
 //! - `tracelog`: ndjson trace files with rotation.
@@ -50,6 +52,8 @@ mod listing;
 pub mod model;
 mod operator;
 mod scheduler;
+mod schema;
+mod store;
 mod timers;
 pub mod tracelog;
 mod views;
@@ -58,9 +62,10 @@ pub use config::{KindConfig, QueueConfig};
 pub use model::{Priority, TaskRecord, TaskSpec, TaskState};
 
 use crate::bus::Bus;
-use crate::store::{Store, StoreError, StoreOptions};
+use crate::store::{StoreError, StoreOptions};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
+use store::TaskStore;
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinHandle;
 
@@ -85,7 +90,7 @@ pub struct Queue {
 
 pub(crate) struct Inner {
     core: Mutex<core::Core>,
-    store: Store,
+    store: TaskStore,
     bus: Bus,
     wake: Arc<Notify>,
     /// Notes from the store's commit callbacks to the commit task (see `commit`).
@@ -97,11 +102,14 @@ pub(crate) struct Inner {
 }
 
 impl Queue {
-    /// Opens the store, recovers every task that is not final, and starts the timer
-    /// task. Must run inside a tokio runtime.
+    /// Opens the store (migrating an older database to the queue's schema version),
+    /// recovers every task that is not final, and starts the timer task. Must run
+    /// inside a tokio runtime.
     ///
     /// # Errors
-    /// [`QueueError`] when the database or the log directory cannot be opened.
+    /// [`QueueError`] when the database or the log directory cannot be opened; a
+    /// database written by a newer hivebus is refused
+    /// ([`StoreError::SchemaTooNew`]) and left as it was.
     ///
     /// ```no_run
     /// # async fn doc() -> Result<(), Box<dyn std::error::Error>> {
@@ -128,7 +136,7 @@ impl Queue {
             ..opts
         };
         let keep_since = model::now_ms().saturating_sub(cfg.idempotency_window_ms);
-        let (store, recovered) = Store::open(cfg.db_path.as_deref(), keep_since, opts)?;
+        let (store, recovered) = TaskStore::open(cfg.db_path.as_deref(), keep_since, opts)?;
         let log = match &cfg.logs_dir {
             Some(d) => Some(tracelog::TraceLog::start(
                 d.clone(),
