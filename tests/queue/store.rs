@@ -10,6 +10,9 @@ use rusqlite::{Connection, Transaction};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+/// The queue's schema version this code writes (`ops/queue/schema.rs`).
+const QUEUE: u32 = 3;
+
 /// The queue's tables exactly as `d1aa060` (before versions) created them: version 1.
 const SCHEMA_D1AA060: &str = "
 CREATE TABLE IF NOT EXISTS tasks (
@@ -154,7 +157,7 @@ async fn opens_and_keeps_its_tasks(dir: std::path::PathBuf, queued: &str, runnin
     drop(w);
     q.stop().await;
     let conn = Connection::open(dir.join("queue.db")).unwrap();
-    assert_eq!(versions(&conn).unwrap(), vec![("queue".to_owned(), 2)]);
+    assert_eq!(versions(&conn).unwrap(), vec![("queue".to_owned(), QUEUE)]);
     let wr: bool = conn
         .query_row(
             "SELECT wr FROM pragma_table_list WHERE schema = 'main' AND name = 'tasks'",
@@ -197,7 +200,8 @@ async fn the_first_layout_is_migrated_to_without_rowid_and_loses_its_indexes_and
             "table schema_versions",
             "index sqlite_autoindex_schema_versions_1",
             "table stream",
-            "table tasks"
+            "table tasks",
+            "table traces"
         ],
         "no index of the first layout is left"
     );
@@ -231,14 +235,14 @@ fn assert_too_new(r: Result<Queue, QueueError>, operator: &str, found: u32) {
             supported,
             ..
         }) => {
-            assert_eq!((o, f, supported), (operator, found, 2), "{text}");
+            assert_eq!((o, f, supported), (operator, found, QUEUE), "{text}");
         }
         other => panic!("wrong error: {other}"),
     }
     assert!(
         text.contains(&format!("`{operator}`"))
             && text.contains(&format!("version {found}"))
-            && text.contains("supports (2)")
+            && text.contains(&format!("supports ({QUEUE})"))
             && text.contains("nothing was changed"),
         "{text}"
     );
@@ -260,12 +264,12 @@ async fn a_database_from_a_newer_hivebus_is_refused_and_left_as_it_was() {
     Connection::open(dir.join("queue.db"))
         .unwrap()
         .execute(
-            "UPDATE schema_versions SET version = 3 WHERE operator = 'queue'",
-            [],
+            "UPDATE schema_versions SET version = ?1 WHERE operator = 'queue'",
+            [QUEUE + 1],
         )
         .unwrap();
     let before = snapshot(&dir);
-    assert_too_new(open_queue(&dir), "queue", 3);
+    assert_too_new(open_queue(&dir), "queue", QUEUE + 1);
     assert!(before == snapshot(&dir), "the refused database was changed");
     // The task is still there for the newer hivebus.
     let conn = Connection::open(dir.join("queue.db")).unwrap();
@@ -362,7 +366,7 @@ async fn a_second_operator_keeps_its_tables_and_version_beside_the_queues() {
     let conn = Connection::open(&db).unwrap();
     assert_eq!(
         versions(&conn).unwrap(),
-        [("notes".to_owned(), 1), ("queue".to_owned(), 2)]
+        [("notes".to_owned(), 1), ("queue".to_owned(), QUEUE)]
     );
     drop(conn);
 
@@ -386,7 +390,7 @@ async fn a_second_operator_keeps_its_tables_and_version_beside_the_queues() {
     let conn = Connection::open(&db).unwrap();
     assert_eq!(
         versions(&conn).unwrap(),
-        [("notes".to_owned(), 2), ("queue".to_owned(), 2)]
+        [("notes".to_owned(), 2), ("queue".to_owned(), QUEUE)]
     );
     drop(conn);
 
@@ -499,4 +503,64 @@ async fn a_failing_write_rolls_back_its_whole_batch_and_the_next_batch_commits()
     store.ack().wait().await.unwrap();
     assert_eq!(committed(&dir), 1);
     store.close();
+}
+
+#[tokio::test]
+async fn a_task_that_left_memory_is_found_by_its_trace_id_by_key_also_after_the_v3_migration() {
+    let dir = temp_dir("traces");
+    let cfg = || hivebus::ops::queue::QueueConfig {
+        // Finished tasks leave memory at once: `show` must go to SQLite.
+        max_terminal_in_memory: 0,
+        ..config()
+    };
+    let q = start_in(cfg(), dir.clone()).await;
+    let c = q.client().await;
+    let mut w = q.consumer(&["build"], 1).await;
+    let mut body = task("build", "tr-1", "normal");
+    body["traceId"] = serde_json::json!("tr-custom-1");
+    let id = submit(&c, body).await.unwrap()["task"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let lease = next_lease(&mut w).await;
+    finish(&w, &lease, "ok").await.unwrap();
+    let found = c
+        .command("op.queue.show", serde_json::json!({"trace": "tr-custom-1"}))
+        .await
+        .unwrap();
+    assert_eq!(
+        (found["task"].as_str(), found["state"].as_str()),
+        (Some(id.as_str()), Some("succeeded")),
+        "{found}"
+    );
+    drop((c, w));
+    q.stop().await;
+    // The lookup is by key: no scan of `tasks`, whatever its size.
+    let conn = Connection::open(dir.join("queue.db")).unwrap();
+    let plan: Vec<String> = conn
+        .prepare(
+            "EXPLAIN QUERY PLAN SELECT body FROM tasks WHERE id = COALESCE(
+                (SELECT id FROM tasks WHERE id = ?1), (SELECT task FROM traces WHERE trace = ?1))",
+        )
+        .unwrap()
+        .query_map(["tr-custom-1"], |r| r.get::<_, String>(3))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    assert!(plan.iter().all(|p| !p.starts_with("SCAN")), "{plan:?}");
+    // A version-2 database (no `traces`): the migration fills it from the rows.
+    conn.execute_batch(
+        "DROP TABLE traces; UPDATE schema_versions SET version = 2 WHERE operator = 'queue';",
+    )
+    .unwrap();
+    drop(conn);
+    std::fs::remove_dir_all(dir.join("logs")).ok();
+    let q = start_in(cfg(), dir.clone()).await;
+    let c = q.client().await;
+    let found = c
+        .command("op.queue.show", serde_json::json!({"trace": "tr-custom-1"}))
+        .await
+        .unwrap();
+    assert_eq!(found["task"], id.as_str(), "{found}");
+    q.stop().await;
 }

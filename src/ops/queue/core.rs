@@ -194,6 +194,7 @@ impl Core {
             created_ms: r.created_ms,
             updated_ms: r.updated_ms,
             body,
+            trace: (r.trace_id != r.id).then(|| r.trace_id.clone()),
         })
     }
 

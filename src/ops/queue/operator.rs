@@ -103,8 +103,10 @@ impl Queue {
             .read(move |c| {
                 use rusqlite::OptionalExtension;
                 c.query_row(
-                    "SELECT body FROM tasks WHERE id = ?1 OR json_extract(body, '$.trace_id') = ?1
-                     ORDER BY id = ?1 DESC, created_ms ASC LIMIT 1",
+                    &format!(
+                        "SELECT body FROM tasks WHERE id = {}",
+                        super::schema::TASK_OF
+                    ),
                     [id],
                     |r| r.get(0),
                 )
@@ -158,12 +160,11 @@ impl Queue {
             let core = self.lock();
             let id = core.traces.get(&key).cloned().unwrap_or(key.clone());
             self.inner.store.read(move |c| {
-                let mut q = c.prepare_cached(
-                    "SELECT seq, frame FROM stream WHERE task = (
-                        SELECT id FROM tasks WHERE id = ?1 OR json_extract(body, '$.trace_id') = ?1
-                        ORDER BY id = ?1 DESC, created_ms ASC LIMIT 1)
+                let mut q = c.prepare_cached(&format!(
+                    "SELECT seq, frame FROM stream WHERE task = {}
                      AND seq > ?2 ORDER BY seq LIMIT ?3",
-                )?;
+                    super::schema::TASK_OF
+                ))?;
                 let rows = q.query_map(rusqlite::params![id, after, limit], |r| {
                     Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
                 })?;

@@ -24,6 +24,12 @@
 //! 2. one layout for all: `tasks` rebuilt `WITHOUT ROWID` where it was not, and the
 //!    three indexes dropped (each cost a B-tree insert per write, for queries that
 //!    scan anyway). Rows are copied as they are.
+//! 3. `traces (trace, task)`: the trace ids that are not their task's id, so that
+//!    `show` / `stream` of a task that left memory find it by key, never by scanning
+//!    `tasks` with `json_extract` on the writer thread (which any client could make
+//!    cost 100 ms per lookup at 200 000 tasks, holding every commit). Filled from the
+//!    existing rows once, by the migration. A trace id names the first task that took
+//!    it (`INSERT OR IGNORE`).
 
 use crate::store::{Migration, Schema};
 use rusqlite::{Connection, Transaction};
@@ -39,6 +45,10 @@ pub(crate) static SCHEMA: Schema = Schema {
         Migration {
             what: "tasks WITHOUT ROWID, no secondary indexes",
             apply: v2_layout,
+        },
+        Migration {
+            what: "traces: trace ids that are not their task's id, by key",
+            apply: v3_traces,
         },
     ],
     unrecorded: Some(unrecorded),
@@ -104,6 +114,20 @@ fn v2_layout(tx: &Transaction<'_>) -> rusqlite::Result<()> {
     )
 }
 
+fn v3_traces(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    tx.execute_batch(
+        "CREATE TABLE traces (
+            trace TEXT PRIMARY KEY,
+            task TEXT NOT NULL
+        ) WITHOUT ROWID;
+        INSERT OR IGNORE INTO traces (trace, task)
+            SELECT json_extract(body, '$.trace_id'), id FROM tasks
+            WHERE json_extract(body, '$.trace_id') IS NOT NULL
+              AND json_extract(body, '$.trace_id') != id
+            ORDER BY created_ms;",
+    )
+}
+
 /// A database with a `tasks` table and no recorded version was written by the queue
 /// before versions were recorded: version 1.
 fn unrecorded(conn: &Connection) -> rusqlite::Result<u32> {
@@ -122,6 +146,14 @@ pub(super) const PUT: &str =
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
      ON CONFLICT(id) DO UPDATE SET
         state = excluded.state, updated_ms = excluded.updated_ms, body = excluded.body";
+
+/// Records a trace id that is not its task's id; the first task to take it keeps it.
+pub(super) const TRACE: &str = "INSERT OR IGNORE INTO traces (trace, task) VALUES (?1, ?2)";
+
+/// The id of the task `?1` names: a task id first, else a trace id. Two key lookups.
+pub(super) const TASK_OF: &str = "COALESCE(
+        (SELECT id FROM tasks WHERE id = ?1),
+        (SELECT task FROM traces WHERE trace = ?1))";
 
 /// Stores one frame of a task's stream.
 pub(super) const STREAM: &str =
@@ -158,7 +190,7 @@ mod tests {
         let opened = Store::open(None, StoreOptions::default(), &[&SCHEMA, &OTHER]).unwrap();
         assert_eq!(
             versions(opened.conn()).unwrap(),
-            [("other".to_owned(), 1), ("queue".to_owned(), 2)]
+            [("other".to_owned(), 1), ("queue".to_owned(), 3)]
         );
         let store = opened.start().unwrap();
         // Both operators' writes, one writer, one order.

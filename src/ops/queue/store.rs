@@ -27,6 +27,9 @@ pub(crate) struct Row {
     pub(crate) updated_ms: u64,
     /// The full record as JSON.
     pub(crate) body: String,
+    /// The trace id, only when it is not the task id (the default): it is indexed in
+    /// `traces`, so that a lookup by trace id never scans `tasks`.
+    pub(crate) trace: Option<String>,
 }
 
 /// One of the queue's writes: one enum rather than a closure per write, so a write is
@@ -51,6 +54,9 @@ pub(crate) enum TaskWrite {
 }
 
 fn put(b: &mut Batch<'_>, r: &Row) -> rusqlite::Result<usize> {
+    if let Some(trace) = &r.trace {
+        b.prepare(schema::TRACE)?.execute(params![trace, r.id])?;
+    }
     b.prepare(schema::PUT)?.execute(params![
         r.id,
         r.state,
@@ -85,6 +91,7 @@ impl Write for TaskWrite {
             TaskWrite::Delete(id) => {
                 b.execute("DELETE FROM tasks WHERE id = ?1", [&id])?;
                 b.execute("DELETE FROM stream WHERE task = ?1", [&id])?;
+                b.execute("DELETE FROM traces WHERE task = ?1", [&id])?;
             }
         }
         Ok(())
