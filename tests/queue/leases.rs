@@ -126,14 +126,14 @@ async fn cancel_removes_a_queued_task_and_stops_a_running_one() {
         .await
         .unwrap();
     assert_eq!(
-        (r["state"].as_str(), r["consumer_told"].as_bool()),
+        (r["state"].as_str(), r["consumerTold"].as_bool()),
         (Some("cancelled"), Some(false))
     );
     let r = c
         .command("op.queue.cancel", json!({"task": t1}))
         .await
         .unwrap();
-    assert_eq!(r["consumer_told"], true);
+    assert_eq!(r["consumerTold"], true);
     let notice = next_notice(&mut w).await;
     assert_eq!(
         (

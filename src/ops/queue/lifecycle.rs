@@ -280,7 +280,9 @@ impl Core {
         );
         self.finished(id);
         self.dispatch();
-        Ok(json!({"task": id, "state": "cancelled", "consumer_told": lease.is_some()}))
+        // `consumer_told`: the old spelling, kept for one release (docs/QUEUE.md).
+        let told = lease.is_some();
+        Ok(json!({"task": id, "state": "cancelled", "consumerTold": told, "consumer_told": told}))
     }
 
     /// A human retry of a parked (failed) task, or a DLQ requeue of a dead one,
