@@ -44,13 +44,22 @@ use tokio_tungstenite::tungstenite::Message;
 /// flushed and the other branches get a chance.
 const INBOUND_BATCH: usize = 64;
 
-/// Time one turn may spend on inbound frames before the session yields to the other
-/// sessions of its worker thread. Ordinary frames cost a few microseconds, so a batch
-/// of 64 stays well under it; large or expensive-to-redact frames (60 KB of matches
-/// cost up to about 0.5 ms each) would otherwise hold a thread for tens of
-/// milliseconds per turn, and every other session's answer would wait behind them
-/// (docs/SECURITY.md, "Memory under hostile load", for the figures).
-const TURN_BUDGET: Duration = Duration::from_micros(100);
+/// Time a session may spend on inbound frames before it yields to the other sessions
+/// of its worker thread (and then goes on with the same batch; its answers still
+/// leave together).
+///
+/// Two bounds, because the costs differ in kind. Large frames (parsing and redacting
+/// 60 KB of text, up to about 0.5 ms each) are what starves other sessions: they are
+/// bounded in bytes, [`TURN_BYTES`]. Small frames with a wide fan-out (a publish to 100
+/// subscribers costs about 30 µs) are bounded in time, and loosely: each yield lets
+/// the subscribers' writers run on fewer frames, so more, smaller writes; a 100 µs
+/// budget cost the 1 -> 100 fan-out 25-40 % of its throughput, 1 ms nothing
+/// measurable (docs/PERFORMANCE.md, "Bounds on the publish path").
+const TURN_BUDGET: Duration = Duration::from_millis(1);
+
+/// Bytes of inbound frames a session may handle before it yields (see
+/// [`TURN_BUDGET`]): a quarter of the largest frame, so one hostile frame per turn.
+const TURN_BYTES: usize = 16 << 10;
 
 /// A live, handshaken session.
 struct Session {
@@ -176,7 +185,6 @@ impl Session {
         let mut tick = tokio::time::interval(self.ctx.config.ping_interval());
         tick.tick().await;
         let kick = self.kick.clone();
-        let mut yield_after = false;
         loop {
             tokio::select! {
                 _ = stop.changed() => {
@@ -206,27 +214,35 @@ impl Session {
                 }
                 msg = self.ws.next() => {
                     self.last_seen = Instant::now();
-                    let turn = self.last_seen;
-                    // Handle the frames already read (up to a bound in count and in
-                    // time, for fairness) before the answers are flushed; profiled: a
-                    // flush per REPLY was 21% of the server's CPU in the 1 -> 100
-                    // fan-out (PERFORMANCE.md).
-                    let (mut next, mut budget) = (Some(msg), INBOUND_BATCH);
+                    let mut turn = self.last_seen;
+                    // Handle the frames already read (up to a bound) before the answers
+                    // are flushed; profiled: a flush per REPLY was 21% of the server's
+                    // CPU in the 1 -> 100 fan-out (PERFORMANCE.md). Past TURN_BUDGET
+                    // of work the session yields to the others on its thread, and
+                    // goes on with the same batch: the answers still leave together.
+                    let (mut next, mut budget, mut bytes) = (Some(msg), INBOUND_BATCH, 0);
                     while let Some(msg) = next.take() {
                         let flow = match msg {
                             None => return Closing::new(close::NORMAL, "peer gone"),
                             Some(Err(e)) => return read_error(e),
-                            Some(Ok(m)) => self.on_message(m).await,
+                            Some(Ok(m)) => {
+                                bytes += m.len();
+                                self.on_message(m).await
+                            }
                         };
                         if let Err(c) = flow {
                             return c;
                         }
                         budget -= 1;
-                        if turn.elapsed() >= TURN_BUDGET {
-                            yield_after = true;
-                        } else if budget > 0 {
-                            next = self.ws.next().now_or_never();
+                        if budget == 0 {
+                            break;
                         }
+                        if bytes >= TURN_BYTES || turn.elapsed() >= TURN_BUDGET {
+                            tokio::task::yield_now().await;
+                            turn = Instant::now();
+                            bytes = 0;
+                        }
+                        next = self.ws.next().now_or_never();
                     }
                 }
                 _ = tick.tick() => {
@@ -245,11 +261,6 @@ impl Session {
                 if let Err(c) = self.flush().await {
                     return c;
                 }
-            }
-            if std::mem::take(&mut yield_after) {
-                // To the back of the run queue: the sessions waiting behind this
-                // expensive turn get theirs before this one takes another.
-                tokio::task::yield_now().await;
             }
         }
     }
