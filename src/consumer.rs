@@ -139,7 +139,8 @@ impl Lease {
         let mut rx = self.decisions.lock().await;
         tokio::select! {
             d = rx.recv() => Ok(d),
-            _ = lost.wait_for(Option::is_some) => Ok(None),
+            // The watch guard is dropped inside, so that this future stays `Send`.
+            () = async { let _ = lost.wait_for(Option::is_some).await; } => Ok(None),
         }
     }
 
@@ -250,6 +251,16 @@ impl Consumer {
         let mut hello = Hello::role("consumer");
         hello.capabilities = kinds.iter().map(|k| (*k).to_owned()).collect();
         hello.slots = Some(slots);
+        Consumer::connect_with(url, hello).await
+    }
+
+    /// Connects with a HELLO of the caller's making (a credential in `auth`, a
+    /// `name`); its `capabilities` are the kinds and `slots` the slots (1 if unset).
+    ///
+    /// # Errors
+    /// [`ClientError`] when connecting or registering fails.
+    pub async fn connect_with(url: &str, hello: Hello) -> Result<Consumer, ClientError> {
+        let slots = hello.slots.unwrap_or(1);
         let client = Client::connect(url, hello).await?;
         let registration = client.command("op.queue.consume", json!({})).await?;
         let lease_ms = registration["leaseMs"]

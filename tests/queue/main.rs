@@ -8,6 +8,7 @@
 mod authority;
 mod backpressure;
 mod cli;
+mod consume;
 mod consumer_example;
 mod crash;
 mod discovery;
