@@ -17,7 +17,7 @@ progress)
   ;;
 approve-build | approve-root)
   if [ "$mode" = approve-build ]; then cmd="rm -rf build"; else cmd="rm -rf /"; fi
-  echo "{\"approval\": {\"tool\": \"shell\", \"command\": \"$cmd\", \"reason\": \"clean up\"}}"
+  echo "{\"approval\": {\"id\": \"a1\", \"tool\": \"shell\", \"command\": \"$cmd\", \"reason\": \"clean up\"}}"
   read -r decision || { echo "no decision"; exit 5; }
   echo "decision line: $decision"
   case "$decision" in

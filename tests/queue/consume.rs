@@ -184,6 +184,17 @@ async fn consume_streams_progress_and_output_with_a_scrubbed_environment() {
     );
     // Protocol lines are frames of their own, never plain output.
     assert!(!text.contains("{\\\"event\\\""), "{text}");
+
+    // A flood of 2000 lines: the burst is streamed, the rest is counted.
+    let id = submit(&c, json!({"mode": "flood"})).await;
+    let rec = wait_state(&c, &id, &["succeeded", "dead"]).await;
+    assert_eq!(rec["state"], "succeeded", "{rec}");
+    let lines = events_with(&c, &id, "line").await;
+    assert!(lines.len() < 400, "{}", lines.len());
+    let dropped: u64 = lines.iter().filter_map(|l| l["dropped"].as_u64()).sum();
+    let streamed = lines.iter().filter(|l| l["stream"] == "stdout").count() as u64;
+    assert!(dropped > 1000, "{dropped}");
+    assert_eq!(streamed + dropped, 2000);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -208,7 +219,9 @@ async fn an_approval_is_granted_by_a_person_and_a_destructive_one_denied_by_the_
     let lines = events_with(&c, &id, "line").await;
     let said = lines[0]["line"].as_str().unwrap();
     assert!(
-        said.starts_with("decision line: {") && said.contains(r#""decision":"approve""#),
+        said.starts_with("decision line: {")
+            && said.contains(r#""decision":"approve""#)
+            && said.contains(r#""id":"a1""#),
         "{said}"
     );
 
@@ -220,8 +233,25 @@ async fn an_approval_is_granted_by_a_person_and_a_destructive_one_denied_by_the_
         rec["result"]["summary"], "denied by policy:builtin:rm-rf-root",
         "{rec}"
     );
-    let frames = serde_json::to_string(&stream(&c, &id).await).unwrap();
-    assert!(frames.contains(r#""decision":"deny""#), "{frames}");
+    let frames = stream(&c, &id).await;
+    let text = serde_json::to_string(&frames).unwrap();
+    assert!(text.contains(r#""decision":"deny""#), "{text}");
+    // The request the policy judged names the attempt's directory as the worktree.
+    let asked = frames
+        .iter()
+        .find(|f| f["type"] == "APPROVAL" && f["payload"]["command"] == "rm -rf /")
+        .expect("the request in the stream");
+    assert_eq!(
+        asked["payload"]["worktree"], asked["payload"]["cwd"],
+        "{asked}"
+    );
+    assert!(
+        asked["payload"]["worktree"]
+            .as_str()
+            .unwrap()
+            .starts_with('/'),
+        "{asked}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

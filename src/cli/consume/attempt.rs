@@ -17,6 +17,7 @@ use hivebus::client::ClientError;
 use hivebus::consumer::{Lease, LeaseLoss};
 use serde_json::{json, Map, Value};
 use std::future::Future;
+use std::path::Path;
 use std::pin::Pin;
 use std::process::ExitStatus;
 use std::sync::Arc;
@@ -97,7 +98,23 @@ pub(super) async fn run(lease: Lease, ctx: Arc<Ctx>) -> (String, Value) {
         }))
         .await;
     let mut tail = Tail::default();
-    let outcome = drive(&lease, &mut agent, &mut lines, &ctx, limit, &mut tail).await;
+    let mut limiter = Limiter::default();
+    let outcome = drive(
+        &lease,
+        &work.cwd,
+        &mut agent,
+        &mut lines,
+        &ctx,
+        limit,
+        &mut tail,
+        &mut limiter,
+    )
+    .await;
+    if !matches!(outcome, Outcome::Lost(_) | Outcome::Aborted) {
+        if let Some(note) = limiter.flush() {
+            let _ = lease.event_payload(note).await;
+        }
+    }
     // Whatever the outcome, nothing the agent started outlives its attempt.
     if let Outcome::Result { .. } = outcome {
         let _ = tokio::time::timeout(ctx.grace, agent.wait()).await;
@@ -223,9 +240,9 @@ fn protocol(text: &str) -> Option<Proto> {
     }
 }
 
-/// The decision line written to the agent's stdin.
-fn decision_line(d: Result<Option<Value>, ClientError>) -> String {
-    let v = match d {
+/// The decision line written to the agent's stdin, echoing the request's `id`.
+fn decision_line(d: Result<Option<Value>, ClientError>, id: Option<Value>) -> String {
+    let mut v = match d {
         Ok(Some(p)) => {
             // Anything but an explicit approve is a deny: fail closed.
             let decision = if p["decision"] == "approve" {
@@ -242,28 +259,36 @@ fn decision_line(d: Result<Option<Value>, ClientError>) -> String {
             }
             Value::Object(o)
         }
-        Ok(None) => {
-            json!({"decision": "deny", "by": "hive consume", "reason": "the lease was lost"})
-        }
-        Err(e) => {
-            json!({"decision": "deny", "by": "hive consume", "reason": format!("the broker is unreachable: {e}")})
-        }
+        Ok(None) => deny("the lease was lost"),
+        Err(e) => deny(&format!("the broker is unreachable: {e}")),
     };
+    if let Some(id) = id {
+        v["id"] = id;
+    }
     v.to_string()
+}
+
+/// A decision `hive consume` makes itself: always a deny.
+fn deny(reason: &str) -> Value {
+    json!({"decision": "deny", "by": "hive consume", "reason": reason})
 }
 
 async fn drive<'a>(
     lease: &'a Lease,
+    cwd: &Path,
     agent: &mut Agent,
     lines: &mut mpsc::Receiver<Line>,
     ctx: &Ctx,
     limit: Duration,
     tail: &mut Tail,
+    limiter: &mut Limiter,
 ) -> Outcome {
     let deadline = Instant::now() + limit;
-    let mut limiter = Limiter::default();
     let mut abort = ctx.abort.clone();
     let mut pending: Option<Pending<'a>> = None;
+    // The `id` the agent gave its pending request, echoed in the decision.
+    let mut pending_id: Option<Value> = None;
+    let here = Value::String(cwd.to_string_lossy().into_owned());
     let mut exited: Option<(ExitStatus, Instant)> = None;
     let mut open = true;
     loop {
@@ -283,7 +308,7 @@ async fn drive<'a>(
             }
             d = async { pending.as_mut().expect("guarded").await }, if pending.is_some() => {
                 pending = None;
-                agent.tell(&decision_line(d)).await;
+                agent.tell(&decision_line(d, pending_id.take())).await;
             }
             l = lines.recv(), if open => match l {
                 None => open = false,
@@ -295,12 +320,22 @@ async fn drive<'a>(
                         Some(Proto::Event(v)) => {
                             let _ = lease.event_payload(v).await;
                         }
-                        Some(Proto::Approval(v)) => {
+                        Some(Proto::Approval(mut v)) => {
+                            let id = v.get("id").cloned();
                             if pending.is_some() {
-                                let no = json!({"decision": "deny", "by": "hive consume",
-                                    "reason": "one approval at a time: wait for the first decision"});
+                                let mut no = deny("one approval at a time: wait for the first decision");
+                                if let Some(id) = id {
+                                    no["id"] = id;
+                                }
                                 agent.tell(&no.to_string()).await;
                             } else {
+                                // The policy judges paths against the worktree: that is
+                                // ours to say, not the agent's (it could claim `/`).
+                                v["worktree"] = here.clone();
+                                if !v.get("cwd").is_some_and(Value::is_string) {
+                                    v["cwd"] = here.clone();
+                                }
+                                pending_id = id;
                                 pending = Some(Box::pin(lease.ask(v)));
                             }
                         }

@@ -72,14 +72,7 @@ impl Limiter {
         }
         self.tokens -= 1.0;
         let mut out = Vec::with_capacity(2);
-        if self.dropped > 0 {
-            out.push(json!({
-                "stream": "hive",
-                "dropped": self.dropped,
-                "line": format!("[hive consume: {} lines over {RATE}/s not streamed]", self.dropped),
-            }));
-            self.dropped = 0;
-        }
+        out.extend(self.flush());
         let (text, cut) = clip(&line.text, EVENT_LINE);
         let mut p = json!({"line": text, "stream": line.stream.as_str()});
         if cut || line.cut {
@@ -87,6 +80,22 @@ impl Limiter {
         }
         out.push(p);
         out
+    }
+}
+
+impl Limiter {
+    /// The note of the lines dropped since the last one streamed, if any (sent
+    /// before the next line, and at the end of the attempt).
+    pub(super) fn flush(&mut self) -> Option<Value> {
+        if self.dropped == 0 {
+            return None;
+        }
+        let n = std::mem::take(&mut self.dropped);
+        Some(json!({
+            "stream": "hive",
+            "dropped": n,
+            "line": format!("[hive consume: {n} lines over {RATE}/s not streamed]"),
+        }))
     }
 }
 
