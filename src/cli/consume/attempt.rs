@@ -10,7 +10,7 @@
 //! otherwise keep it waiting for ever).
 
 use super::agent::{Agent, Line, Stream};
-use super::output::{Limiter, Tail};
+use super::output::Relay;
 use super::template::Fields;
 use super::{workdir, Ctx};
 use hivebus::client::ClientError;
@@ -97,21 +97,13 @@ pub(super) async fn run(lease: Lease, ctx: Arc<Ctx>) -> (String, Value) {
             "worktree": work.worktree().map(|w| w.to_string_lossy().into_owned()),
         }))
         .await;
-    let mut tail = Tail::default();
-    let mut limiter = Limiter::default();
+    let mut relay = Relay::default();
     let outcome = drive(
-        &lease,
-        &work.cwd,
-        &mut agent,
-        &mut lines,
-        &ctx,
-        limit,
-        &mut tail,
-        &mut limiter,
+        &lease, &work.cwd, &mut agent, &mut lines, &ctx, limit, &mut relay,
     )
     .await;
     if !matches!(outcome, Outcome::Lost(_) | Outcome::Aborted) {
-        if let Some(note) = limiter.flush() {
+        if let Some(note) = relay.limiter.flush() {
             let _ = lease.event_payload(note).await;
         }
     }
@@ -139,7 +131,7 @@ pub(super) async fn run(lease: Lease, ctx: Arc<Ctx>) -> (String, Value) {
             let s = format!(
                 "the agent exited with {} without a result{}",
                 describe(st),
-                tail.render()
+                relay.tail.render()
             );
             let sent = lease.fail(&s).await;
             ("fail", with_send(s, sent))
@@ -149,7 +141,7 @@ pub(super) async fn run(lease: Lease, ctx: Arc<Ctx>) -> (String, Value) {
                 "timed out after {}: the agent's process group was killed ({}){}",
                 humantime::format_duration(d),
                 describe(status),
-                tail.render()
+                relay.tail.render()
             );
             let sent = lease.fail(&s).await;
             ("fail", with_send(s, sent))
@@ -280,8 +272,7 @@ async fn drive<'a>(
     lines: &mut mpsc::Receiver<Line>,
     ctx: &Ctx,
     limit: Duration,
-    tail: &mut Tail,
-    limiter: &mut Limiter,
+    relay: &mut Relay,
 ) -> Outcome {
     let deadline = Instant::now() + limit;
     let mut abort = ctx.abort.clone();
@@ -353,8 +344,8 @@ async fn drive<'a>(
                             };
                         }
                         None => {
-                            tail.push(&l.text);
-                            for p in limiter.admit(&l) {
+                            relay.tail.push(&l.text);
+                            for p in relay.limiter.admit(&l) {
                                 let _ = lease.event_payload(p).await;
                             }
                         }

@@ -41,6 +41,14 @@ pub(super) fn clip(s: &str, max: usize) -> (&str, bool) {
     (&s[..end], true)
 }
 
+/// What becomes of one attempt's plain output: streamed within the rate, and kept
+/// as the tail.
+#[derive(Default)]
+pub(super) struct Relay {
+    pub(super) limiter: Limiter,
+    pub(super) tail: Tail,
+}
+
 /// The token bucket of one attempt.
 pub(super) struct Limiter {
     tokens: f64,
