@@ -350,7 +350,13 @@ async fn a_git_repo_gets_a_worktree_per_task_and_a_repo_outside_the_roots_is_ref
     // The agent ran in `repo/.hive/worktrees/<task>`, which is gone afterwards; the
     // branch stays.
     assert_eq!(rec["result"]["summary"], format!("done in {id}"), "{rec}");
-    assert!(!repo.join(".hive/worktrees").join(&id).exists());
+    // (Removed just after the RESULT is sent.)
+    let wt = repo.join(".hive/worktrees").join(&id);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while wt.exists() {
+        assert!(Instant::now() < deadline, "{} stayed", wt.display());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     git(&["rev-parse", "--verify", "-q", "refs/heads/feature/x"]);
 
     let id = submit_with(&c, json!({"mode": "progress"}), json!({"repo": "/etc"})).await;

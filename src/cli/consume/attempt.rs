@@ -112,9 +112,6 @@ pub(super) async fn run(lease: Lease, ctx: Arc<Ctx>) -> (String, Value) {
         let _ = tokio::time::timeout(ctx.grace, agent.wait()).await;
     }
     let status = agent.terminate(ctx.grace).await;
-    if !ctx.keep_worktrees {
-        workdir::cleanup(&work, &ctx.git_lock).await;
-    }
     let (end, summary) = match outcome {
         Outcome::Result { ok, payload } => {
             let summary = payload["summary"].as_str().unwrap_or_default().to_owned();
@@ -166,6 +163,10 @@ pub(super) async fn run(lease: Lease, ctx: Arc<Ctx>) -> (String, Value) {
             ("abandoned", s.to_owned())
         }
     };
+    // After the queue heard: removing a large worktree takes a while.
+    if !ctx.keep_worktrees {
+        workdir::cleanup(&work, &ctx.git_lock).await;
+    }
     (end.to_owned(), json!({"task": task, "summary": summary}))
 }
 
