@@ -70,8 +70,8 @@ pub(crate) struct ConsumeArgs {
     /// Task kinds to take, comma-separated.
     #[arg(long, value_delimiter = ',', required = true)]
     kinds: Vec<String>,
-    /// Tasks run at once.
-    #[arg(long, default_value_t = 1)]
+    /// Tasks run at once (1..=1024).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
     slots: u32,
     /// Longest run of one attempt (`30m`, `90s`); a task's `args.timeout` can make
     /// it shorter, never longer. Over it the agent's group is killed and the attempt
@@ -163,7 +163,10 @@ pub(crate) async fn run(
         git_lock: Mutex::new(()),
         abort,
     });
-    let kinds = a.kinds.clone();
+    let kinds: Vec<String> = a.kinds.iter().filter(|k| !k.is_empty()).cloned().collect();
+    if kinds.is_empty() {
+        return Err("--kinds names no kind".into());
+    }
     let mut running: JoinSet<(String, Value)> = JoinSet::new();
     let stop = hivebus::broker::shutdown_signal();
     tokio::pin!(stop);
@@ -315,29 +318,33 @@ fn ended(out: &Out, r: Result<(String, Value), tokio::task::JoinError>) {
     }
 }
 
-/// One line per happening: JSON lines for scripts, text for people.
+/// One line per happening: JSON lines for scripts, text for people. A closed
+/// stdout (`hive consume | head -1`) must not stop the consumer: write errors are
+/// ignored.
 fn report(out: &Out, what: &str, v: &Value) {
-    if out.json {
+    use std::io::Write;
+    let line = if out.json {
         let mut v = v.clone();
         v["event"] = json!(what);
-        println!("{v}");
-        return;
-    }
-    let s = |k: &str| super::output::safe(v[k].as_str().unwrap_or_default());
-    match what {
-        "ready" => println!(
-            "ready    session {} kinds {} slots {}",
-            s("session"),
-            v["kinds"],
-            v["slots"]
-        ),
-        "leased" => println!(
-            "leased   {} {} attempt {}",
-            s("task"),
-            s("kind"),
-            v["attempt"]
-        ),
-        "ended" => println!("ended    {} {}: {}", s("task"), s("end"), s("summary")),
-        other => println!("{other:<8} {v}"),
-    }
+        v.to_string()
+    } else {
+        let s = |k: &str| super::output::safe(v[k].as_str().unwrap_or_default());
+        match what {
+            "ready" => format!(
+                "ready    session {} kinds {} slots {}",
+                s("session"),
+                v["kinds"],
+                v["slots"]
+            ),
+            "leased" => format!(
+                "leased   {} {} attempt {}",
+                s("task"),
+                s("kind"),
+                v["attempt"]
+            ),
+            "ended" => format!("ended    {} {}: {}", s("task"), s("end"), s("summary")),
+            other => format!("{other:<8} {v}"),
+        }
+    };
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
 }

@@ -44,6 +44,12 @@ crash)
   echo "fatal: something broke" >&2
   exit 3
   ;;
+argv)
+  # Prints every argument after the mode, one per line, as the agent received it.
+  shift
+  for a in "$@"; do printf 'arg: %s\n' "$a"; done
+  echo '{"result": {"status": "ok", "summary": "printed my arguments"}}'
+  ;;
 slow)
   echo '{"event": {"stage": "work", "message": "taking my time", "pct": 10}}'
   sleep 1

@@ -198,6 +198,60 @@ async fn consume_streams_progress_and_output_with_a_scrubbed_environment() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_argument_stays_one_argument_and_an_option_like_one_is_refused() {
+    let dir = harness::temp_dir("consume-argv");
+    let (_broker, port) = broker(&dir, &[]);
+    let _consume = Reaped(
+        Command::new(hive())
+            .arg("--dir")
+            .arg(&dir)
+            .args(["consume", "--kinds", "agent", "--"])
+            .arg("bash")
+            .arg(script())
+            .args(["argv", "--title={args.title}", "{args.title}"])
+            .env_remove("HIVE_WS_PORT")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let c = client(port).await;
+    let hostile = "x\"; touch pwned; echo \"$(touch pwned2)`touch pwned3`\nrm -rf ~";
+    let id = submit(&c, json!({"title": hostile})).await;
+    let rec = wait_state(&c, &id, &["succeeded", "dead"]).await;
+    assert_eq!(rec["state"], "succeeded", "{rec}");
+    let lines: Vec<String> = events_with(&c, &id, "line")
+        .await
+        .iter()
+        .map(|l| l["line"].as_str().unwrap().to_owned())
+        .collect();
+    // Two arguments, verbatim (the newline splits the printed text, not the argument).
+    let (first, rest) = hostile.split_once('\n').unwrap();
+    assert_eq!(
+        lines,
+        [
+            format!("arg: --title={first}"),
+            rest.to_owned(),
+            format!("arg: {first}"),
+            rest.to_owned()
+        ]
+    );
+    for f in ["pwned", "pwned2", "pwned3"] {
+        assert!(!dir.join(f).exists(), "{f} was created: a shell ran");
+    }
+    // A value that would start an argument with `-` is refused before anything runs.
+    let id = submit(&c, json!({"title": "--upload-pack=touch pwned"})).await;
+    let rec = wait_state(&c, &id, &["succeeded", "dead"]).await;
+    assert!(
+        rec["result"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("read as an option"),
+        "{rec}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_approval_is_granted_by_a_person_and_a_destructive_one_denied_by_the_policy() {
     let dir = harness::temp_dir("consume-approval");
     let (_broker, port) = broker(&dir, &[]);
