@@ -243,12 +243,20 @@ fn decision_line(d: Result<Option<Value>, ClientError>, id: Option<Value>) -> St
             } else {
                 "deny"
             };
+            let given = p["decision"]
+                .as_str()
+                .filter(|d| !matches!(*d, "approve" | "deny"));
             let mut o = Map::new();
             o.insert("decision".into(), json!(decision));
             o.insert("by".into(), p["by"].clone());
             o.insert("reason".into(), p["reason"].clone());
             if let Some(s) = p.get("scope") {
                 o.insert("scope".into(), s.clone());
+            }
+            // `expired` (nobody decided in time), or a decision this version does not
+            // know: the agent hears `deny` and what was said.
+            if let Some(g) = given {
+                o.insert("given".into(), json!(g));
             }
             Value::Object(o)
         }
@@ -313,7 +321,9 @@ async fn drive<'a>(
                             let _ = lease.event_payload(v).await;
                         }
                         Some(Proto::Approval(mut v)) => {
-                            let id = v.get("id").cloned();
+                            // Ours to echo, not the broker's: a remembered decision
+                            // matches the action byte for byte.
+                            let id = v.as_object_mut().and_then(|o| o.remove("id"));
                             if pending.is_some() {
                                 let mut no = deny("one approval at a time: wait for the first decision");
                                 if let Some(id) = id {
@@ -357,5 +367,46 @@ async fn drive<'a>(
                 exited = Some((st, Instant::now() + LINGER));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_decision_line_fails_closed_and_echoes_the_id() {
+        let d = |p: Value| {
+            serde_json::from_str::<Value>(&decision_line(Ok(Some(p)), Some(json!("a1")))).unwrap()
+        };
+        let ok = d(json!({"decision": "approve", "by": "ann", "reason": "fine", "lease": "l-1"}));
+        assert_eq!(
+            ok,
+            json!({"decision": "approve", "by": "ann", "reason": "fine", "id": "a1"})
+        );
+        let exp = d(json!({"decision": "expired", "by": "timeout"}));
+        assert_eq!(
+            (exp["decision"].as_str(), exp["given"].as_str()),
+            (Some("deny"), Some("expired"))
+        );
+        let lost: Value = serde_json::from_str(&decision_line(Ok(None), None)).unwrap();
+        assert_eq!(lost["decision"], "deny");
+        assert!(lost.get("id").is_none());
+    }
+
+    #[test]
+    fn only_one_key_objects_are_protocol_lines() {
+        assert!(matches!(
+            protocol(r#"{"event": {"pct": 1}}"#),
+            Some(Proto::Event(_))
+        ));
+        assert!(matches!(
+            protocol(r#"{"result": {"status": "ok"}}"#),
+            Some(Proto::Result(_))
+        ));
+        assert!(protocol(r#"{"event": 1}"#).is_none());
+        assert!(protocol(r#"{"event": {}, "x": 1}"#).is_none());
+        assert!(protocol(r#"{"other": {}}"#).is_none());
+        assert!(protocol("plain {\"event\": {}}").is_none());
     }
 }
