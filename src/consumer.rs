@@ -4,7 +4,8 @@
 //! capabilities and a number of slots, and registers with the queue
 //! (`op.queue.consume`). A background task then owns the connection: it turns each
 //! leased TASK frame into a [`Lease`], sends a HEARTBEAT every third of the lease
-//! length (renewing every lease this consumer holds), and routes cancellations, lease
+//! length (renewing every lease this consumer holds; the shortest lease held sets the
+//! pace, so a task with its own short `timeout` is renewed in time), and routes cancellations, lease
 //! expiries and approval decisions to the lease they concern. A [`Lease`] streams
 //! progress, asks for approvals and ends with a result.
 //!
@@ -114,13 +115,40 @@ impl Lease {
         suggested: &str,
     ) -> Result<Option<Value>, ClientError> {
         let p = json!({"action": action, "reason": reason, "suggestedCommand": suggested});
-        self.send(self.frame(FrameType::Approval, p)).await?;
+        self.ask(p).await
+    }
+
+    /// Streams an EVENT with any payload (`{"line": "...", "stream": "stdout"}`, a
+    /// child's own progress object); `task` and `lease` are added. Renews the lease.
+    ///
+    /// # Errors
+    /// `Closed` when the connection is gone.
+    pub async fn event_payload(&self, payload: Value) -> Result<(), ClientError> {
+        self.send(self.frame(FrameType::Event, payload)).await
+    }
+
+    /// Asks for an approval with any request payload (`{"tool": "shell", "command":
+    /// "..."}`, see docs/APPROVALS.md) and waits for the decision payload, or `None`
+    /// if the lease is lost first.
+    ///
+    /// # Errors
+    /// `Closed` when the connection is gone.
+    pub async fn ask(&self, request: Value) -> Result<Option<Value>, ClientError> {
+        self.send(self.frame(FrameType::Approval, request)).await?;
         let mut lost = self.lost.clone();
         let mut rx = self.decisions.lock().await;
         tokio::select! {
             d = rx.recv() => Ok(d),
-            _ = lost.wait_for(Option::is_some) => Ok(None),
+            // The watch guard is dropped inside, so that this future stays `Send`.
+            () = async { let _ = lost.wait_for(Option::is_some).await; } => Ok(None),
         }
+    }
+
+    /// The lease length the queue gave this attempt (`leaseMs`), if it said.
+    pub fn lease_ms(&self) -> Option<u64> {
+        self.payload["leaseMs"]
+            .as_u64()
+            .or_else(|| self.payload["lease_ms"].as_u64())
     }
 
     /// Finishes with RESULT `ok`.
@@ -151,10 +179,12 @@ impl Lease {
     /// # Errors
     /// `Closed` when the connection is gone.
     pub async fn fail(self, summary: &str) -> Result<(), ClientError> {
-        self.send(self.frame(
+        // Through `end`, so that the lease counts as finished: a `Drop` after the
+        // RESULT must not send ERROR `abandoned` too.
+        self.end(
             FrameType::Result,
             json!({"status": "fail", "summary": summary}),
-        ))
+        )
         .await
     }
 
@@ -221,13 +251,23 @@ impl Consumer {
         let mut hello = Hello::role("consumer");
         hello.capabilities = kinds.iter().map(|k| (*k).to_owned()).collect();
         hello.slots = Some(slots);
+        Consumer::connect_with(url, hello).await
+    }
+
+    /// Connects with a HELLO of the caller's making (a credential in `auth`, a
+    /// `name`); its `capabilities` are the kinds and `slots` the slots (1 if unset).
+    ///
+    /// # Errors
+    /// [`ClientError`] when connecting or registering fails.
+    pub async fn connect_with(url: &str, hello: Hello) -> Result<Consumer, ClientError> {
+        let slots = hello.slots.unwrap_or(1);
         let client = Client::connect(url, hello).await?;
         let registration = client.command("op.queue.consume", json!({})).await?;
         let lease_ms = registration["leaseMs"]
             .as_u64()
             .or_else(|| registration["lease_ms"].as_u64())
             .unwrap_or(30_000);
-        let period = Duration::from_millis((lease_ms / 3).max(50));
+        let period = third(lease_ms);
         let (tx, leases) = mpsc::channel(slots.max(1) as usize * 2 + 16);
         let session = client.session().to_owned();
         // Frames from leases; bounded so that a runaway consumer is slowed, not buffered.
@@ -298,6 +338,24 @@ impl Drop for Consumer {
 struct Routes {
     lost: watch::Sender<Option<LeaseLoss>>,
     decisions: mpsc::Sender<Value>,
+    /// A third of this lease's own `leaseMs` (a task's `timeout` makes it shorter
+    /// than the kind's default the registration named).
+    beat: Duration,
+}
+
+/// The heartbeat period for the leases held: a third of the shortest lease, never
+/// longer than `default` (a third of the registration's `leaseMs`).
+fn beat_period(routes: &HashMap<String, Routes>, default: Duration) -> Duration {
+    routes
+        .values()
+        .filter(|r| !r.lost.is_closed())
+        .map(|r| r.beat)
+        .fold(default, Duration::min)
+}
+
+/// A third of `lease_ms`, at least 50 ms.
+fn third(lease_ms: u64) -> Duration {
+    Duration::from_millis((lease_ms / 3).max(50))
 }
 
 /// Longest wait of [`Consumer::close`] for the broker to confirm it read everything.
@@ -311,9 +369,18 @@ async fn drive(
     period: Duration,
 ) {
     let mut routes: HashMap<String, Routes> = HashMap::new();
+    let mut current = period;
     let mut beat = tokio::time::interval(period);
     beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        // Follow the shortest lease held: a lease shorter than the kind's default
+        // would otherwise expire between two heartbeats.
+        let want = beat_period(&routes, period);
+        if want != current {
+            current = want;
+            beat = tokio::time::interval_at(tokio::time::Instant::now() + want, want);
+            beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        }
         tokio::select! {
             ev = client.next_event() => {
                 let Some(env) = ev else { return };
@@ -322,7 +389,11 @@ async fn drive(
                     FrameType::Task if env.payload.get("lease").is_some() => {
                         let (lost_tx, lost) = watch::channel(None);
                         let (dec_tx, dec_rx) = mpsc::channel(4);
-                        routes.insert(task.clone(), Routes { lost: lost_tx, decisions: dec_tx });
+                        let own = env.payload["leaseMs"]
+                            .as_u64()
+                            .or_else(|| env.payload["lease_ms"].as_u64())
+                            .map_or(period, third);
+                        routes.insert(task.clone(), Routes { lost: lost_tx, decisions: dec_tx, beat: own });
                         routes.retain(|_, r| !r.lost.is_closed());
                         // The envelope is consumed here: its payload moves into the lease
                         // (no clone of the payload tree per lease).

@@ -39,6 +39,8 @@ mod approvals;
 mod broker;
 #[path = "../cli/connect.rs"]
 mod connect;
+#[path = "../cli/consume.rs"]
+mod consume;
 #[path = "../cli/dlq.rs"]
 mod dlq;
 #[path = "../cli/output.rs"]
@@ -146,6 +148,10 @@ enum Cmd {
     /// The approval policy: what `[approval]` decides about an action (no broker).
     #[command(subcommand, after_help = policy::CHECK_HELP)]
     Policy(policy::PolicyCmd),
+    /// Run an agent per leased task (a child process from a command template):
+    /// worktree, scrubbed environment, time limit, approvals, streamed output.
+    #[command(after_help = consume::HELP)]
+    Consume(consume::ConsumeArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     #[command(after_help = examples!(
         "hive completions bash > ~/.local/share/bash-completion/completions/hive",
@@ -172,6 +178,16 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                 cli.output
             };
             return policy::run(p, &output::Out::new(mode));
+        }
+        Cmd::Consume(c) => {
+            let mode = if cli.json {
+                output::Mode::Json
+            } else {
+                cli.output
+            };
+            let out = output::Out::new(mode);
+            let (token, role) = (cli.token.as_deref(), cli.role.as_deref());
+            return consume::run(c, &cli.url, &cli.dir, token, role, &out).await;
         }
         other => other,
     };
@@ -212,7 +228,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Broker(_) | Cmd::Completions { .. } | Cmd::Policy(_) => {
+        Cmd::Broker(_) | Cmd::Completions { .. } | Cmd::Policy(_) | Cmd::Consume(_) => {
             Err("this subcommand does not take a client connection".into())
         }
     }

@@ -9,6 +9,7 @@ mod approvals;
 mod authority;
 mod backpressure;
 mod cli;
+mod consume;
 mod consumer_example;
 mod crash;
 mod discovery;
