@@ -28,7 +28,9 @@ for i in $(seq "$RUNS"); do
     "$bin" --dir "$d" broker --no-logs >/dev/null 2>&1 &
     pid=$!
     for _ in $(seq 100); do [ -s "$d/.hive/port" ] && break; sleep 0.1; done
-    line=$("$QB" --dir "$d" --tasks "$TASKS" --samples "$SAMPLES" --broker-pid "$pid" --json)
+    # The port named explicitly: a baseline older than .hive/broker.lock writes a port
+    # file that discovery no longer follows on its own.
+    line=$(HIVE_WS_PORT=$(head -1 "$d/.hive/port") "$QB" --dir "$d" --tasks "$TASKS" --samples "$SAMPLES" --broker-pid "$pid" --json 2>/dev/null)
     echo "$t $line" >>"$OUT"
     kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""
     rm -rf "$d"

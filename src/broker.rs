@@ -136,7 +136,8 @@ pub async fn run_with(
         policy,
         memory.clone(),
     )));
-    let mut decisions = queue.events(4096);
+    // Only APPROVAL frames: the queue builds no event for its other steps.
+    let mut decisions = queue.events_of(4096, &[crate::frame::FrameType::Approval]);
     tokio::spawn(async move {
         while let Some(ev) = decisions.recv().await {
             memory.learn(&ev);

@@ -245,12 +245,12 @@ impl Core {
         } else {
             live.stream_dropped += 1;
         }
-        if self.hooks.observed() {
+        if self.hooks.observed(kind) {
             // Built only for observers: the payload as a tree is a cost the queue's
             // own path does not pay.
             let rec = &live.rec;
             let payload = serde_json::to_value(&payload).unwrap_or_default();
-            self.hooks.emit(|seq| super::hooks::TaskEvent {
+            self.hooks.emit(kind, |seq| super::hooks::TaskEvent {
                 seq,
                 task: rec.id.clone(),
                 trace_id: rec.trace_id.clone(),

@@ -8,8 +8,9 @@
 //! - **Events never hold up the queue.** Each observer has a bounded channel, filled
 //!   with `try_send` under the queue's lock; an observer that falls behind loses
 //!   events, counted in `stats.counters.events_dropped`, and sees the gap in
-//!   [`TaskEvent::seq`] (consecutive for every observer that lost nothing). With no
-//!   observer, nothing is built.
+//!   [`TaskEvent::seq`] (consecutive for every observer of all frame types that lost
+//!   nothing). An observer may ask for some frame types only; for a frame no observer
+//!   wants, nothing is built.
 //! - **Events are in stream order**: for one task, the order its frames were
 //!   published on its channel; across tasks, the order the queue took its steps.
 //!   Content is what the stream carried, which the safety layer inspected on arrival.
@@ -117,38 +118,53 @@ pub trait ActionGate: Send + Sync + 'static {
 /// The observers and gates registered with one queue.
 #[derive(Default)]
 pub(crate) struct Hooks {
-    observers: Vec<mpsc::Sender<TaskEvent>>,
+    /// Each observer, and the stream frame types it wants (`None`: all).
+    observers: Vec<(mpsc::Sender<TaskEvent>, Option<Vec<FrameType>>)>,
     seq: u64,
     pub(crate) dropped: Arc<AtomicU64>,
     gates: Arc<RwLock<Vec<Arc<dyn ActionGate>>>>,
 }
 
 impl Hooks {
-    /// A new observer with room for `capacity` events.
-    pub(crate) fn observe(&mut self, capacity: usize) -> mpsc::Receiver<TaskEvent> {
+    /// A new observer with room for `capacity` events, of the stream frame types in
+    /// `only` (all when `None`).
+    pub(crate) fn observe(
+        &mut self,
+        capacity: usize,
+        only: Option<Vec<FrameType>>,
+    ) -> mpsc::Receiver<TaskEvent> {
         let (tx, rx) = mpsc::channel(capacity.max(1));
-        self.observers.push(tx);
+        self.observers.push((tx, only));
         rx
     }
 
-    /// Whether anyone listens: events are built only then.
-    pub(crate) fn observed(&self) -> bool {
-        !self.observers.is_empty()
+    /// Whether anyone listens to frames of `kind`: events are built only then.
+    pub(crate) fn observed(&self, kind: FrameType) -> bool {
+        self.observers
+            .iter()
+            .any(|(_, only)| only.as_ref().is_none_or(|k| k.contains(&kind)))
     }
 
-    /// Hands `make()` to every observer without waiting; forgets observers that hung
-    /// up, counts events lost to full channels.
-    pub(crate) fn emit(&mut self, make: impl FnOnce(u64) -> TaskEvent) {
+    /// Hands `make()` to every observer of `kind` without waiting; forgets observers
+    /// that hung up, counts events lost to full channels. `seq` counts every event
+    /// built, so an observer of some types sees gaps for the others: it compares
+    /// `seq` only to detect loss when it observes everything.
+    pub(crate) fn emit(&mut self, kind: FrameType, make: impl FnOnce(u64) -> TaskEvent) {
         self.seq += 1;
         let ev = make(self.seq);
         let dropped = &self.dropped;
-        self.observers.retain(|tx| match tx.try_send(ev.clone()) {
+        self.observers.retain(|(tx, only)| {
+            if only.as_ref().is_some_and(|k| !k.contains(&kind)) {
+                return !tx.is_closed();
+            }
+            match tx.try_send(ev.clone()) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
                 dropped.fetch_add(1, Ordering::Relaxed);
                 true
             }
             Err(mpsc::error::TrySendError::Closed(_)) => false,
+            }
         });
     }
 
@@ -206,7 +222,7 @@ mod tests {
     #[tokio::test]
     async fn an_observer_that_falls_behind_loses_events_and_sees_the_gap() {
         let mut h = Hooks::default();
-        let mut rx = h.observe(2);
+        let mut rx = h.observe(2, None);
         let ev = |seq| TaskEvent {
             seq,
             task: "t".into(),
@@ -220,15 +236,18 @@ mod tests {
             payload: Value::Null,
         };
         for _ in 0..3 {
-            h.emit(ev);
+            h.emit(FrameType::Task, ev);
         }
         assert_eq!(h.dropped.load(Ordering::Relaxed), 1);
         assert_eq!(rx.recv().await.unwrap().seq, 1);
         assert_eq!(rx.recv().await.unwrap().seq, 2);
-        h.emit(ev);
+        h.emit(FrameType::Task, ev);
         assert_eq!(rx.recv().await.unwrap().seq, 4, "3 was lost");
         drop(rx);
-        h.emit(ev);
-        assert!(!h.observed(), "a closed observer is forgotten");
+        h.emit(FrameType::Task, ev);
+        assert!(!h.observed(FrameType::Task), "a closed observer is forgotten");
+        // An observer of approvals only: nothing is built for other frames.
+        let _approvals = h.observe(2, Some(vec![FrameType::Approval]));
+        assert!(h.observed(FrameType::Approval) && !h.observed(FrameType::Event));
     }
 }

@@ -184,7 +184,18 @@ impl Queue {
     /// `capacity` events not yet received; an observer that falls behind loses
     /// events rather than slowing the queue (see `hooks`).
     pub fn events(&self, capacity: usize) -> mpsc::Receiver<hooks::TaskEvent> {
-        self.lock().hooks.observe(capacity)
+        self.lock().hooks.observe(capacity, None)
+    }
+
+    /// [`Queue::events`] of the stream frames of `kinds` only (APPROVAL, RESULT, ...):
+    /// the queue builds no event for the others, so a narrow observer costs the
+    /// queue's path nothing on the frames it does not want.
+    pub fn events_of(
+        &self,
+        capacity: usize,
+        kinds: &[crate::frame::FrameType],
+    ) -> mpsc::Receiver<hooks::TaskEvent> {
+        self.lock().hooks.observe(capacity, Some(kinds.to_vec()))
     }
 
     /// Adds a gate that decides on every action a leased task asks for before a person
