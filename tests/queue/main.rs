@@ -24,3 +24,4 @@ mod retries;
 mod sdk;
 mod store;
 mod streaming;
+mod visibility;

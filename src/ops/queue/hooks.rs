@@ -158,12 +158,12 @@ impl Hooks {
                 return !tx.is_closed();
             }
             match tx.try_send(ev.clone()) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                dropped.fetch_add(1, Ordering::Relaxed);
-                true
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+                Ok(()) => true,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    dropped.fetch_add(1, Ordering::Relaxed);
+                    true
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => false,
             }
         });
     }
@@ -245,7 +245,10 @@ mod tests {
         assert_eq!(rx.recv().await.unwrap().seq, 4, "3 was lost");
         drop(rx);
         h.emit(FrameType::Task, ev);
-        assert!(!h.observed(FrameType::Task), "a closed observer is forgotten");
+        assert!(
+            !h.observed(FrameType::Task),
+            "a closed observer is forgotten"
+        );
         // An observer of approvals only: nothing is built for other frames.
         let _approvals = h.observe(2, Some(vec![FrameType::Approval]));
         assert!(h.observed(FrameType::Approval) && !h.observed(FrameType::Event));

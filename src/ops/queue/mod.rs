@@ -32,6 +32,7 @@
 //! - `schema`: the queue's tables and their migrations (operator `queue` in the store).
 //! - `store`: the queue's writes (rows, stream frames, results) and its recovery read.
 //! - `frames`: the frames the queue writes itself, serialized straight to text.
+//! - `stream`: a task's stream: published, stored, logged, observed, in one place.
 //! - `timers`: lease expiries, backoff ends, lease-loss notices.
 //! - `tracelog`: ndjson trace files with rotation.
 //! - `views`: the camelCase answers of `show`, `list` and `dlq.list`.
@@ -54,6 +55,7 @@ mod operator;
 mod scheduler;
 mod schema;
 mod store;
+mod stream;
 mod timers;
 pub mod tracelog;
 mod views;

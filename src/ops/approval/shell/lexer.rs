@@ -5,53 +5,8 @@
 //! Invariant: every index is checked before use (`peek`), every recursion goes one
 //! level deeper and is refused past [`MAX_DEPTH`], so no input panics or loops.
 
+use super::word::{PeelWord, Word};
 use super::{ParseError, Redirect, SimpleCommand, MAX_DEPTH, MAX_PARTS};
-
-/// A word being read, or read.
-#[derive(Debug, Default)]
-struct Word {
-    text: Vec<u8>,
-    /// Any quoting or escape in it (keywords and assignments must be plain).
-    quoted: bool,
-    /// Bytes at the start written without quoting (an assignment's name and `=`
-    /// must be among them).
-    plain: usize,
-    /// It holds an expansion: `$x`, `${x}`, `$(...)`, backticks, `<(...)`.
-    expands: bool,
-    /// It holds an unquoted glob or brace character (`*`, `?`, `[`, `{`).
-    globs: bool,
-}
-
-impl Word {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.text).into_owned()
-    }
-
-    fn is_assignment(&self) -> bool {
-        let Some(eq) = self.text.iter().position(|b| *b == b'=') else {
-            return false;
-        };
-        eq > 0
-            && eq < self.plain
-            && !self.text[0].is_ascii_digit()
-            && self.text[..eq]
-                .iter()
-                .all(|b| b.is_ascii_alphanumeric() || *b == b'_')
-    }
-
-    /// Compound-command keywords only frame other commands: `if a; then b; fi` runs
-    /// `a` and `b`. `for`, `case` and functions are kept (or refused) instead.
-    fn is_leading_keyword(&self) -> bool {
-        const LEADING: [&str; 9] = [
-            "!", "{", "if", "then", "else", "elif", "do", "while", "until",
-        ];
-        LEADING.iter().any(|k| self.is(k))
-    }
-
-    fn is(&self, s: &str) -> bool {
-        !self.quoted && self.text == s.as_bytes()
-    }
-}
 
 /// A simple command being read.
 #[derive(Debug, Default)]
@@ -572,32 +527,5 @@ impl<'a> Lexer<'a> {
         };
         let words = words.into_iter().map(PeelWord::from).collect();
         super::wrappers::peel(out, depth, words, part)
-    }
-}
-
-/// A word as the wrapper peeler sees it.
-pub(super) struct PeelWord {
-    /// The text, quotes removed.
-    pub(super) text: String,
-    /// Whether it holds an expansion.
-    pub(super) expands: bool,
-    /// Whether its value is only known when the shell runs it (an expansion, an
-    /// unquoted glob or brace).
-    pub(super) runtime: bool,
-    /// Whether it is a `NAME=value` assignment.
-    pub(super) assignment: bool,
-    /// The raw bytes (for splitting a `sh -c` string again).
-    pub(super) bytes: Vec<u8>,
-}
-
-impl From<Word> for PeelWord {
-    fn from(w: Word) -> Self {
-        PeelWord {
-            text: w.text(),
-            expands: w.expands,
-            runtime: w.expands || w.globs,
-            assignment: w.is_assignment(),
-            bytes: w.text,
-        }
     }
 }

@@ -22,8 +22,14 @@
 //!   bounded, so a line costs at most [`MAX_DEPTH`] passes over [`MAX_INPUT`] bytes.
 //! - Expansions are not performed: `$HOME`, `${x}`, `$(...)` and globs stay as
 //!   written in the word, marked as expanding (see [`SimpleCommand::words`]).
+//!
+//! # Layout
+//! - `lexer`: one pass over the bytes: words, operators, nested strings.
+//! - `word`: a word as read (quoting, expansions) and as the peeler sees it.
+//! - `wrappers`: `sudo`, `env`, `xargs`, `sh -c` and friends peeled off.
 
 mod lexer;
+mod word;
 pub(super) mod wrappers;
 
 #[cfg(test)]

@@ -9,7 +9,7 @@
 //! string or `eval` argument holding an expansion is not split (its text is not the
 //! command that runs); the shell stays the program.
 
-use super::lexer::PeelWord;
+use super::word::PeelWord;
 use super::{basename, ParseError, SimpleCommand};
 
 /// How to skip one wrapper's options.
