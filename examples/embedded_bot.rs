@@ -66,15 +66,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(c) = claim.as_mut() {
         c.publish(addr.port())?;
     }
+    // Ctrl-C handlers first, then the line that says we are up: a signal sent as soon
+    // as the line appears stops us cleanly instead of killing the process.
+    let stop = hivebus::broker::shutdown_signal();
     tracing::info!("broker with embedded bot on ws://{addr}/");
-    hivebus::server::run(
-        listener,
-        bus,
-        Default::default(),
-        Default::default(),
-        hivebus::broker::shutdown_signal(),
-    )
-    .await?;
+    hivebus::server::run(listener, bus, Default::default(), Default::default(), stop).await?;
     // Dropping the claim removes our port file (and only ours).
     drop(claim);
     Ok(())
