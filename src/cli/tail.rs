@@ -88,6 +88,11 @@ impl Tail {
                 s("kind"),
                 s("priority")
             ),
+            // A line of an agent's output, as `hive consume` streams it.
+            FrameType::Event if p.get("line").is_some() => {
+                let stream = if s("stream") == "stderr" { "ERR" } else { "OUT" };
+                println!("{stream:<7} {}", s("line"));
+            }
             FrameType::Event => match p.get("pct").and_then(Value::as_u64) {
                 Some(pct) => {
                     let pct = pct.min(100) as usize;
