@@ -90,7 +90,11 @@ impl Tail {
             ),
             // A line of an agent's output, as `hive consume` streams it.
             FrameType::Event if p.get("line").is_some() => {
-                let stream = if s("stream") == "stderr" { "ERR" } else { "OUT" };
+                let stream = if s("stream") == "stderr" {
+                    "ERR"
+                } else {
+                    "OUT"
+                };
                 println!("{stream:<7} {}", s("line"));
             }
             FrameType::Event => match p.get("pct").and_then(Value::as_u64) {
