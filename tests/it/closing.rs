@@ -2,6 +2,7 @@
 //! protocol faults close with the RFC 6455 codes (1002, 1007) rather than 1000.
 
 use crate::harness::*;
+use crate::transport::http_get;
 use hivebus::Config;
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
@@ -65,21 +66,6 @@ async fn an_unknown_key_inside_recover_is_refused() {
         "{f}"
     );
     srv.stop().await;
-}
-
-/// `GET path` on the broker's port, the whole answer.
-async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
-    use tokio::io::AsyncReadExt;
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut out = String::new();
-    tokio::time::timeout(WAIT, s.read_to_string(&mut out))
-        .await
-        .unwrap()
-        .unwrap();
-    out
 }
 
 #[tokio::test]

@@ -10,7 +10,8 @@ use std::process::Stdio;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+/// `GET path` on the broker's port, the whole answer (HTTP shares the WebSocket port).
+pub(crate) async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
         .await

@@ -127,19 +127,34 @@ async fn a_decision_before_the_timeout_ends_the_hold() {
     q.stop().await;
 }
 
-#[tokio::test]
-async fn hive_approvals_lists_and_decides_a_waiting_request() {
-    use crate::cli::{broker, json_of, run, text};
-    let dir = temp_dir("cli-approvals");
-    let (_broker, port) = broker(&dir, &[]);
+/// A real `hive broker` (policy and scope memory as assembled), a client, and a
+/// consumer of `build` tasks with two slots.
+async fn broker_client_consumer(
+    tag: &str,
+) -> (
+    std::path::PathBuf,
+    crate::cli::Reaped,
+    hivebus::client::Client,
+    hivebus::client::Client,
+) {
+    let dir = temp_dir(tag);
+    let (broker, port) = crate::cli::broker(&dir, &[]);
     let url = format!("ws://127.0.0.1:{port}/");
     let c = hivebus::client::Client::connect(&url, hivebus::client::Hello::role("client"))
         .await
         .unwrap();
     let mut h = hivebus::client::Hello::role("consumer");
     h.capabilities = vec!["build".into()];
-    let mut w = hivebus::client::Client::connect(&url, h).await.unwrap();
+    h.slots = Some(2);
+    let w = hivebus::client::Client::connect(&url, h).await.unwrap();
     w.command("op.queue.consume", json!({})).await.unwrap();
+    (dir, broker, c, w)
+}
+
+#[tokio::test]
+async fn hive_approvals_lists_and_decides_a_waiting_request() {
+    use crate::cli::{json_of, run, text};
+    let (dir, _broker, c, mut w) = broker_client_consumer("cli-approvals").await;
     submit(&c, task("build", "cli-appr-1", "normal"))
         .await
         .unwrap();
@@ -203,18 +218,8 @@ async fn hive_approvals_lists_and_decides_a_waiting_request() {
 
 #[tokio::test]
 async fn a_decision_with_a_scope_answers_the_same_action_again_and_no_other() {
-    use crate::cli::{broker, run, text};
-    let dir = temp_dir("cli-scope");
-    let (_broker, port) = broker(&dir, &[]);
-    let url = format!("ws://127.0.0.1:{port}/");
-    let c = hivebus::client::Client::connect(&url, hivebus::client::Hello::role("client"))
-        .await
-        .unwrap();
-    let mut h = hivebus::client::Hello::role("consumer");
-    h.capabilities = vec!["build".into()];
-    h.slots = Some(2);
-    let mut w = hivebus::client::Client::connect(&url, h).await.unwrap();
-    w.command("op.queue.consume", json!({})).await.unwrap();
+    use crate::cli::{run, text};
+    let (dir, _broker, c, mut w) = broker_client_consumer("cli-scope").await;
     submit(&c, task("build", "scope-1", "normal"))
         .await
         .unwrap();
