@@ -132,3 +132,25 @@ async fn finished_tasks_past_the_memory_bound_are_still_found_in_sqlite() {
     no_lease_within(&mut w, Duration::from_secs(60)).await;
     q.stop().await;
 }
+
+#[tokio::test]
+async fn a_misspelt_submit_field_is_refused_not_dropped() {
+    // `trace_id` for `traceId`: dropped silently, the task would run under another
+    // trace than the one the submitter follows.
+    let q = start(config()).await;
+    let c = q.client().await;
+    let mut body = task("build", "strict-1", "normal");
+    body["trace_id"] = serde_json::json!("tr-mine");
+    let e = submit(&c, body).await.unwrap_err();
+    assert_eq!(e.code(), Some("invalid_field"), "{e}");
+    assert!(e.to_string().contains("trace_id"), "{e}");
+    // Nothing was accepted: the same key with the right field is a new task.
+    let mut body = task("build", "strict-1", "normal");
+    body["traceId"] = serde_json::json!("tr-mine");
+    let r = submit(&c, body).await.unwrap();
+    assert_eq!(
+        (r["duplicate"].as_bool(), r["traceId"].as_str()),
+        (Some(false), Some("tr-mine"))
+    );
+    q.stop().await;
+}

@@ -179,6 +179,23 @@ pub(crate) fn requeue_conflict(id: &str, is: TaskState, from: TaskState) -> Wire
     .with_details(json!({"state": is.as_str()}))
 }
 
+/// The fields a submit (TASK payload or `op.queue.submit` arguments) may carry.
+/// `max_attempts` is the old spelling of `maxAttempts`, kept for one release.
+pub const SUBMIT_FIELDS: [&str; 12] = [
+    "kind",
+    "bipId",
+    "args",
+    "repo",
+    "branch",
+    "idempotencyKey",
+    "priority",
+    "maxAttempts",
+    "max_attempts",
+    "timeout",
+    "idempotent",
+    "traceId",
+];
+
 /// What a submitter asks for, validated.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -224,6 +241,18 @@ impl TaskSpec {
         let obj = body
             .as_object()
             .ok_or_else(|| invalid("payload", "an object"))?;
+        // Strict, as every command's arguments (PROTOCOL.md, section 8): a misspelt
+        // field (`trace_id` for `traceId`) is refused, not silently dropped.
+        if let Some(k) = obj.keys().find(|k| !SUBMIT_FIELDS.contains(&k.as_str())) {
+            return Err(WireError::new(
+                ErrorCode::InvalidField,
+                format!(
+                    "unknown field `{k}` in a task; known: {}",
+                    SUBMIT_FIELDS.join(", ")
+                ),
+            )
+            .with_details(json!({"field": k})));
+        }
         let text = |k: &str| -> Result<Option<String>, WireError> {
             match obj.get(k) {
                 None | Some(Value::Null) => Ok(None),
