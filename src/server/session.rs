@@ -53,7 +53,7 @@ const INBOUND_BATCH: usize = 64;
 /// bounded in bytes, [`TURN_BYTES`]. Small frames with a wide fan-out (a publish to 100
 /// subscribers costs about 30 µs) are bounded in time, and loosely: each yield lets
 /// the subscribers' writers run on fewer frames, so more, smaller writes; a 100 µs
-/// budget cost the 1 -> 100 fan-out 25-40 % of its throughput, 1 ms nothing
+/// budget cost the 1 -> 100 fan-out 24-39 % of its throughput, 1 ms nothing
 /// measurable (docs/PERFORMANCE.md, "Bounds on the publish path").
 const TURN_BUDGET: Duration = Duration::from_millis(1);
 

@@ -18,16 +18,6 @@ fn cfg() -> QueueConfig {
     }
 }
 
-/// The next frame of `kind` this consumer receives, skipping others.
-async fn next_of(c: &mut hivebus::client::Client, kind: FrameType) -> Envelope {
-    loop {
-        let e = c.next_event_within(WAIT).await.expect("no frame in time");
-        if e.kind == kind {
-            return e;
-        }
-    }
-}
-
 #[tokio::test(start_paused = true)]
 async fn a_request_holds_the_lease_warns_then_expires_closed() {
     let q = start(cfg()).await;

@@ -148,6 +148,21 @@ pub async fn next_lease(c: &mut Client) -> Envelope {
     }
 }
 
+/// The next frame of `kind` this client receives, skipping others.
+pub async fn next_of(c: &mut Client, kind: FrameType) -> Envelope {
+    loop {
+        let e = c.next_event_within(WAIT).await.expect("no frame in time");
+        if e.kind == kind {
+            return e;
+        }
+    }
+}
+
+/// The next APPROVAL decision a consumer receives.
+pub async fn next_decision(c: &mut Client) -> Envelope {
+    next_of(c, FrameType::Approval).await
+}
+
 /// The next SYSTEM notice about a lease.
 pub async fn next_notice(c: &mut Client) -> Envelope {
     loop {

@@ -35,19 +35,6 @@ impl ActionGate for Policy {
     }
 }
 
-/// The consumer's next APPROVAL decision, skipping other frames.
-async fn next_decision(c: &mut hivebus::client::Client) -> Envelope {
-    loop {
-        let e = c
-            .next_event_within(WAIT)
-            .await
-            .expect("no decision in time");
-        if e.kind == FrameType::Approval {
-            return e;
-        }
-    }
-}
-
 async fn ask(c: &hivebus::client::Client, lease: &Envelope, command: &str) -> Value {
     c.request(about(
         lease,

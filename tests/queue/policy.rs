@@ -34,19 +34,6 @@ paths = ["src/**", "tests/**"]
 decision = "allow"
 "#;
 
-/// The consumer's next APPROVAL decision, skipping other frames.
-async fn next_decision(c: &mut Client) -> Envelope {
-    loop {
-        let e = c
-            .next_event_within(WAIT)
-            .await
-            .expect("no decision in time");
-        if e.kind == FrameType::Approval {
-            return e;
-        }
-    }
-}
-
 async fn ask(c: &Client, lease: &Envelope, mut action: Value) -> Value {
     action["reason"] = json!("step 1");
     c.request(about(lease, FrameType::Approval, action))

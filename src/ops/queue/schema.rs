@@ -224,6 +224,23 @@ mod tests {
     }
 
     #[test]
+    fn a_task_is_found_by_id_or_trace_by_key_never_by_scanning_tasks() {
+        let opened = Store::open(None, StoreOptions::default(), &[&SCHEMA]).unwrap();
+        let plan: Vec<String> = opened
+            .conn()
+            .prepare(&format!(
+                "EXPLAIN QUERY PLAN SELECT body FROM tasks WHERE id = {TASK_OF}"
+            ))
+            .unwrap()
+            .query_map(["tr-1"], |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert!(plan.iter().all(|p| !p.starts_with("SCAN")), "{plan:?}");
+        assert!(plan.iter().any(|p| p.contains("traces")), "{plan:?}");
+    }
+
+    #[test]
     fn a_fresh_database_has_the_tasks_table_without_rowid() {
         let opened = Store::open(None, StoreOptions::default(), &[&SCHEMA]).unwrap();
         let wr: bool = opened
