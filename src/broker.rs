@@ -146,6 +146,18 @@ pub async fn run_with(
     let ops = Operators::new()
         .with(Arc::new(SafetyOperator::new(safety)))
         .with(Arc::new(queue));
+    // Opened before binding: a broker that cannot keep its audit log does not start.
+    let audit = if config.audit.enabled {
+        let path = config
+            .audit
+            .path
+            .clone()
+            .unwrap_or_else(|| hive.join("audit.log"));
+        crate::audit::Audit::open(&path, &config.audit)
+            .map_err(|e| format!("cannot open the audit log {}: {e}", path.display()))?
+    } else {
+        crate::audit::Audit::disabled()
+    };
     let (listener, chosen) = port::bind(host, want)
         .await
         .map_err(|e| format!("cannot bind {host} ({want:?}): {e}"))?;
@@ -168,7 +180,8 @@ pub async fn run_with(
         .map_err(|e| format!("cannot write {}: {e}", port_file.display()))?;
     tracing::info!(%addr, port_file = %port_file.display(), "hivebus broker listening on ws://{addr}/");
     ready(addr);
-    let security = Security::from_config(&config);
+    let mut security = Security::from_config(&config);
+    security.audit = audit.clone();
     let result = crate::server::serve(
         listener,
         bus,
@@ -180,6 +193,7 @@ pub async fn run_with(
     .await;
     // Operators stop after the server: the queue flushes and closes its store.
     ops.stop().await;
+    audit.flush().await;
     // Removes the port file (ours: we held the lock all along), then unlocks.
     drop(claim);
     tracing::info!("stopped");

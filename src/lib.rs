@@ -29,6 +29,7 @@
 //! - [`consumer`]: the consumer SDK on top of [`client`].
 
 pub mod address;
+pub mod audit;
 pub mod auth;
 pub mod broker;
 pub mod bus;

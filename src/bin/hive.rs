@@ -35,6 +35,8 @@ macro_rules! examples {
 
 #[path = "../cli/approvals.rs"]
 mod approvals;
+#[path = "../cli/audit.rs"]
+mod audit;
 #[path = "../cli/broker.rs"]
 mod broker;
 #[path = "../cli/connect.rs"]
@@ -152,6 +154,10 @@ enum Cmd {
     /// worktree, scrubbed environment, time limit, approvals, streamed output.
     #[command(after_help = consume::HELP)]
     Consume(consume::ConsumeArgs),
+    /// The broker's hash-chained audit log: verify it, or print its last records
+    /// (reads the file; no broker needed).
+    #[command(subcommand, after_help = audit::HELP)]
+    Audit(audit::AuditCmd),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     #[command(after_help = examples!(
         "hive completions bash > ~/.local/share/bash-completion/completions/hive",
@@ -178,6 +184,14 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                 cli.output
             };
             return policy::run(p, &output::Out::new(mode));
+        }
+        Cmd::Audit(a) => {
+            let mode = if cli.json {
+                output::Mode::Json
+            } else {
+                cli.output
+            };
+            return audit::run(a, &cli.dir, &output::Out::new(mode)).await;
         }
         Cmd::Consume(c) => {
             let mode = if cli.json {
@@ -228,9 +242,11 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Broker(_) | Cmd::Completions { .. } | Cmd::Policy(_) | Cmd::Consume(_) => {
-            Err("this subcommand does not take a client connection".into())
-        }
+        Cmd::Broker(_)
+        | Cmd::Completions { .. }
+        | Cmd::Policy(_)
+        | Cmd::Consume(_)
+        | Cmd::Audit(_) => Err("this subcommand does not take a client connection".into()),
     }
 }
 

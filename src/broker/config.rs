@@ -8,6 +8,7 @@
 //! for the transport, and [`Safety::from_file`], which hands the safety layer a
 //! function that re-reads this file's `[safety]` section on `op.safety.reload`.
 
+use crate::audit::AuditConfig;
 use crate::auth::AuthConfig;
 use crate::bus::BusConfig;
 use crate::error::WireError;
@@ -20,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// The whole broker configuration: `[server]`, `[bus]`, `[queue]`, `[approval]`,
-/// `[safety]`, `[auth]` and `[limits]` sections of the TOML file, each optional,
+/// `[safety]`, `[auth]`, `[limits]` and `[audit]` sections of the TOML file, each optional,
 /// unknown keys refused.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -40,6 +41,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Per-session and per-identity limits.
     pub limits: LimitsConfig,
+    /// The hash-chained audit log (`docs/SECURITY.md`, "Audit log").
+    pub audit: AuditConfig,
 }
 
 impl Config {
@@ -78,11 +81,13 @@ impl Config {
 }
 
 impl Security {
-    /// The `[auth]` and `[limits]` sections of a config.
+    /// The `[auth]` and `[limits]` sections of a config, with the audit log off
+    /// (the broker opens it: it knows the state directory).
     pub fn from_config(c: &Config) -> Self {
         Security {
             auth: c.auth.clone(),
             limits: c.limits.clone(),
+            audit: crate::audit::Audit::disabled(),
         }
     }
 }

@@ -15,12 +15,16 @@
 //!
 //! The edge keeps only its own I/O: framing, rate limits, duplicate ids, replies.
 //! Invariant: nothing is applied, stored or republished before steps 2-5 passed.
+//!
+//! The audit log sees what passes here that matters to security: every `forbidden`
+//! (within the audit's refusal rate) and every admin command, with its outcome.
 
 mod answer;
 
 pub use answer::{Answer, Published};
 
 use crate::address::Address;
+use crate::audit::{Actor, Audit, Entry};
 use crate::auth::authority::{self, Need, On, Right, Target};
 use crate::bus::{Bus, Member};
 use crate::cmd::{Command, Ctx, ServerInfo};
@@ -39,12 +43,29 @@ pub struct Dispatcher {
     bus: Bus,
     ops: Operators,
     info: ServerInfo,
+    audit: Audit,
 }
 
 impl Dispatcher {
     /// A dispatcher over `bus` and its operators.
     pub fn new(bus: Bus, ops: Operators, info: ServerInfo) -> Self {
-        Dispatcher { bus, ops, info }
+        Dispatcher {
+            bus,
+            ops,
+            info,
+            audit: Audit::disabled(),
+        }
+    }
+
+    /// Records refusals and admin commands in `audit`.
+    pub fn with_audit(mut self, audit: Audit) -> Self {
+        self.audit = audit;
+        self
+    }
+
+    /// The audit log this dispatcher records into.
+    pub fn audit(&self) -> &Audit {
+        &self.audit
     }
 
     /// The operators.
@@ -82,6 +103,42 @@ impl Dispatcher {
     /// # Errors
     /// The refusal, with its stable code; nothing was applied.
     pub async fn dispatch(
+        &self,
+        member: &Member,
+        caller: &Caller,
+        env: Envelope,
+    ) -> Result<Option<Answer>, WireError> {
+        let kind = env.kind;
+        let out = self.route(member, caller, env).await;
+        if let Err(e) = &out {
+            if e.code == ErrorCode::Forbidden {
+                self.refused(caller, kind, e);
+            }
+        }
+        out
+    }
+
+    /// Records a `forbidden` in the audit log: who, which frame type, and the
+    /// refusal's details (right, address), never the frame's content.
+    fn refused(&self, caller: &Caller, kind: FrameType, e: &WireError) {
+        let target = e
+            .details
+            .as_ref()
+            .and_then(|d| d.get("address"))
+            .and_then(Value::as_str)
+            .unwrap_or(kind.as_str())
+            .to_owned();
+        let details = json!({"frame": kind.as_str(), "refusal": e.details});
+        self.audit.refusal(
+            Entry::new("refused")
+                .actor(Actor::of(&caller.identity, &caller.session))
+                .target(target)
+                .outcome("forbidden")
+                .details(details),
+        );
+    }
+
+    async fn route(
         &self,
         member: &Member,
         caller: &Caller,
@@ -214,7 +271,11 @@ impl Dispatcher {
                 self.bus.inspect(target.address(), &mut probe)?;
                 args = probe.payload;
             }
-            return op.command(caller, rest, args).await;
+            let out = op.command(caller, rest, args).await;
+            if need.right == Right::Admin {
+                self.admin_command(caller, &name, &out);
+            }
+            return out;
         }
         let cmd = Command::parse(&name, args)?.ok_or_else(|| {
             WireError::new(
@@ -230,7 +291,25 @@ impl Dispatcher {
             server: &self.info,
             ops: &self.ops,
         };
-        cmd.apply(&ctx)
+        let out = cmd.apply(&ctx);
+        if need.right == Right::Admin {
+            self.admin_command(caller, &name, &out);
+        }
+        out
+    }
+
+    /// Records an admin command that passed the authority check, and how it ended.
+    fn admin_command(&self, caller: &Caller, name: &str, out: &Result<Value, WireError>) {
+        let outcome = match out {
+            Ok(_) => "ok",
+            Err(e) => e.code.as_str(),
+        };
+        self.audit.record(
+            Entry::new("admin_command")
+                .actor(Actor::of(&caller.identity, &caller.session))
+                .target(name)
+                .outcome(outcome),
+        );
     }
 
     /// Resolves what `need` acts on and runs the authority check.

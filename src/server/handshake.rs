@@ -135,6 +135,16 @@ pub(super) async fn handshake(
                 _ => close::HANDSHAKE_REQUIRED,
             };
             tracing::info!(code = %err.code, reason = %err.message, "handshake refused");
+            // The credential itself is never recorded, only that one was refused.
+            ctx.dispatch.audit().record(
+                crate::audit::Entry::new("auth_failed")
+                    .outcome(err.code.as_str())
+                    .details(serde_json::json!({
+                        "role": crate::auth::Role::parse(&hello.role)
+                            .map_or("unknown", |r| r.as_str()),
+                        "credential": hello.auth.is_some(),
+                    })),
+            );
             return Err(refuse_with(ws, env.id, err, code).await);
         }
     };

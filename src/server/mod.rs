@@ -80,6 +80,9 @@ pub struct Security {
     pub auth: AuthConfig,
     /// `[limits]`.
     pub limits: LimitsConfig,
+    /// Where refused credentials, authority refusals and admin commands are recorded
+    /// (disabled by default).
+    pub audit: crate::audit::Audit,
 }
 
 /// Transport-level counters for `/metrics`.
@@ -172,7 +175,8 @@ pub async fn serve(
         limits: security.limits,
         identities: DashMap::new(),
         tls: acceptor,
-        dispatch: crate::dispatch::Dispatcher::new(bus.clone(), ops.clone(), info.clone()),
+        dispatch: crate::dispatch::Dispatcher::new(bus.clone(), ops.clone(), info.clone())
+            .with_audit(security.audit),
         bus: bus.clone(),
         ops,
         info,

@@ -2,6 +2,7 @@
 //! concept. Every test runs a real server on 127.0.0.1:0 (or 0.0.0.0:0 for remote
 //! mode, reached over loopback) and talks to it over real WebSockets.
 
+mod audit;
 mod auth;
 mod corpus;
 mod docs;
