@@ -182,6 +182,10 @@ pub async fn run_with(
     ready(addr);
     let mut security = Security::from_config(&config);
     security.audit = audit.clone();
+    security.signatures = Some(Arc::new(
+        crate::auth::signature::Signatures::from_config(&config.signatures, &config.auth)
+            .map_err(|e| format!("[signatures]: {e}"))?,
+    ));
     let result = crate::server::serve(
         listener,
         bus,

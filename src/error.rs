@@ -72,6 +72,15 @@ pub enum ErrorCode {
     /// A consumer frame names a lease that is no longer the task's current one (an
     /// older attempt, an expired or cancelled lease).
     StaleLease,
+    /// A signed envelope whose signature does not verify against its sender's key
+    /// (forged or changed after signing), or whose sender has no key.
+    BadSignature,
+    /// A signed envelope whose `sig.ts` is outside the broker's window.
+    SignatureExpired,
+    /// A signed envelope whose `sig.nonce` was already used within the window.
+    SignatureReplayed,
+    /// An unsigned publish to an address that requires signatures.
+    SignatureRequired,
 }
 
 impl ErrorCode {
@@ -107,6 +116,10 @@ impl ErrorCode {
             ErrorCode::NotFound => "not_found",
             ErrorCode::Conflict => "conflict",
             ErrorCode::StaleLease => "stale_lease",
+            ErrorCode::BadSignature => "bad_signature",
+            ErrorCode::SignatureExpired => "signature_expired",
+            ErrorCode::SignatureReplayed => "signature_replayed",
+            ErrorCode::SignatureRequired => "signature_required",
         }
     }
 }

@@ -138,9 +138,32 @@ pub struct Envelope {
     /// On a publish: deliver to the sender too, when it is subscribed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub echo: Option<bool>,
+    /// The sender's signature over the envelope's canonical form (`docs/PROTOCOL.md`,
+    /// "Signed envelopes"); kept on delivery so receivers can check it themselves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sig: Option<Box<Sig>>,
+    /// Stamped by the server: the identity whose key verified `sig`. A peer cannot
+    /// set it (it is not read from peers' frames).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signer: Option<String>,
     /// Type-specific body.
     #[serde(default, skip_serializing_if = "Value::is_null")]
     pub payload: Value,
+}
+
+/// An envelope's signature: ed25519 over the canonical form of `type`, `room`,
+/// `channel`, `traceId`, `ts`, `nonce` and the payload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sig {
+    /// `ed25519`, the only algorithm.
+    pub alg: String,
+    /// When it was signed, in milliseconds since the Unix epoch.
+    pub ts: u64,
+    /// Unique per signature within the replay window: 8 to 64 of `A-Za-z0-9_-`.
+    pub nonce: String,
+    /// The signature, standard base64 (64 bytes).
+    pub value: String,
 }
 
 impl Envelope {
@@ -157,6 +180,8 @@ impl Envelope {
             offset: None,
             epoch: None,
             echo: None,
+            sig: None,
+            signer: None,
             payload,
         }
     }
@@ -206,6 +231,8 @@ impl Envelope {
             offset: None,
             epoch: None,
             echo: raw.echo,
+            sig: raw.sig,
+            signer: None,
             payload: raw.payload.unwrap_or(Value::Null),
         };
         env.check_required()?;
@@ -402,6 +429,7 @@ struct RawEnvelope<'a> {
     room: Option<String>,
     channel: Option<String>,
     echo: Option<bool>,
+    sig: Option<Box<Sig>>,
     payload: Option<Value>,
 }
 

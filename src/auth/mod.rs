@@ -21,6 +21,7 @@ mod jwt;
 mod permissions;
 mod rate;
 mod roles;
+pub mod signature;
 
 pub use jwt::{JwtAlgorithm, JwtConfig};
 pub use permissions::Permissions;
@@ -54,6 +55,7 @@ impl std::fmt::Debug for TokenConfig {
             .field("subscribe", &self.subscribe)
             .field("approve", &self.approve)
             .field("manage", &self.manage)
+            .field("public_key", &self.public_key)
             .finish()
     }
 }
@@ -88,6 +90,9 @@ pub struct TokenConfig {
     /// Address globs where it may cancel, retry and requeue other identities' tasks;
     /// absent means none (its own tasks only).
     pub manage: Option<Vec<String>>,
+    /// The identity's ed25519 public key (32 bytes, standard base64): its sessions'
+    /// signed envelopes are verified with it (`docs/PROTOCOL.md`, "Signed envelopes").
+    pub public_key: Option<String>,
 }
 
 /// Why a credential was refused.

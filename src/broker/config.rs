@@ -9,6 +9,7 @@
 //! function that re-reads this file's `[safety]` section on `op.safety.reload`.
 
 use crate::audit::AuditConfig;
+use crate::auth::signature::SignatureConfig;
 use crate::auth::AuthConfig;
 use crate::bus::BusConfig;
 use crate::error::WireError;
@@ -21,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// The whole broker configuration: `[server]`, `[bus]`, `[queue]`, `[approval]`,
-/// `[safety]`, `[auth]`, `[limits]` and `[audit]` sections of the TOML file, each optional,
+/// `[safety]`, `[auth]`, `[limits]`, `[audit]` and `[signatures]` sections of the TOML file, each optional,
 /// unknown keys refused.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -43,6 +44,9 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// The hash-chained audit log (`docs/SECURITY.md`, "Audit log").
     pub audit: AuditConfig,
+    /// Addresses that take signed publishes only, and the replay window
+    /// (`docs/PROTOCOL.md`, "Signed envelopes").
+    pub signatures: SignatureConfig,
 }
 
 impl Config {
@@ -88,6 +92,7 @@ impl Security {
             auth: c.auth.clone(),
             limits: c.limits.clone(),
             audit: crate::audit::Audit::disabled(),
+            signatures: None,
         }
     }
 }

@@ -16,6 +16,9 @@
 //! The edge keeps only its own I/O: framing, rate limits, duplicate ids, replies.
 //! Invariant: nothing is applied, stored or republished before steps 2-5 passed.
 //!
+//! Publishes meet the signed-envelope check (`auth::signature`) after the authority
+//! check and before the bus takes them: a verified one leaves stamped with `signer`.
+//!
 //! The audit log sees what passes here that matters to security: every `forbidden`
 //! (within the audit's refusal rate) and every admin command, with its outcome.
 
@@ -26,6 +29,7 @@ pub use answer::{Answer, Published};
 use crate::address::Address;
 use crate::audit::{Actor, Audit, Entry};
 use crate::auth::authority::{self, Need, On, Right, Target};
+use crate::auth::signature::Signatures;
 use crate::bus::{Bus, Member};
 use crate::cmd::{Command, Ctx, ServerInfo};
 use crate::error::{ErrorCode, WireError};
@@ -44,6 +48,8 @@ pub struct Dispatcher {
     ops: Operators,
     info: ServerInfo,
     audit: Audit,
+    /// Signed-envelope checks, when any key or requirement is configured.
+    signatures: Option<Arc<Signatures>>,
 }
 
 impl Dispatcher {
@@ -54,7 +60,15 @@ impl Dispatcher {
             ops,
             info,
             audit: Audit::disabled(),
+            signatures: None,
         }
+    }
+
+    /// Checks signed envelopes on publishes with `signatures` (kept only when it is
+    /// active: otherwise a publish pays nothing for it).
+    pub fn with_signatures(mut self, signatures: Option<Arc<Signatures>>) -> Self {
+        self.signatures = signatures.filter(|s| s.is_active());
+        self
     }
 
     /// Records refusals and admin commands in `audit`.
@@ -236,6 +250,19 @@ impl Dispatcher {
         let Target::Address(addr) = target else {
             return Err(WireError::new(ErrorCode::Internal, "publish target lost"));
         };
+        match &self.signatures {
+            Some(sigs) => sigs.check(&caller.identity.subject, &addr, &mut env, unix_ms())?,
+            // No key anywhere: a signature cannot verify, so it is not carried as if
+            // it did (receivers would see a `sig` no broker checked).
+            None if env.sig.is_some() => {
+                return Err(WireError::new(
+                    ErrorCode::BadSignature,
+                    "this broker has no signing keys: send the frame without `sig`",
+                )
+                .with_details(json!({"reason": "no_key"})))
+            }
+            None => {}
+        }
         let echo = env.echo.unwrap_or(false);
         // The bus inspects it for `addr` on its way to history and subscribers.
         let delivery = member.publish(&addr, env, echo)?;
@@ -327,6 +354,13 @@ impl Dispatcher {
         authority::may(caller.asker(), need.right, &target)?;
         Ok(target)
     }
+}
+
+/// Milliseconds since the Unix epoch.
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// The target of an `On` that needs no lookup.

@@ -83,6 +83,8 @@ pub struct Security {
     /// Where refused credentials, authority refusals and admin commands are recorded
     /// (disabled by default).
     pub audit: crate::audit::Audit,
+    /// Signed-envelope keys and requirements (none by default).
+    pub signatures: Option<Arc<crate::auth::signature::Signatures>>,
 }
 
 /// Transport-level counters for `/metrics`.
@@ -176,7 +178,8 @@ pub async fn serve(
         identities: DashMap::new(),
         tls: acceptor,
         dispatch: crate::dispatch::Dispatcher::new(bus.clone(), ops.clone(), info.clone())
-            .with_audit(security.audit),
+            .with_audit(security.audit)
+            .with_signatures(security.signatures),
         bus: bus.clone(),
         ops,
         info,

@@ -54,7 +54,11 @@ pub(crate) async fn start_full(
         ops = ops.with(op);
     }
     let (tx, rx) = oneshot::channel::<()>();
-    let security = Security::from_config(&config);
+    let mut security = Security::from_config(&config);
+    security.signatures = Some(Arc::new(
+        hivebus::auth::signature::Signatures::from_config(&config.signatures, &config.auth)
+            .unwrap(),
+    ));
     let server_bus = bus.clone();
     let handle = tokio::spawn(async move {
         hivebus::server::serve(listener, server_bus, config.server, ops, security, async {

@@ -13,5 +13,6 @@ mod monitor;
 mod policy;
 mod regressions;
 mod roles;
+mod signatures;
 mod tls;
 mod tracelog;
