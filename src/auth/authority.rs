@@ -17,6 +17,7 @@
 
 use super::{Identity, Role};
 use crate::address::{Address, Pattern};
+use crate::bus::route::{self, Tags};
 use crate::error::{ErrorCode, WireError};
 use serde_json::json;
 
@@ -180,6 +181,9 @@ pub struct Asker<'a> {
     pub identity: &'a Identity,
     /// The session id.
     pub session: &'a str,
+    /// What the session declared for routing: `roles.<r>` and `expertise.<x>` rooms
+    /// are read only by sessions that declared `r` or `x` (`bus::route`).
+    pub tags: &'a Tags,
 }
 
 /// Checks the role, then the right on the target.
@@ -228,10 +232,13 @@ pub fn may(who: Asker<'_>, right: Right, target: &Target) -> Result<(), WireErro
         (Right::None, _) => true,
         (Right::Admin, _) => admin,
         (Right::Read, Target::Nothing) | (Right::Publish, Target::Nothing) => true,
-        (Right::Read, Target::Pattern(pat)) => p.may_subscribe(pat),
-        (Right::Read, t) => t
-            .address()
-            .is_some_and(|a| p.may_subscribe(&Pattern::Exact(a.clone()))),
+        (Right::Read, Target::Pattern(pat)) => {
+            p.may_subscribe(pat) && (admin || reads_routing_rooms(pat, who.tags))
+        }
+        (Right::Read, t) => t.address().is_some_and(|a| {
+            p.may_subscribe(&Pattern::Exact(a.clone()))
+                && (admin || route::may_read_room(a.room(), who.tags))
+        }),
         (Right::Publish, t) => t.address().is_some_and(|a| p.may_publish(a)),
         (Right::Approve, Target::Resource(r)) => {
             if r.holder.as_deref() == Some(who.session) {
@@ -288,6 +295,20 @@ pub fn may(who: Asker<'_>, right: Right, target: &Target) -> Result<(), WireErro
     ))
 }
 
+/// Whether a session that declared `tags` may read what `pat` covers, as far as
+/// routing rooms go: the role or expertise rooms it names must be declared, and a room
+/// glob that could reach routing rooms is for admins (join them by name).
+fn reads_routing_rooms(pat: &Pattern, tags: &Tags) -> bool {
+    match pat {
+        Pattern::Exact(a) => route::may_read_room(a.room(), tags),
+        Pattern::Room(r) => route::may_read_room(r, tags),
+        Pattern::Glob { room, .. } if room.contains('*') => {
+            !route::glob_may_cover_routing_rooms(room)
+        }
+        Pattern::Glob { room, .. } => route::may_read_room(room, tags),
+    }
+}
+
 /// Whether `id` created `r`.
 fn owns(id: &Identity, r: &Resource) -> bool {
     id.subject == r.owner
@@ -318,6 +339,11 @@ mod tests {
         })
     }
 
+    static NO_TAGS: Tags = Tags {
+        roles: Vec::new(),
+        expertise: Vec::new(),
+    };
+
     #[test]
     fn owners_manage_their_tasks_and_strangers_do_not() {
         let alice = ident("alice", Role::Client, &["bip-2:*"]);
@@ -325,10 +351,12 @@ mod tests {
         let a = Asker {
             identity: &alice,
             session: "s-a",
+            tags: &NO_TAGS,
         };
         let m = Asker {
             identity: &mallory,
             session: "s-m",
+            tags: &NO_TAGS,
         };
         assert!(may(a, Right::Manage, &task("alice", None)).is_ok());
         assert!(may(a, Right::Edit, &task("alice", None)).is_ok());
@@ -347,6 +375,7 @@ mod tests {
         let me = Asker {
             identity: &admin,
             session: "s-1",
+            tags: &NO_TAGS,
         };
         let e = may(me, Right::Approve, &task("x", Some("s-1"))).unwrap_err();
         assert_eq!(e.details.unwrap()["reason"], "lease_holder");
@@ -355,6 +384,7 @@ mod tests {
         let o = Asker {
             identity: &obs,
             session: "s-o",
+            tags: &NO_TAGS,
         };
         let need = Need::new(SUBMITTERS, Right::Publish, On::Nothing);
         assert!(authorize(o, &need, &Target::Nothing).is_err());

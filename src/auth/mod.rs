@@ -55,6 +55,7 @@ impl std::fmt::Debug for TokenConfig {
             .field("subscribe", &self.subscribe)
             .field("approve", &self.approve)
             .field("manage", &self.manage)
+            .field("declare_roles", &self.declare_roles)
             .field("public_key", &self.public_key)
             .finish()
     }
@@ -90,6 +91,9 @@ pub struct TokenConfig {
     /// Address globs where it may cancel, retry and requeue other identities' tasks;
     /// absent means none (its own tasks only).
     pub manage: Option<Vec<String>>,
+    /// Routing roles its sessions may declare in HELLO (`roles`); absent means any.
+    /// What makes `roles.<role>` rooms and `to_roles` trustworthy in remote mode.
+    pub declare_roles: Option<Vec<String>>,
     /// The identity's ed25519 public key (32 bytes, standard base64): its sessions'
     /// signed envelopes are verified with it (`docs/PROTOCOL.md`, "Signed envelopes").
     pub public_key: Option<String>,
@@ -225,6 +229,7 @@ impl Authenticator {
                 Role::parse(&t.role).map_err(|e| format!("auth.tokens[{i}]: {}", e.message))?;
             let permissions = Permissions::new(t.publish.as_deref(), t.subscribe.as_deref())
                 .and_then(|p| p.with_rights(t.approve.as_deref(), t.manage.as_deref()))
+                .map(|p| p.with_declarable_roles(t.declare_roles.as_deref()))
                 .map_err(|e| format!("auth.tokens[{i}]: {}", e.message))?;
             tokens.push(StaticToken {
                 token,

@@ -51,6 +51,8 @@ pub struct Permissions {
     approve: Option<Vec<Glob>>,
     /// Empty: nothing.
     manage: Vec<Glob>,
+    /// Routing roles its sessions may declare in HELLO; `None`: any.
+    declare: Option<Vec<String>>,
 }
 
 impl Permissions {
@@ -78,7 +80,21 @@ impl Permissions {
             subscribe: parse(subscribe)?,
             approve: None,
             manage: Vec::new(),
+            declare: None,
         })
+    }
+
+    /// Limits the routing roles this credential's sessions may declare (`None`: any).
+    pub fn with_declarable_roles(mut self, roles: Option<&[String]>) -> Self {
+        self.declare = roles.map(<[String]>::to_vec);
+        self
+    }
+
+    /// Whether a session of this credential may declare routing role `role`.
+    pub fn may_declare(&self, role: &str) -> bool {
+        self.declare
+            .as_ref()
+            .is_none_or(|list| list.iter().any(|r| r == role))
     }
 
     /// Sets the `approve` and `manage` lists (`None`: their defaults, see the module).

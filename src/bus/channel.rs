@@ -10,6 +10,7 @@
 use super::delivery::Delivery;
 use super::engine::{ChannelLog, Engine};
 use super::outbox::{Offer, Outbox};
+use super::route::{Route, Tags};
 use super::BusConfig;
 use super::SessionId;
 use crate::address::{Address, Pattern};
@@ -86,6 +87,8 @@ struct State {
 struct Sub {
     session: SessionId,
     outbox: Outbox,
+    /// The session's declared roles and expertise, for routed publishes.
+    tags: Arc<Tags>,
     /// The subscriptions of this session that cover this channel; delivery happens once.
     reasons: Vec<Pattern>,
 }
@@ -140,6 +143,7 @@ impl Channel {
         mut env: Envelope,
         sender: Option<&SessionId>,
         echo: bool,
+        route: Option<&Route>,
     ) -> Result<Fanout, Box<Envelope>> {
         let mut st = self.lock();
         if st.closed {
@@ -150,7 +154,7 @@ impl Channel {
         env.offset = Some(offset);
         env.epoch = Some(st.log.epoch().to_owned());
         let delivery = Delivery::text_only(env);
-        Ok(self.fan_out(st, offset, delivery, sender, echo))
+        Ok(self.fan_out(st, offset, delivery, sender, echo, route))
     }
 
     /// Publishes a frame whose text `make(offset, epoch)` writes (under the channel's
@@ -166,7 +170,7 @@ impl Channel {
         let epoch = st.log.epoch().to_owned();
         let text = make(offset, &epoch);
         let delivery = Delivery::from_text(text, Some(offset), Some(epoch));
-        Some(self.fan_out(st, offset, delivery, None, false))
+        Some(self.fan_out(st, offset, delivery, None, false, None))
     }
 
     /// Stores `delivery` in history and queues it to every subscriber.
@@ -177,11 +181,15 @@ impl Channel {
         delivery: Delivery,
         sender: Option<&SessionId>,
         echo: bool,
+        route: Option<&Route>,
     ) -> Fanout {
         st.log.keep(offset, &delivery, Instant::now());
         let (mut delivered, mut dropped) = (0, 0);
         for sub in &st.subs {
             if !echo && sender.is_some_and(|s| Arc::ptr_eq(s, &sub.session)) {
+                continue;
+            }
+            if route.is_some_and(|r| !r.admits(&sub.tags)) {
                 continue;
             }
             match sub.outbox.offer(&delivery, Some((&self.addr, offset))) {
@@ -215,6 +223,7 @@ impl Channel {
         &self,
         session: &SessionId,
         outbox: &Outbox,
+        tags: &Arc<Tags>,
         reason: &Pattern,
         recover: Option<&Position>,
     ) -> Result<(Position, Option<Recovery>), Closed> {
@@ -232,6 +241,7 @@ impl Channel {
             None => st.subs.push(Sub {
                 session: session.clone(),
                 outbox: outbox.clone(),
+                tags: tags.clone(),
                 reasons: vec![reason.clone()],
             }),
         }

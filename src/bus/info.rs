@@ -16,6 +16,16 @@ pub struct PeerInfo {
     /// How many tasks it runs at once (consumers).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub slots: Option<u32>,
+    /// Its roles in the deployment, for routed publishes and `roles.<role>` rooms
+    /// (`bus::route`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
+    /// Its areas of expertise, for `required_expertise` and `expertise.<x>` rooms.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub expertise: Vec<String>,
+    /// Who it reports to (a role or a session name), shown in presence.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reports_to: Option<String>,
 }
 
 /// One row of presence: a connected session.

@@ -7,6 +7,7 @@
 use super::channel::{Channel, Closed, Position, Recovery};
 use super::delivery::Delivery;
 use super::outbox::Outbox;
+use super::route::{Route, Tags};
 use super::{Bus, PatternSub, SessionId};
 use crate::address::{Address, Pattern};
 use crate::error::{ErrorCode, WireError};
@@ -19,6 +20,8 @@ pub struct Member {
     bus: Bus,
     id: SessionId,
     outbox: Outbox,
+    /// What the session declared for routing (fixed for its life).
+    tags: Arc<Tags>,
     subs: Mutex<Subs>,
 }
 
@@ -47,11 +50,12 @@ pub struct JoinOutcome {
 }
 
 impl Member {
-    pub(super) fn new(bus: Bus, id: SessionId, outbox: Outbox) -> Self {
+    pub(super) fn new(bus: Bus, id: SessionId, outbox: Outbox, tags: Arc<Tags>) -> Self {
         Member {
             bus,
             id,
             outbox,
+            tags,
             subs: Mutex::new(Subs::default()),
         }
     }
@@ -63,6 +67,11 @@ impl Member {
     /// This session's id.
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// What the session declared for routing.
+    pub fn tags(&self) -> &Arc<Tags> {
+        &self.tags
     }
 
     /// The bus this member is attached to.
@@ -131,14 +140,19 @@ impl Member {
                     pattern: pattern.clone(),
                     session: self.id.clone(),
                     outbox: self.outbox.clone(),
+                    tags: self.tags.clone(),
                 });
             self.subs().patterns.push(pattern.clone());
         }
         for ch in self.bus.channels_where(|a| pattern.matches(a)) {
             // A channel closed under us was removed: it is simply not covered any more.
-            if let Ok((pos, r)) =
-                ch.subscribe(&self.id, &self.outbox, pattern, recover.get(&ch.addr))
-            {
+            if let Ok((pos, r)) = ch.subscribe(
+                &self.id,
+                &self.outbox,
+                &self.tags,
+                pattern,
+                recover.get(&ch.addr),
+            ) {
                 outcome.channels.push((ch.addr.clone(), pos));
                 if let Some(r) = r {
                     outcome.recovery.push((ch.addr.clone(), r));
@@ -159,7 +173,7 @@ impl Member {
     ) -> Result<Arc<Channel>, WireError> {
         for _ in 0..3 {
             let ch = self.bus.channel_for_join(addr, &self.id)?;
-            match ch.subscribe(&self.id, &self.outbox, pattern, recover) {
+            match ch.subscribe(&self.id, &self.outbox, &self.tags, pattern, recover) {
                 Ok((pos, r)) => {
                     outcome.channels.push((addr.clone(), pos));
                     if let Some(r) = r {
@@ -238,8 +252,23 @@ impl Member {
     pub fn publish(
         &self,
         addr: &Address,
+        env: Envelope,
+        echo: bool,
+    ) -> Result<Delivery, WireError> {
+        self.publish_routed(addr, env, echo, None)
+    }
+
+    /// [`Member::publish`], delivered only to the subscribers `route` admits
+    /// (`bus::route`); history keeps it as any publish.
+    ///
+    /// # Errors
+    /// As [`Member::publish`].
+    pub fn publish_routed(
+        &self,
+        addr: &Address,
         mut env: Envelope,
         echo: bool,
+        route: Option<&Route>,
     ) -> Result<Delivery, WireError> {
         env.from = Some(self.id.to_string());
         let joined = {
@@ -259,7 +288,7 @@ impl Member {
             Some(ch) => ch,
             None => self.bus.channel_for_join(addr, &self.id)?,
         };
-        self.bus.publish_on(&ch, env, Some(&self.id), echo)
+        self.bus.publish_on(&ch, env, Some(&self.id), echo, route)
     }
 
     /// Sends `env` to the sessions in `to`, stamped as sent by this session. Returns

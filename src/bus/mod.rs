@@ -37,6 +37,7 @@ mod info;
 mod member;
 mod outbox;
 mod publish;
+pub mod route;
 
 pub(crate) use publish::Stamp;
 
@@ -117,6 +118,7 @@ struct PatternSub {
     pattern: Pattern,
     session: SessionId,
     outbox: Outbox,
+    tags: Arc<route::Tags>,
 }
 
 impl Bus {
@@ -224,6 +226,10 @@ impl Bus {
     pub fn connect(&self, info: PeerInfo) -> (Member, Inbox) {
         let id: SessionId =
             format!("s-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]).into();
+        let tags = Arc::new(route::Tags {
+            roles: info.roles.clone(),
+            expertise: info.expertise.clone(),
+        });
         let (outbox, inbox) = outbox::outbox(
             self.shared.config.outbound_queue,
             self.shared.config.outbound_queue_bytes,
@@ -240,7 +246,7 @@ impl Bus {
         self.shared
             .connections_total
             .fetch_add(1, Ordering::Relaxed);
-        (Member::new(self.clone(), id, outbox), inbox)
+        (Member::new(self.clone(), id, outbox, tags), inbox)
     }
 
     /// Reads a channel's history: after `since` when given, else the newest `limit`.
@@ -528,7 +534,7 @@ impl Bus {
         for p in self.read_patterns() {
             if p.pattern.matches(&ch.addr) {
                 // A closed channel here was removed already; nothing to attach to.
-                let _ = ch.subscribe(&p.session, &p.outbox, &p.pattern, None);
+                let _ = ch.subscribe(&p.session, &p.outbox, &p.tags, &p.pattern, None);
             }
         }
     }

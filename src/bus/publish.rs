@@ -9,6 +9,7 @@
 //! of building an [`Envelope`].
 
 use super::channel::{self, Channel};
+use super::route::Route;
 use super::{Bus, Delivery, SessionId};
 use crate::address::Address;
 use crate::error::{ErrorCode, WireError};
@@ -26,7 +27,7 @@ impl Bus {
     /// not be created; `blocked` when the publish filter refuses it.
     pub fn publish(&self, addr: &Address, env: Envelope) -> Result<Delivery, WireError> {
         let ch = self.channel_for_publish(addr)?;
-        self.publish_on(&ch, env, None, false)
+        self.publish_on(&ch, env, None, false, None)
     }
 
     pub(super) fn publish_on(
@@ -35,6 +36,7 @@ impl Bus {
         mut env: Envelope,
         sender: Option<&SessionId>,
         echo: bool,
+        route: Option<&Route>,
     ) -> Result<Delivery, WireError> {
         if let Some(f) = self.shared.filter.get() {
             f.inspect(Some(&ch.addr), &mut env)?;
@@ -47,7 +49,7 @@ impl Bus {
         // A channel removed between lookup and publish is made again (at most twice:
         // removal needs an idle channel, and this publish makes it busy).
         for _ in 0..3 {
-            match current.publish(env, sender, echo) {
+            match current.publish(env, sender, echo, route) {
                 Ok(f) => return Ok(self.counted(f)),
                 Err(back) => {
                     env = *back;

@@ -19,7 +19,7 @@ fn a_publish_racing_a_sweep_lands_on_the_recreated_channel() {
     let old_epoch = held.snapshot().position.epoch;
     assert_eq!(bus.sweep(), 1, "empty, idle, no history: swept");
     let env = Envelope::new(FrameType::Message, serde_json::json!({"n": 1}));
-    let d = bus.publish_on(&held, env, None, false).unwrap();
+    let d = bus.publish_on(&held, env, None, false, None).unwrap();
     assert_eq!(d.envelope().offset, Some(1));
     assert_ne!(d.envelope().epoch.as_deref(), Some(old_epoch.as_str()));
     assert_eq!(bus.history(&addr, None, 10).unwrap().messages.len(), 1);

@@ -30,6 +30,7 @@ use crate::address::Address;
 use crate::audit::{Actor, Audit, Entry};
 use crate::auth::authority::{self, Need, On, Right, Target};
 use crate::auth::signature::Signatures;
+use crate::bus::route::{self, Route, Tags};
 use crate::bus::{Bus, Member};
 use crate::cmd::{Command, Ctx, ServerInfo};
 use crate::error::{ErrorCode, WireError};
@@ -93,9 +94,18 @@ impl Dispatcher {
     /// # Errors
     /// `invalid_field` (`details.field = "name"`).
     pub fn admit_name(&self, name: &str) -> Result<(), WireError> {
+        self.admit_identifier("name", name)
+    }
+
+    /// [`Dispatcher::admit_name`] for any HELLO field shown to others
+    /// (`reports_to`).
+    ///
+    /// # Errors
+    /// `invalid_field` (`details.field = field`).
+    pub fn admit_identifier(&self, field: &str, name: &str) -> Result<(), WireError> {
         let refuse = |why: String| {
-            WireError::new(ErrorCode::InvalidField, format!("HELLO `name` {why}"))
-                .with_details(json!({"field": "name"}))
+            WireError::new(ErrorCode::InvalidField, format!("HELLO `{field}` {why}"))
+                .with_details(json!({"field": field}))
         };
         if name.len() > MAX_NAME_BYTES {
             return Err(refuse(format!("is over {MAX_NAME_BYTES} bytes")));
@@ -109,6 +119,37 @@ impl Dispatcher {
             )));
         }
         Ok(())
+    }
+
+    /// Checks what a HELLO declares for routing: `roles` and `expertise` are lists of
+    /// names within `bus::route`'s bounds, and every role is one the credential may
+    /// declare.
+    ///
+    /// # Errors
+    /// `invalid_field` naming the field; `forbidden` (`details.role_declared`) for a
+    /// role the credential may not declare.
+    pub fn admit_tags(
+        &self,
+        identity: &crate::auth::Identity,
+        roles: Option<&Value>,
+        expertise: Option<&Value>,
+    ) -> Result<Tags, WireError> {
+        let tags = Tags {
+            roles: route::names("roles", roles)?,
+            expertise: route::names("expertise", expertise)?,
+        };
+        if let Some(r) = tags
+            .roles
+            .iter()
+            .find(|r| !identity.permissions.may_declare(r))
+        {
+            return Err(WireError::new(
+                ErrorCode::Forbidden,
+                format!("this credential may not declare the role `{r}` (its token's `declare_roles` does not list it)"),
+            )
+            .with_details(json!({"role_declared": r, "right": "declare"})));
+        }
+        Ok(tags)
     }
 
     /// Applies one valid frame sent by `caller` through `member`. `Some(answer)` is
@@ -264,8 +305,24 @@ impl Dispatcher {
             None => {}
         }
         let echo = env.echo.unwrap_or(false);
+        let route = Route::of_payload(&env.payload)?;
+        // `from_role` says which of its roles the sender speaks as: one it declared.
+        if let Some(r) = env.payload.get("from_role") {
+            if !r
+                .as_str()
+                .is_some_and(|r| caller.tags.roles.iter().any(|d| d == r))
+            {
+                return Err(WireError::new(
+                    ErrorCode::InvalidField,
+                    "`payload.from_role` must be one of the roles this session declared in HELLO",
+                )
+                .with_details(
+                    json!({"field": "payload.from_role", "declared": caller.tags.roles}),
+                ));
+            }
+        }
         // The bus inspects it for `addr` on its way to history and subscribers.
-        let delivery = member.publish(&addr, env, echo)?;
+        let delivery = member.publish_routed(&addr, env, echo, route.as_ref())?;
         Ok(Answer::Published(Published { addr, delivery }))
     }
 

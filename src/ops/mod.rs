@@ -45,6 +45,9 @@ pub struct Caller {
     pub info: PeerInfo,
     /// Who authenticated: subject, role and address permissions.
     pub identity: Identity,
+    /// The roles and expertise the session declared (from `info`), as the bus routes
+    /// by them and the authority check reads them.
+    pub tags: Arc<crate::bus::route::Tags>,
 }
 
 impl Caller {
@@ -58,6 +61,7 @@ impl Caller {
         Asker {
             identity: &self.identity,
             session: &self.session,
+            tags: &self.tags,
         }
     }
 

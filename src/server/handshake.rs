@@ -87,6 +87,15 @@ struct Hello {
     name: Option<String>,
     #[serde(default)]
     slots: Option<u32>,
+    /// Routing roles (`bus::route`), checked by the dispatcher.
+    #[serde(default)]
+    roles: Option<serde_json::Value>,
+    /// Areas of expertise.
+    #[serde(default)]
+    expertise: Option<serde_json::Value>,
+    /// Who the session reports to: shown in presence, an identifier like `name`.
+    #[serde(default)]
+    reports_to: Option<String>,
 }
 
 /// What a successful handshake yields.
@@ -157,16 +166,33 @@ pub(super) async fn handshake(
             return Err(refuse(ws, env.id, err).await);
         }
     }
+    let tags =
+        match ctx
+            .dispatch
+            .admit_tags(&identity, hello.roles.as_ref(), hello.expertise.as_ref())
+        {
+            Ok(t) => t,
+            Err(err) => return Err(refuse(ws, env.id, err).await),
+        };
+    if let Some(r) = &hello.reports_to {
+        if let Err(err) = ctx.dispatch.admit_identifier("reports_to", r) {
+            return Err(refuse(ws, env.id, err).await);
+        }
+    }
     let info = PeerInfo {
         role: identity.role.as_str().to_owned(),
         capabilities: hello.capabilities,
         name: hello.name,
         slots: hello.slots,
+        roles: tags.roles,
+        expertise: tags.expertise,
+        reports_to: hello.reports_to,
     };
     let (member, inbox) = ctx.bus.connect(info.clone());
     let caller = Caller {
         session: member.id().to_owned(),
         identity: identity.clone(),
+        tags: member.tags().clone(),
         info,
     };
     let c = &ctx.config;

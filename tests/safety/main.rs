@@ -13,6 +13,7 @@ mod monitor;
 mod policy;
 mod regressions;
 mod roles;
+mod routing;
 mod signatures;
 mod tls;
 mod tracelog;
