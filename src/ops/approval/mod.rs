@@ -24,11 +24,14 @@
 //! - `policy`: actions, decisions, precedence.
 //! - `gate`: the policy as a queue action gate.
 //! - `memory`: people's decisions remembered per task, session or always.
+//! - `operator`: `op.approval.*`: the effective rules, a check, forgetting a learned
+//!   rule, reloading the policy.
 
 mod builtin;
 pub mod config;
 pub mod gate;
 pub mod memory;
+pub mod operator;
 pub mod pattern;
 pub mod policy;
 mod rule;
@@ -40,5 +43,6 @@ mod tests;
 pub use builtin::{Builtin, BUILTINS};
 pub use config::{ApprovalConfig, Effect, Examples, OneOrMany, RuleConfig, Tool};
 pub use gate::PolicyGate;
-pub use memory::Memory;
+pub use memory::{Learned, Memory};
+pub use operator::ApprovalOperator;
 pub use policy::{Action, Decision, PartDecision, Policy, PolicyError, RuleRef};
