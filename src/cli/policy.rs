@@ -209,7 +209,13 @@ fn action_of(a: &CheckArgs) -> Result<Value, String> {
             a.tool
         )
     })?;
-    let mut v = json!({"tool": tool.as_str()});
+    // A shell command is sent without `tool`, as consumers ask: a learned rule matches
+    // the request byte for byte.
+    let mut v = if tool == Tool::Shell {
+        json!({})
+    } else {
+        json!({"tool": tool.as_str()})
+    };
     match tool {
         Tool::Shell | Tool::Git => v["command"] = json!(a.action),
         Tool::Read | Tool::Write => v["path"] = json!(a.action),

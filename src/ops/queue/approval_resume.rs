@@ -1,6 +1,7 @@
-//! Approvals across a broker restart: a request that was waiting for a person when
-//! the broker stopped still waits after it starts, and its consumer takes its lease
-//! back (`op.queue.resume`) to hear the decision.
+//! Approvals across a broker restart or a consumer's reconnection: a request that
+//! was waiting for a person when the broker stopped (or its consumer's session
+//! ended) still waits, and its consumer takes its lease back (`op.queue.resume`) to
+//! hear the decision.
 //!
 //! At startup, a task recovered in `waiting_approval` whose approval row is still
 //! `pending` keeps waiting (instead of being retried like every other running
@@ -89,6 +90,37 @@ impl Core {
             json!({"task": task, "stage": "approval_restored", "approval": id,
                    "message": format!("broker restarted; approval {id} still waits; its consumer may resume lease {lease}")}),
         );
+        true
+    }
+
+    /// The consumer holding `task`'s lease went away while the task waits for a
+    /// person: the lease is orphaned, the request waits on, and the consumer (the same
+    /// identity, on a new session) may resume the lease until one lease length after
+    /// the request is decided or expires. False when the task is not waiting.
+    pub(crate) fn orphan_approval(&mut self, task: &str) -> bool {
+        let length = self.lease_length(task);
+        let Some(live) = self.tasks.get_mut(task) else {
+            return false;
+        };
+        let waiting = live.rec.state == TaskState::WaitingApproval && live.lease.is_some();
+        let Some(p) = live.pending.as_mut().filter(|p| {
+            waiting && p.undelivered.is_none() && p.record.state == ApprovalState::Pending
+        }) else {
+            return false;
+        };
+        p.orphan_until = Some(p.due + length);
+        let (due, timeout) = (p.due, p.timeout);
+        let lease = live.lease.take();
+        let warn = Duration::from_millis(self.cfg.approval_warn_ms);
+        self.arm(task, warn_at(due, timeout, warn));
+        if let Some(l) = lease {
+            self.publish(
+                task,
+                FrameType::Event,
+                json!({"task": task, "stage": "lease_orphaned",
+                       "message": format!("{} went away while its approval waits; lease {} may be resumed", l.consumer, l.id)}),
+            );
+        }
         true
     }
 

@@ -343,12 +343,17 @@ impl Core {
         gone
     }
 
-    /// A consumer session ended: every attempt it held failed.
+    /// A consumer session ended: every attempt it held failed, except one waiting for
+    /// a person (see `approval_resume`).
     pub(crate) fn consumer_gone(&mut self, session: &str) {
         let Some(c) = self.consumers.remove(session) else {
             return;
         };
         for id in c.held {
+            // A request waiting for a person outlives its consumer's session.
+            if self.orphan_approval(&id) {
+                continue;
+            }
             if self.tasks.get(&id).is_some_and(|l| l.lease.is_some()) {
                 self.attempt_failed(
                     &id,
