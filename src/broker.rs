@@ -136,13 +136,12 @@ pub async fn run_with(
     let memory = Arc::new(crate::ops::approval::Memory::new());
     let gate = crate::ops::approval::PolicyGate::with_memory(policy, memory.clone());
     queue.add_gate(Arc::new(gate.clone()));
-    let approvals = crate::ops::approval::ApprovalOperator::new(
-        gate,
-        queue.clone(),
-        approval_file,
-    );
+    let approvals = crate::ops::approval::ApprovalOperator::new(gate, queue.clone(), approval_file);
     // `always` decisions are policy rules, kept in the store.
-    approvals.load().await.map_err(|e| format!("cannot read learned approval rules: {e}"))?;
+    approvals
+        .load()
+        .await
+        .map_err(|e| format!("cannot read learned approval rules: {e}"))?;
     // Only APPROVAL frames: the queue builds no event for its other steps.
     let mut decisions = queue.events_of(4096, &[crate::frame::FrameType::Approval]);
     tokio::spawn(async move {

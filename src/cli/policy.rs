@@ -125,8 +125,12 @@ pub(crate) async fn run(cmd: PolicyCmd, out: &Out, reach: Reach<'_>) -> Result<E
         PolicyCmd::Forget { id } => {
             let v = call(&c, "op.approval.forget", json!({"id": id}))
                 .await
-                .map_err(|e| format!("{e}\n(`hive policy list` shows the learned rules and their ids)"))?;
-            out.answer(&v, |_, _| println!("{id}: forgotten; that action asks again"));
+                .map_err(|e| {
+                    format!("{e}\n(`hive policy list` shows the learned rules and their ids)")
+                })?;
+            out.answer(&v, |_, _| {
+                println!("{id}: forgotten; that action asks again")
+            });
             Ok(ExitCode::SUCCESS)
         }
         PolicyCmd::Reload => {
@@ -160,7 +164,11 @@ async fn check_broker(c: &Client, a: &CheckArgs, out: &Out) -> Result<ExitCode, 
     if out.json {
         out.json(&v);
     } else {
-        println!("{}  {}", verdict.as_str().to_uppercase(), cell(&json!(a.action)));
+        println!(
+            "{}  {}",
+            verdict.as_str().to_uppercase(),
+            cell(&json!(a.action))
+        );
         let rows: Vec<Vec<String>> = v["parts"]
             .as_array()
             .into_iter()
@@ -182,7 +190,11 @@ async fn check_broker(c: &Client, a: &CheckArgs, out: &Out) -> Result<ExitCode, 
         let rule = v["rule"]["name"].as_str().unwrap_or("default");
         println!(
             "{}",
-            out.dim(&format!("decided by {rule} ({}): {}", cell(&v["origin"]), cell(&v["reason"])))
+            out.dim(&format!(
+                "decided by {rule} ({}): {}",
+                cell(&v["origin"]),
+                cell(&v["reason"])
+            ))
         );
         if let Some(l) = v.get("learned") {
             println!(
@@ -221,7 +233,11 @@ fn action_of(a: &CheckArgs) -> Result<Value, String> {
         Tool::Read | Tool::Write => v["path"] = json!(a.action),
         Tool::Net | Tool::Publish => v["host"] = json!(a.action),
     }
-    for (k, x) in [("cwd", &a.cwd), ("worktree", &a.worktree), ("role", &a.role)] {
+    for (k, x) in [
+        ("cwd", &a.cwd),
+        ("worktree", &a.worktree),
+        ("role", &a.role),
+    ] {
         if let Some(x) = x {
             v[k] = json!(x);
         }
@@ -305,11 +321,9 @@ fn list_table(out: &Out, v: &Value) {
         .iter()
         .map(|r| {
             let origin = match r["origin"].as_str() {
-                Some("always") => format!(
-                    "always: {}, {}",
-                    cell(&r["by"]),
-                    ago(r["at"].as_u64(), now)
-                ),
+                Some("always") => {
+                    format!("always: {}, {}", cell(&r["by"]), ago(r["at"].as_u64(), now))
+                }
                 _ => cell(&r["origin"]),
             };
             vec![
@@ -321,7 +335,11 @@ fn list_table(out: &Out, v: &Value) {
             ]
         })
         .collect();
-    out.table(&["RULE", "EFFECT", "ORIGIN", "MATCHES", "REASON"], &rows, &[]);
+    out.table(
+        &["RULE", "EFFECT", "ORIGIN", "MATCHES", "REASON"],
+        &rows,
+        &[],
+    );
     println!(
         "{}",
         out.dim(&format!(

@@ -368,7 +368,10 @@ async fn a_pending_approval_survives_a_restart_and_always_becomes_a_durable_rule
         .any(|r| r["origin"] == "builtin" && r["name"] == "builtin:rm-rf"));
     let check = json!({"command": "make deploy", "reason": "ship it", "cwd": "/w",
                        "bip": 1, "kind": "job"});
-    let c = ops.command("op.approval.check", check.clone()).await.unwrap();
+    let c = ops
+        .command("op.approval.check", check.clone())
+        .await
+        .unwrap();
     assert_eq!(c["verdict"], "allow", "{c}");
     assert_eq!(c["origin"], "always");
     assert_eq!(c["rule"]["name"], format!("always:{id}"));
@@ -392,8 +395,17 @@ async fn a_pending_approval_survives_a_restart_and_always_becomes_a_durable_rule
     let (rc, out) = b.hive(
         "ops",
         &[
-            "--json", "policy", "check", "make deploy", "--cwd", "/w", "--broker", "--bip", "1",
-            "--kind", "job",
+            "--json",
+            "policy",
+            "check",
+            "make deploy",
+            "--cwd",
+            "/w",
+            "--broker",
+            "--bip",
+            "1",
+            "--kind",
+            "job",
         ],
     );
     assert_eq!(rc, 1 - 1, "allowed: exit 0; {out}");
@@ -413,13 +425,14 @@ async fn a_pending_approval_survives_a_restart_and_always_becomes_a_durable_rule
     assert_eq!(r["decision"], "deny", "{r}");
 
     // Only an admin forgets a learned rule; then the action asks again.
-    let forget = ops
-        .command("op.approval.forget", json!({"id": id}))
-        .await;
+    let forget = ops.command("op.approval.forget", json!({"id": id})).await;
     assert_eq!(code(forget), "forbidden");
     let (rc, out) = b.hive("root", &["policy", "forget", &id]);
     assert_eq!(rc, 0, "{out}");
-    let c = ops.command("op.approval.check", check.clone()).await.unwrap();
+    let c = ops
+        .command("op.approval.check", check.clone())
+        .await
+        .unwrap();
     assert_eq!(c["verdict"], "ask", "{c}");
     b.restart();
     let ops = b.as_("ops").await;
@@ -517,7 +530,9 @@ async fn an_admin_reloads_the_policy_and_a_failing_example_keeps_the_old_one() {
     let ops = b.as_("ops").await;
     let check = json!({"command": "cargo test --all", "bip": 1, "kind": "job"});
     assert_eq!(
-        ops.command("op.approval.check", check.clone()).await.unwrap()["verdict"],
+        ops.command("op.approval.check", check.clone())
+            .await
+            .unwrap()["verdict"],
         "ask"
     );
     let allow_tests = format!(
@@ -528,13 +543,22 @@ async fn an_admin_reloads_the_policy_and_a_failing_example_keeps_the_old_one() {
     let denied = ops.command("op.approval.reload", json!({})).await;
     assert_eq!(code(denied), "forbidden");
     assert_eq!(
-        ops.command("op.approval.check", check.clone()).await.unwrap()["verdict"],
+        ops.command("op.approval.check", check.clone())
+            .await
+            .unwrap()["verdict"],
         "ask"
     );
     let r = root.command("op.approval.reload", json!({})).await.unwrap();
     assert_eq!(r["rules"], 3, "{r}");
-    let c = ops.command("op.approval.check", check.clone()).await.unwrap();
-    assert_eq!((c["verdict"].as_str(), c["origin"].as_str()), (Some("allow"), Some("config")), "{c}");
+    let c = ops
+        .command("op.approval.check", check.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        (c["verdict"].as_str(), c["origin"].as_str()),
+        (Some("allow"), Some("config")),
+        "{c}"
+    );
     // An example that fails: refused, naming the rule and the example; the policy
     // in force stays.
     let broken = format!(
@@ -547,22 +571,30 @@ async fn an_admin_reloads_the_policy_and_a_failing_example_keeps_the_old_one() {
         .unwrap_err();
     assert_eq!(e.code(), Some("invalid_field"), "{e}");
     let msg = e.to_string();
-    assert!(msg.contains("rules[2]") && msg.contains("cargo fmt"), "{msg}");
-    let c = ops.command("op.approval.check", check.clone()).await.unwrap();
+    assert!(
+        msg.contains("rules[2]") && msg.contains("cargo fmt"),
+        "{msg}"
+    );
+    let c = ops
+        .command("op.approval.check", check.clone())
+        .await
+        .unwrap();
     assert_eq!(c["verdict"], "allow", "the old policy stays: {c}");
     // A bad timeout is refused the same way.
-    std::fs::write(
-        &b.config,
-        config("[approval]\ntimeout_secs = 0\n"),
-    )
-    .unwrap();
-    assert_eq!(code(root.command("op.approval.reload", json!({})).await), "invalid_field");
+    std::fs::write(&b.config, config("[approval]\ntimeout_secs = 0\n")).unwrap();
+    assert_eq!(
+        code(root.command("op.approval.reload", json!({})).await),
+        "invalid_field"
+    );
     // The CLI, as an admin, with the file fixed.
     std::fs::write(&b.config, config(POLICY)).unwrap();
     let (rc, out) = b.hive("root", &["policy", "reload"]);
     assert_eq!(rc, 0, "{out}");
     let v: Value = serde_json::from_str(&out).unwrap();
-    assert!(v["reloaded"].as_str().unwrap().ends_with("hive.toml"), "{out}");
+    assert!(
+        v["reloaded"].as_str().unwrap().ends_with("hive.toml"),
+        "{out}"
+    );
     assert_eq!(
         ops.command("op.approval.check", check).await.unwrap()["verdict"],
         "ask"

@@ -161,7 +161,10 @@ async fn opens_and_keeps_its_tasks(dir: std::path::PathBuf, queued: &str, runnin
     let conn = Connection::open(dir.join("queue.db")).unwrap();
     assert_eq!(
         versions(&conn).unwrap(),
-        vec![("approvals".to_owned(), APPROVALS), ("queue".to_owned(), QUEUE)]
+        vec![
+            ("approvals".to_owned(), APPROVALS),
+            ("queue".to_owned(), QUEUE)
+        ]
     );
     let wr: bool = conn
         .query_row(

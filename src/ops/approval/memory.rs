@@ -95,7 +95,11 @@ impl Learned {
             id: r.id.clone()?,
             channel: r.channel.clone(),
             action: r.request.clone(),
-            effect: if r.approve { Effect::Allow } else { Effect::Deny },
+            effect: if r.approve {
+                Effect::Allow
+            } else {
+                Effect::Deny
+            },
             by: r.by.clone(),
             at: r.at,
             reason: r.reason.clone(),

@@ -110,17 +110,21 @@ impl ApprovalOperator {
         }
         if c.builtin {
             for b in BUILTINS {
-                rules.push(json!({"origin": "builtin", "name": format!("builtin:{}", b.name),
-                                  "decision": b.effect, "reason": b.reason}));
+                rules.push(
+                    json!({"origin": "builtin", "name": format!("builtin:{}", b.name),
+                                  "decision": b.effect, "reason": b.reason}),
+                );
             }
         }
         for l in self.gate.memory().learned() {
             if !Self::may_read(caller, &l.channel) {
                 continue;
             }
-            rules.push(json!({"origin": "always", "id": l.id, "name": format!("always:{}", l.id),
+            rules.push(
+                json!({"origin": "always", "id": l.id, "name": format!("always:{}", l.id),
                               "channel": l.channel, "action": l.action, "decision": l.effect,
-                              "by": l.by, "at": l.at, "reason": l.reason}));
+                              "by": l.by, "at": l.at, "reason": l.reason}),
+            );
         }
         json!({"default": c.default, "builtin": c.builtin, "timeoutSecs": c.timeout_secs,
                "source": self.config_path.as_ref().map(|p| p.display().to_string()),
@@ -163,8 +167,11 @@ impl ApprovalOperator {
         };
         let policy = self.gate.policy();
         let mut a = super::Action::from_request(&req.action).map_err(|why| {
-            WireError::new(ErrorCode::InvalidField, format!("the action cannot be read: {why}"))
-                .with_details(json!({"field": "action"}))
+            WireError::new(
+                ErrorCode::InvalidField,
+                format!("the action cannot be read: {why}"),
+            )
+            .with_details(json!({"field": "action"}))
         })?;
         a.kind = kind.clone();
         a.bip = bip;
@@ -234,7 +241,10 @@ impl ApprovalOperator {
         let text = std::fs::read_to_string(path).map_err(|e| {
             WireError::new(
                 ErrorCode::Conflict,
-                format!("cannot read {}: {e}; the policy in force stays", path.display()),
+                format!(
+                    "cannot read {}: {e}; the policy in force stays",
+                    path.display()
+                ),
             )
         })?;
         let policy = ApprovalConfig::from_toml(&text)

@@ -46,10 +46,15 @@ pub(crate) fn by_task(rows: Vec<ApprovalRecord>) -> Waiting {
 impl Core {
     /// How long a lease on `task` lasts (its own timeout, else its kind's).
     pub(crate) fn lease_length(&self, task: &str) -> Duration {
-        self.tasks.get(task).map_or(Duration::from_millis(self.cfg.lease_ms), |l| {
-            let eff = self.cfg.for_kind(&l.rec.spec.kind);
-            l.rec.spec.timeout_ms.map_or(eff.lease, Duration::from_millis)
-        })
+        self.tasks
+            .get(task)
+            .map_or(Duration::from_millis(self.cfg.lease_ms), |l| {
+                let eff = self.cfg.for_kind(&l.rec.spec.kind);
+                l.rec
+                    .spec
+                    .timeout_ms
+                    .map_or(eff.lease, Duration::from_millis)
+            })
     }
 
     /// At startup: keeps `task` waiting when its approval is still pending. False
@@ -238,7 +243,9 @@ impl Core {
             json!({"task": task, "stage": "lease_resumed", "approval": approval,
                    "message": format!("lease {lease} resumed by {session}")}),
         );
-        Ok(json!({"task": task, "lease": lease, "state": state.as_str(),
-                  "approval": approval, "decision": undelivered}))
+        Ok(
+            json!({"task": task, "lease": lease, "state": state.as_str(),
+                  "approval": approval, "decision": undelivered}),
+        )
     }
 }

@@ -7,8 +7,8 @@
 //! row here after every change, in order with the task's own rows: after a restart
 //! the row says what the last committed state was. A `pending` row whose task is
 //! still `waiting_approval` is loaded back (`Core::restore_approval`); an `approved`
-//! row with scope `always` is a rule the policy learned, read back by the approvals
-//! operator ([`Queue::learned_rules`]) until an admin forgets it.
+//! or `denied` row with scope `always` is a rule the policy learned, read back by the
+//! approvals operator ([`Queue::learned_rules`]) until an admin forgets it.
 //!
 //! Invariants: a row leaves `pending` once and never returns; only `pending` rows
 //! are loaded as waiting; the table is bounded in time: decided rows that are not
@@ -57,9 +57,9 @@ const PUT: &str = "INSERT INTO approvals (id, task, state, scope, created_ms, fo
      ON CONFLICT(id) DO UPDATE SET state = excluded.state, scope = excluded.scope,
         forgotten_ms = excluded.forgotten_ms, body = excluded.body";
 
-/// The `always` rules still in force.
+/// The `always` decisions still in force (approvals and denials).
 const LEARNED: &str = "SELECT body FROM approvals
-     WHERE state = 'approved' AND scope = 'always' AND forgotten_ms IS NULL
+     WHERE state IN ('approved', 'denied') AND scope = 'always' AND forgotten_ms IS NULL
      ORDER BY created_ms";
 
 /// Where an approval stands.
@@ -200,7 +200,12 @@ fn next_id() -> String {
 impl NewApproval<'_> {
     /// The pending object.
     pub(crate) fn build(&self) -> ApprovalRecord {
-        let text = |k: &str| self.request.get(k).and_then(Value::as_str).map(str::to_owned);
+        let text = |k: &str| {
+            self.request
+                .get(k)
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        };
         ApprovalRecord {
             id: next_id(),
             task: self.rec.id.clone(),
@@ -232,7 +237,15 @@ pub(crate) fn put(store: &super::store::TaskStore, a: &ApprovalRecord) {
     let forgotten = a.forgotten.as_ref().map(|f| f.at as i64);
     store.write_with(move |b: &mut Batch<'_>| {
         b.prepare(PUT)?
-            .execute(params![id, task, state, scope, created as i64, forgotten, body])
+            .execute(params![
+                id,
+                task,
+                state,
+                scope,
+                created as i64,
+                forgotten,
+                body
+            ])
             .map(drop)
     });
 }
@@ -242,7 +255,7 @@ pub(crate) fn put(store: &super::store::TaskStore, a: &ApprovalRecord) {
 pub(crate) fn recover(conn: &Connection, now_ms: u64) -> rusqlite::Result<Vec<ApprovalRecord>> {
     conn.execute(
         "DELETE FROM approvals WHERE state != 'pending' AND created_ms < ?1
-           AND NOT (state = 'approved' AND scope = 'always' AND forgotten_ms IS NULL)",
+           AND NOT (state IN ('approved', 'denied') AND scope = 'always' AND forgotten_ms IS NULL)",
         [now_ms.saturating_sub(KEEP_DECIDED_MS) as i64],
     )?;
     let mut q = conn.prepare("SELECT body FROM approvals WHERE state = 'pending'")?;
@@ -258,7 +271,7 @@ pub(crate) fn recover(conn: &Connection, now_ms: u64) -> rusqlite::Result<Vec<Ap
 }
 
 impl Queue {
-    /// The `always` approvals in force (not forgotten), oldest first: the rules the
+    /// The `always` decisions in force (not forgotten), oldest first: the rules the
     /// policy learned from people (see `ops::approval`).
     ///
     /// # Errors

@@ -389,7 +389,9 @@ impl Core {
         let mut p = json!({"task": task, "approval": id, "decision": decision, "by": by,
                            "request": pending.request, "requestedBy": pending.record.requested_by});
         let lease = live.lease.clone();
-        p["consumer"] = json!(lease.as_ref().map_or(&pending.record.session, |l| &l.consumer));
+        p["consumer"] = json!(lease
+            .as_ref()
+            .map_or(&pending.record.session, |l| &l.consumer));
         if let Some(s) = session {
             p["session"] = json!(s);
         }
@@ -427,7 +429,9 @@ impl Core {
         }
         self.persist(task);
         self.publish(task, FrameType::Approval, p);
-        Ok(json!({"task": task, "approval": id, "state": "working", "decision": decision, "by": by}))
+        Ok(
+            json!({"task": task, "approval": id, "state": "working", "decision": decision, "by": by}),
+        )
     }
 
     /// The attempt of `task` ended (result, failure, cancel, lost lease): a request

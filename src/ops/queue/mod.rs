@@ -62,8 +62,8 @@ mod timers;
 pub mod tracelog;
 mod views;
 
-pub use config::{KindConfig, QueueConfig};
 pub use approval_store::{ApprovalRecord, ApprovalState};
+pub use config::{KindConfig, QueueConfig};
 pub use model::{Priority, TaskRecord, TaskSpec, TaskState};
 
 use crate::bus::Bus;

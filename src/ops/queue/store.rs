@@ -122,7 +122,11 @@ impl TaskStore {
         keep_since_ms: u64,
         opts: StoreOptions,
     ) -> Result<(TaskStore, Recovered), StoreError> {
-        let opened = Store::open(path, opts, &[&schema::SCHEMA, &super::approval_store::SCHEMA])?;
+        let opened = Store::open(
+            path,
+            opts,
+            &[&schema::SCHEMA, &super::approval_store::SCHEMA],
+        )?;
         let mut rec = recover(opened.conn(), keep_since_ms)?;
         rec.approvals = super::approval_store::recover(opened.conn(), super::model::now_ms())?;
         let store = opened.start()?;
