@@ -273,16 +273,26 @@ async fn a_pending_approval_survives_a_restart_and_always_becomes_a_durable_rule
         )
         .await;
     assert_eq!(code(other), "conflict");
-    // The approver decides while the consumer is away.
-    let d = ops
-        .command(
-            "op.queue.approve",
-            json!({"task": task, "approval": id, "decision": "approve", "scope": "always",
-                   "reason": "deploys of bip-1 are fine"}),
-        )
-        .await
-        .unwrap();
-    assert_eq!(d["decision"], "approve", "{d}");
+    // The approver decides while the consumer is away, by the approval's id.
+    let (rc, out) = b.hive(
+        "ops",
+        &[
+            "approvals",
+            "approve",
+            &id,
+            "--scope",
+            "always",
+            "--reason",
+            "deploys of bip-1 are fine",
+        ],
+    );
+    assert_eq!(rc, 0, "{out}");
+    let d: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (d["decision"].as_str(), d["approval"].as_str()),
+        (Some("approve"), Some(id.as_str())),
+        "{d}"
+    );
     let again = ops
         .command(
             "op.queue.approve",

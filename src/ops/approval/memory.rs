@@ -377,6 +377,66 @@ mod tests {
         assert_eq!(m.recall(&other_kind), None, "session, on this channel only");
     }
 
+    fn stored(id: &str, state: ApprovalState, scope: &str, command: &str) -> ApprovalRecord {
+        ApprovalRecord {
+            id: id.into(),
+            task: "t1".into(),
+            trace_id: "t1".into(),
+            bip_id: 1,
+            kind: "k".into(),
+            attempt: 1,
+            action: json!({"command": command}),
+            reason: None,
+            suggested_command: None,
+            cwd: None,
+            requested_by: "w1".into(),
+            session: "s-1".into(),
+            lease: "l-1".into(),
+            created: 1,
+            expires_at: 2,
+            state,
+            decided: Some(crate::ops::queue::approval_store::Decided {
+                by: "bob".into(),
+                at: 5,
+                scope: Some(scope.into()),
+                reason: None,
+                session: None,
+            }),
+            forgotten: None,
+        }
+    }
+
+    #[test]
+    fn stored_always_decisions_are_rules_until_forgotten() {
+        let m = Memory::new();
+        m.seed(&stored("a-1", ApprovalState::Approved, "always", "make a"));
+        m.seed(&stored("a-2", ApprovalState::Denied, "always", "make b"));
+        m.seed(&stored("a-3", ApprovalState::Approved, "task", "make c"));
+        m.seed(&stored("a-4", ApprovalState::Expired, "always", "make d"));
+        let mut forgotten = stored("a-5", ApprovalState::Approved, "always", "make e");
+        forgotten.forgotten = forgotten.decided.clone();
+        m.seed(&forgotten);
+        let ids: Vec<String> = m.learned().into_iter().map(|l| l.id).collect();
+        assert_eq!(
+            ids,
+            ["a-1", "a-2"],
+            "only live always approvals and denials"
+        );
+        let l = m.recall_always(&asking("t9", "s-9", "make a")).unwrap();
+        assert_eq!(
+            (l.effect, l.by.as_str(), l.channel.as_str()),
+            (Effect::Allow, "bob", "bip-1:k")
+        );
+        assert!(matches!(
+            m.recall(&asking("t9", "s-9", "make b")),
+            Some(Verdict::Deny { .. })
+        ));
+        assert!(m.forget("a-1"));
+        assert!(!m.forget("a-1"), "forgotten once");
+        assert_eq!(m.recall(&asking("t9", "s-9", "make a")), None);
+        assert_eq!(m.learned().len(), 1);
+    }
+
     #[test]
     fn only_peoples_decisions_are_remembered() {
         let m = Memory::new();
