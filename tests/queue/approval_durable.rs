@@ -4,10 +4,9 @@
 //! consumer that resumes its lease, its expiry fires after the restart too; an
 //! `always` decision is a policy rule that survives restarts, is listed with who
 //! made it and when, decides `check`, never beats a deny, and only an admin forgets
-//! it; the policy reloads on an admin's command, and a policy whose example fails is
-//! refused with the old one kept. Hostile clients: a consumer deciding its own
-//! request, forging an `always` decision inside its request, resuming another
-//! identity's lease.
+//! it. Hostile clients: a consumer deciding its own request, forging an `always`
+//! decision inside its request, resuming another identity's lease. (Reloading the
+//! policy is in `policy`.)
 
 use crate::cli::{broker, hive, Reaped};
 use crate::harness::{about, next_decision, next_lease, task_id, temp_dir};
@@ -22,7 +21,7 @@ const T: Duration = Duration::from_secs(10);
 
 /// Tokens (an approver `ops`, an admin `root`, a submitter `alice`, consumers `w1`
 /// and `w2` on bip-1), the queue's short leases, and `policy` as `[approval]`.
-fn config(policy: &str) -> String {
+pub(crate) fn config(policy: &str) -> String {
     format!(
         r#"
 [queue]
@@ -68,7 +67,7 @@ subscribe = ["bip-1:*"]
     )
 }
 
-const POLICY: &str = r#"
+pub(crate) const POLICY: &str = r#"
 [approval]
 timeout_secs = 600
 
@@ -86,15 +85,15 @@ decision = "deny"
 reason = "main is protected"
 "#;
 
-struct Broker {
+pub(crate) struct Broker {
     dir: PathBuf,
-    config: PathBuf,
+    pub(crate) config: PathBuf,
     child: Option<Reaped>,
     url: String,
 }
 
 impl Broker {
-    fn start(dir: &Path, text: &str) -> Broker {
+    pub(crate) fn start(dir: &Path, text: &str) -> Broker {
         let config = dir.join("hive.toml");
         std::fs::write(&config, text).unwrap();
         let mut b = Broker {
@@ -125,7 +124,7 @@ impl Broker {
         self.url = format!("ws://127.0.0.1:{port}/");
     }
 
-    async fn as_(&self, who: &str) -> Client {
+    pub(crate) async fn as_(&self, who: &str) -> Client {
         let (role, kinds): (&str, &[&str]) = match who {
             "root" => ("admin", &[]),
             "w1" | "w2" => ("consumer", &["job"]),
@@ -144,7 +143,7 @@ impl Broker {
     }
 
     /// `hive` with `args` against this broker as `who`; (exit code, stdout).
-    fn hive(&self, who: &str, args: &[&str]) -> (i32, String) {
+    pub(crate) fn hive(&self, who: &str, args: &[&str]) -> (i32, String) {
         let token = format!("tok-{who}-{}", "0".repeat(19 - 5 - who.len()));
         let out = Command::new(hive())
             .args(["--url", &self.url, "--token", &token])
@@ -192,7 +191,7 @@ async fn state(c: &Client, task: &str) -> Value {
         .clone()
 }
 
-fn code(r: Result<Value, hivebus::client::ClientError>) -> String {
+pub(crate) fn code(r: Result<Value, hivebus::client::ClientError>) -> String {
     r.unwrap_err().code().unwrap_or("?").to_owned()
 }
 
@@ -530,85 +529,4 @@ timeout_secs = 3
         )
         .await;
     assert_eq!(code(stale), "stale_lease");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_admin_reloads_the_policy_and_a_failing_example_keeps_the_old_one() {
-    let dir = temp_dir("approval-reload");
-    let b = Broker::start(&dir, &config(POLICY));
-    let root = b.as_("root").await;
-    let ops = b.as_("ops").await;
-    let check = json!({"command": "cargo test --all", "bip": 1, "kind": "job"});
-    assert_eq!(
-        ops.command("op.approval.check", check.clone())
-            .await
-            .unwrap()["verdict"],
-        "ask"
-    );
-    let allow_tests = format!(
-        "{POLICY}\n[[approval.rules]]\nname = \"tests\"\ncommand = \"cargo test\"\ndecision = \"allow\"\ntimeout_secs = 30\n"
-    );
-    std::fs::write(&b.config, config(&allow_tests)).unwrap();
-    // Not an admin: refused, nothing changes.
-    let denied = ops.command("op.approval.reload", json!({})).await;
-    assert_eq!(code(denied), "forbidden");
-    assert_eq!(
-        ops.command("op.approval.check", check.clone())
-            .await
-            .unwrap()["verdict"],
-        "ask"
-    );
-    let r = root.command("op.approval.reload", json!({})).await.unwrap();
-    assert_eq!(r["rules"], 3, "{r}");
-    let c = ops
-        .command("op.approval.check", check.clone())
-        .await
-        .unwrap();
-    assert_eq!(
-        (c["verdict"].as_str(), c["origin"].as_str()),
-        (Some("allow"), Some("config")),
-        "{c}"
-    );
-    // An example that fails: refused, naming the rule and the example; the policy
-    // in force stays.
-    let broken = format!(
-        "{POLICY}\n[[approval.rules]]\nname = \"lint\"\ncommand = \"cargo clippy\"\ndecision = \"allow\"\nexamples = {{ match = [\"cargo fmt\"] }}\n"
-    );
-    std::fs::write(&b.config, config(&broken)).unwrap();
-    let e = root
-        .command("op.approval.reload", json!({}))
-        .await
-        .unwrap_err();
-    assert_eq!(e.code(), Some("invalid_field"), "{e}");
-    let msg = e.to_string();
-    assert!(
-        msg.contains("rules[2]") && msg.contains("cargo fmt"),
-        "{msg}"
-    );
-    let c = ops
-        .command("op.approval.check", check.clone())
-        .await
-        .unwrap();
-    assert_eq!(c["verdict"], "allow", "the old policy stays: {c}");
-    // A bad timeout is refused the same way.
-    std::fs::write(&b.config, config("[approval]\ntimeout_secs = 0\n")).unwrap();
-    assert_eq!(
-        code(root.command("op.approval.reload", json!({})).await),
-        "invalid_field"
-    );
-    // The CLI, as an admin, with the file fixed.
-    std::fs::write(&b.config, config(POLICY)).unwrap();
-    let (rc, out) = b.hive("root", &["policy", "reload"]);
-    assert_eq!(rc, 0, "{out}");
-    let v: Value = serde_json::from_str(&out).unwrap();
-    assert!(
-        v["reloaded"].as_str().unwrap().ends_with("hive.toml"),
-        "{out}"
-    );
-    assert_eq!(
-        ops.command("op.approval.check", check).await.unwrap()["verdict"],
-        "ask"
-    );
-    let (rc, _) = b.hive("ops", &["policy", "reload"]);
-    assert_ne!(rc, 0, "a non-admin's reload fails");
 }

@@ -22,6 +22,7 @@
 //! - `config`: the `[approval]` section as written.
 //! - `rule`: one compiled rule and the check of its examples.
 //! - `policy`: actions, decisions, precedence.
+//! - `timeout`: how long a request left to a person waits (per rule or default).
 //! - `gate`: the policy as a queue action gate.
 //! - `memory`: people's decisions remembered per task, session or always.
 //! - `operator`: `op.approval.*`: the effective rules, a check, forgetting a learned
@@ -36,6 +37,7 @@ pub mod pattern;
 pub mod policy;
 mod rule;
 pub mod shell;
+mod timeout;
 
 #[cfg(test)]
 mod tests;

@@ -296,25 +296,8 @@ impl Policy {
     /// ```
     pub fn from_config(c: &ApprovalConfig) -> Result<Policy, PolicyError> {
         let mut rules = Vec::with_capacity(c.rules.len());
-        let bad_timeout = |t: u64| t == 0 || t > super::config::MAX_TIMEOUT_SECS;
-        if bad_timeout(c.timeout_secs) {
-            return Err(PolicyError::Config(format!(
-                "timeout_secs = {}: must be 1 to {}",
-                c.timeout_secs,
-                super::config::MAX_TIMEOUT_SECS
-            )));
-        }
+        super::timeout::check(c)?;
         for (i, rc) in c.rules.iter().enumerate() {
-            if let Some(t) = rc.timeout_secs.filter(|t| bad_timeout(*t)) {
-                return Err(PolicyError::InvalidRule {
-                    index: i,
-                    pattern: rc.name.clone().unwrap_or_else(|| format!("rules[{i}]")),
-                    why: format!(
-                        "timeout_secs = {t}: must be 1 to {}",
-                        super::config::MAX_TIMEOUT_SECS
-                    ),
-                });
-            }
             let r = Rule::compile(i, rc)?;
             r.check_examples(rc)?;
             rules.push(r);
@@ -331,25 +314,6 @@ impl Policy {
     /// The `[approval]` section this policy was compiled from.
     pub fn config(&self) -> &ApprovalConfig {
         &self.config
-    }
-
-    /// How long a request `d` leaves to a person waits: the shortest `timeout_secs`
-    /// of the configured rules that ask in it, else `[approval] timeout_secs`.
-    pub fn timeout_of(&self, d: &Decision) -> u64 {
-        let of = |r: &Option<RuleRef>| {
-            r.as_ref()
-                .and_then(|r| r.index)
-                .and_then(|i| self.config.rules.get(i))
-                .and_then(|rc| rc.timeout_secs)
-                .unwrap_or(self.timeout_secs)
-        };
-        d.parts
-            .iter()
-            .filter(|p| p.verdict == Effect::Ask)
-            .map(|p| of(&p.rule))
-            .chain([of(&d.rule)])
-            .min()
-            .unwrap_or(self.timeout_secs)
     }
 
     /// What an action no rule matches gets.
