@@ -256,6 +256,14 @@ async fn a_pending_approval_survives_a_restart_and_always_becomes_a_durable_rule
     assert_eq!(list[0]["approval"], id.as_str());
     assert_eq!(list[0]["expiresAt"].as_u64(), Some(expires_at));
     assert_eq!(list[0]["orphaned"], true);
+    let (rc, out) = b.hive("ops", &["approvals", "show", &id]);
+    assert_eq!(rc, 0, "{out}");
+    let shown: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        shown["task"],
+        task.as_str(),
+        "`hive approvals` after the restart: {out}"
+    );
     assert_eq!(state(&ops, &task).await, "waiting_approval");
     // Bad input changes nothing.
     let maybe = ops

@@ -446,7 +446,7 @@ impl Core {
         );
         if running {
             // A request still waiting for a person keeps its task waiting (see
-            // `approvals`); any other attempt is over.
+            // `approval_resume`); any other attempt is over.
             if !self.restore_approval(&id, waiting) {
                 self.restarted_during_attempt(&id);
             }
