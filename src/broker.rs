@@ -115,6 +115,8 @@ pub async fn run_with(
     }
     let bus = Bus::new(config.bus.clone()).map_err(|e| e.to_string())?;
     // The safety layer goes on the bus before anything can publish.
+    // `op.approval.reload` reads the same file again.
+    let approval_file = config_path.clone();
     let safety = match config_path {
         Some(p) => Safety::from_file(config.safety.clone(), p),
         None => Safety::new(config.safety.clone()),
@@ -132,10 +134,14 @@ pub async fn run_with(
     // Leased tasks' actions meet the policy, and what people decided for a wider
     // scope than once, before a person is asked.
     let memory = Arc::new(crate::ops::approval::Memory::new());
-    queue.add_gate(Arc::new(crate::ops::approval::PolicyGate::with_memory(
-        policy,
-        memory.clone(),
-    )));
+    let gate = crate::ops::approval::PolicyGate::with_memory(policy, memory.clone());
+    queue.add_gate(Arc::new(gate.clone()));
+    let approvals = crate::ops::approval::ApprovalOperator::new(gate, queue.clone(), approval_file);
+    // `always` decisions are policy rules, kept in the store.
+    approvals
+        .load()
+        .await
+        .map_err(|e| format!("cannot read learned approval rules: {e}"))?;
     // Only APPROVAL frames: the queue builds no event for its other steps.
     let mut decisions = queue.events_of(4096, &[crate::frame::FrameType::Approval]);
     tokio::spawn(async move {
@@ -145,7 +151,8 @@ pub async fn run_with(
     });
     let ops = Operators::new()
         .with(Arc::new(SafetyOperator::new(safety)))
-        .with(Arc::new(queue));
+        .with(Arc::new(queue))
+        .with(Arc::new(approvals));
     // Opened before binding: a broker that cannot keep its audit log does not start.
     let audit = if config.audit.enabled {
         let path = config

@@ -147,7 +147,7 @@ enum Cmd {
         "hive --dir /srv/hive broker --port 7000 --config hive.toml",
     ))]
     Broker(broker::BrokerArgs),
-    /// The approval policy: what `[approval]` decides about an action (no broker).
+    /// The approval policy: what it decides about an action; the broker's rules.
     #[command(subcommand, after_help = policy::CHECK_HELP)]
     Policy(policy::PolicyCmd),
     /// Run an agent per leased task (a child process from a command template):
@@ -183,7 +183,13 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             } else {
                 cli.output
             };
-            return policy::run(p, &output::Out::new(mode));
+            let reach = policy::Reach {
+                url: &cli.url,
+                dir: &cli.dir,
+                token: cli.token.as_deref(),
+                role: cli.role.as_deref(),
+            };
+            return policy::run(p, &output::Out::new(mode), reach).await;
         }
         Cmd::Audit(a) => {
             let mode = if cli.json {

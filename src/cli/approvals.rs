@@ -3,7 +3,10 @@
 //!
 //! Who may decide is the broker's rule, not this command's: the credential needs the
 //! `approve` right on the task's room, and never the session holding the lease
-//! (`docs/ROLES.md`). A request the policy decided itself never waits here.
+//! (`docs/ROLES.md`), never the identity that asked. A request the policy decided
+//! itself never waits here. Requests are durable: after a broker restart they are
+//! still listed and decidable. Each command takes the approval's id (`a-...`) or its
+//! task's id.
 
 use super::connect::call;
 use super::output::{ago, cell, now_ms, safe, Out};
@@ -18,21 +21,26 @@ pub(crate) enum ApprovalsCmd {
     #[command(after_help = examples!("hive approvals list", "hive approvals list --json"))]
     List,
     /// One task's waiting request in full.
-    #[command(after_help = examples!("hive approvals show t-0006180d3c1f2a4b"))]
+    #[command(after_help = examples!(
+        "hive approvals show a-0006180d3c1f9e01",
+        "hive approvals show t-0006180d3c1f2a4b",
+    ))]
     Show {
-        /// Task id.
+        /// Approval id (`a-...`) or task id.
         task: String,
     },
     /// Approve a task's waiting request.
     #[command(after_help = examples!(
         "hive approvals approve t-0006180d3c1f2a4b",
-        "hive approvals approve t-0006180d3c1f2a4b --scope session --reason \"tests only\"",
+        "hive approvals approve a-0006180d3c1f9e01 --scope session --reason \"tests only\"",
+        "hive approvals approve a-0006180d3c1f9e01 --scope always   # a rule: see `hive policy`",
     ))]
     Approve {
-        /// Task id.
+        /// Approval id (`a-...`) or task id.
         task: String,
         /// How far the decision reaches: once (default), task (this task's same
-        /// action), session (the asking consumer's), always (anyone's, until restart).
+        /// action), session (the asking consumer's), always (a learned policy rule
+        /// on this channel, kept until `hive policy forget`).
         #[arg(long, value_parser = ["once", "task", "session", "always"])]
         scope: Option<String>,
         /// Why, for the record.
@@ -44,7 +52,7 @@ pub(crate) enum ApprovalsCmd {
         "hive approvals deny t-0006180d3c1f2a4b --reason \"never force-push main\"",
     ))]
     Deny {
-        /// Task id.
+        /// Approval id (`a-...`) or task id.
         task: String,
         /// Why (the agent sees it).
         #[arg(long)]
@@ -63,7 +71,10 @@ pub(crate) async fn run(c: &Client, cmd: ApprovalsCmd, out: &Out) -> Result<(), 
             let r = call(c, "op.queue.approvals", json!({})).await?;
             let one = r["approvals"]
                 .as_array()
-                .and_then(|a| a.iter().find(|x| x["task"] == task.as_str()))
+                .and_then(|a| {
+                    a.iter()
+                        .find(|x| x["task"] == task.as_str() || x["approval"] == task.as_str())
+                })
                 .cloned()
                 .ok_or_else(|| {
                     format!("{task} has no request waiting (see `hive approvals list`, or `hive task show {task}`)")
@@ -90,7 +101,27 @@ async fn decide(
     scope: Option<String>,
     reason: Option<String>,
 ) -> Result<(), String> {
+    // An approval id is resolved to its task (the right to decide is on the task),
+    // and sent along: if another request waits by then, the broker says `conflict`.
+    let (task, approval) = if task.starts_with("a-") {
+        let r = call(c, "op.queue.approvals", json!({})).await?;
+        let t = r["approvals"]
+            .as_array()
+            .and_then(|a| a.iter().find(|x| x["approval"] == task))
+            .and_then(|x| x["task"].as_str())
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                format!("approval {task} is not waiting (decided, expired or cancelled?); `hive approvals list` shows what waits")
+            })?;
+        (t, Some(task.to_owned()))
+    } else {
+        (task.to_owned(), None)
+    };
+    let task = task.as_str();
     let mut args = json!({"task": task, "decision": decision});
+    if let Some(a) = approval {
+        args["approval"] = json!(a);
+    }
     if let Some(s) = scope {
         args["scope"] = json!(s);
     }
@@ -134,6 +165,7 @@ fn list_table(out: &Out, r: &Value) {
         .map(|a| {
             let left = a["expiresInMs"].as_u64().unwrap_or(0) / 1000;
             vec![
+                cell(&a["approval"]),
                 cell(&a["task"]),
                 format!("bip-{}:{}", cell(&a["bipId"]), cell(&a["kind"])),
                 asked(&a["request"]),
@@ -143,14 +175,14 @@ fn list_table(out: &Out, r: &Value) {
         })
         .collect();
     out.table(
-        &["TASK", "CHANNEL", "ASKS", "ASKED", "EXPIRES IN"],
+        &["APPROVAL", "TASK", "CHANNEL", "ASKS", "ASKED", "EXPIRES IN"],
         &rows,
         &[],
     );
     println!(
         "{}",
         out.dim(&format!(
-            "{} request(s) waiting; `hive approvals approve <task>` or `hive approvals deny <task> --reason ...`",
+            "{} request(s) waiting; `hive approvals approve <id>` or `hive approvals deny <id> --reason ...`",
             rows.len()
         ))
     );
@@ -158,14 +190,20 @@ fn list_table(out: &Out, r: &Value) {
 
 fn show_one(out: &Out, a: &Value) {
     let left = a["expiresInMs"].as_u64().unwrap_or(0) / 1000;
+    println!("approval  {}", cell(&a["approval"]));
     println!("task      {}", cell(&a["task"]));
     println!("trace     {}", cell(&a["traceId"]));
     println!("channel   bip-{}:{}", cell(&a["bipId"]), cell(&a["kind"]));
     println!("owner     {}", cell(&a["owner"]));
     println!(
-        "consumer  {} (attempt {})",
-        cell(&a["consumer"]),
-        cell(&a["attempt"])
+        "consumer  {} (attempt {}, identity {})",
+        if a["orphaned"] == true {
+            "none: waiting for it to resume its lease after a restart".to_owned()
+        } else {
+            cell(&a["consumer"])
+        },
+        cell(&a["attempt"]),
+        cell(&a["requestedBy"])
     );
     println!("asks      {}", asked(&a["request"]));
     if let Some(why) = a["request"]["reason"].as_str() {

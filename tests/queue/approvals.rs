@@ -1,8 +1,9 @@
 //! Approval requests that wait: the lease is held while a person thinks (no expiry,
 //! no retry), a warning comes before the request expires, and an expired request
 //! fails closed: the lease holder is told `expired` (not `denied`), the task works on,
-//! and a late decision is refused. Also `op.queue.approvals`: who sees which pending
-//! request. On a paused clock.
+//! and a late decision is refused; a consumer that reconnects resumes its lease and
+//! hears the decision made while it was away. Also `op.queue.approvals`: who sees
+//! which pending request. On a paused clock.
 
 use crate::harness::*;
 use hivebus::frame::{Envelope, FrameType};
@@ -114,6 +115,88 @@ async fn a_decision_before_the_timeout_ends_the_hold() {
     finish(&w, &lease, "ok").await.unwrap();
     tokio::time::sleep(Duration::from_secs(60)).await;
     assert_eq!(show(&c, &id).await["state"], "succeeded");
+    q.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_consumer_that_reconnects_resumes_its_lease_and_hears_the_decision() {
+    let q = start(cfg()).await;
+    let c = q.client().await;
+    let mut w = q.consumer(&["build"], 1).await;
+    submit(&c, task("build", "away-1", "normal")).await.unwrap();
+    let lease = next_lease(&mut w).await;
+    let id = task_id(&lease);
+    let r = w
+        .request(about(
+            &lease,
+            FrameType::Approval,
+            json!({"command": "make x"}),
+        ))
+        .await
+        .unwrap();
+    let approval = r["approval"].as_str().unwrap().to_owned();
+    // The consumer goes away: the task keeps waiting, the lease is orphaned.
+    drop(w);
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(show(&c, &id).await["state"], "waiting_approval");
+    let list = c.command("op.queue.approvals", json!({})).await.unwrap();
+    assert_eq!(list["approvals"][0]["orphaned"], true, "{list}");
+    c.command(
+        "op.queue.approve",
+        json!({"task": id, "approval": approval, "decision": "deny", "reason": "not now"}),
+    )
+    .await
+    .unwrap();
+    // Back within a lease length of the decision: the lease and the decision are its.
+    let mut w = q.consumer(&["build"], 1).await;
+    let r = w
+        .command(
+            "op.queue.resume",
+            json!({"task": id, "lease": lease.payload["lease"]}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r["decision"]["decision"], "deny", "{r}");
+    assert_eq!(r["decision"]["reason"], "not now");
+    assert_eq!(
+        next_of(&mut w, FrameType::Approval).await.payload["decision"],
+        "deny"
+    );
+    finish(&w, &lease, "ok").await.unwrap();
+    assert_eq!(show(&c, &id).await["state"], "succeeded");
+
+    // Another time nobody comes back: one lease length after the expiry the attempt
+    // is over and the task runs again; resuming then is too late.
+    submit(&c, task("build", "away-2", "normal")).await.unwrap();
+    let lease = next_lease(&mut w).await;
+    let id = task_id(&lease);
+    w.request(about(
+        &lease,
+        FrameType::Approval,
+        json!({"command": "make y"}),
+    ))
+    .await
+    .unwrap();
+    drop(w);
+    tokio::time::sleep(Duration::from_secs(61)).await;
+    let frames = c
+        .command("op.queue.stream", json!({"task": id}))
+        .await
+        .unwrap();
+    assert!(
+        frames.to_string().contains("\"decision\":\"expired\""),
+        "{frames}"
+    );
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(show(&c, &id).await["state"], "queued");
+    let w = q.consumer(&["build"], 1).await;
+    let late = w
+        .command(
+            "op.queue.resume",
+            json!({"task": id, "lease": lease.payload["lease"]}),
+        )
+        .await;
+    assert_eq!(late.unwrap_err().code(), Some("stale_lease"));
     q.stop().await;
 }
 

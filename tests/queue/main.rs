@@ -5,6 +5,7 @@
 // Test helpers are shared between modules of this one binary.
 #![allow(unreachable_pub)]
 
+mod approval_durable;
 mod approvals;
 mod authority;
 mod backpressure;

@@ -3,6 +3,7 @@
 //! `[approval]` rules and the built-in destructive list, each decision named by the
 //! rule that made it. Real broker, real clients.
 
+use crate::approval_durable as durable;
 use crate::harness::*;
 use hivebus::client::Client;
 use hivebus::frame::{Envelope, FrameType};
@@ -278,4 +279,87 @@ async fn hive_broker_applies_its_approval_section_and_refuses_a_policy_whose_exa
     );
     let r = ask(&w, &lease, json!({"command": "cargo test --all"})).await;
     assert_eq!(r["decision"], "approve", "{r}");
+}
+
+/// `op.approval.reload` on a real `hive broker` process (see `approval_durable`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_reloads_the_policy_and_a_failing_example_keeps_the_old_one() {
+    let dir = temp_dir("approval-reload");
+    let base = durable::POLICY;
+    let b = durable::Broker::start(&dir, &durable::config(base));
+    let root = b.as_("root").await;
+    let ops = b.as_("ops").await;
+    let check = json!({"command": "cargo test --all", "bip": 1, "kind": "job"});
+    assert_eq!(
+        ops.command("op.approval.check", check.clone())
+            .await
+            .unwrap()["verdict"],
+        "ask"
+    );
+    let allow_tests = format!(
+        "{base}\n[[approval.rules]]\nname = \"tests\"\ncommand = \"cargo test\"\ndecision = \"allow\"\ntimeout_secs = 30\n"
+    );
+    std::fs::write(&b.config, durable::config(&allow_tests)).unwrap();
+    // Not an admin: refused, nothing changes.
+    let denied = ops.command("op.approval.reload", json!({})).await;
+    assert_eq!(durable::code(denied), "forbidden");
+    assert_eq!(
+        ops.command("op.approval.check", check.clone())
+            .await
+            .unwrap()["verdict"],
+        "ask"
+    );
+    let r = root.command("op.approval.reload", json!({})).await.unwrap();
+    assert_eq!(r["rules"], 3, "{r}");
+    let c = ops
+        .command("op.approval.check", check.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        (c["verdict"].as_str(), c["origin"].as_str()),
+        (Some("allow"), Some("config")),
+        "{c}"
+    );
+    // An example that fails: refused, naming the rule and the example; the policy
+    // in force stays.
+    let broken = format!(
+        "{base}\n[[approval.rules]]\nname = \"lint\"\ncommand = \"cargo clippy\"\ndecision = \"allow\"\nexamples = {{ match = [\"cargo fmt\"] }}\n"
+    );
+    std::fs::write(&b.config, durable::config(&broken)).unwrap();
+    let e = root
+        .command("op.approval.reload", json!({}))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("invalid_field"), "{e}");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("rules[2]") && msg.contains("cargo fmt"),
+        "{msg}"
+    );
+    let c = ops
+        .command("op.approval.check", check.clone())
+        .await
+        .unwrap();
+    assert_eq!(c["verdict"], "allow", "the old policy stays: {c}");
+    // A bad timeout is refused the same way.
+    std::fs::write(&b.config, durable::config("[approval]\ntimeout_secs = 0\n")).unwrap();
+    assert_eq!(
+        durable::code(root.command("op.approval.reload", json!({})).await),
+        "invalid_field"
+    );
+    // The CLI, as an admin, with the file fixed.
+    std::fs::write(&b.config, durable::config(durable::POLICY)).unwrap();
+    let (rc, out) = b.hive("root", &["policy", "reload"]);
+    assert_eq!(rc, 0, "{out}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        v["reloaded"].as_str().unwrap().ends_with("hive.toml"),
+        "{out}"
+    );
+    assert_eq!(
+        ops.command("op.approval.check", check).await.unwrap()["verdict"],
+        "ask"
+    );
+    let (rc, _) = b.hive("ops", &["policy", "reload"]);
+    assert_ne!(rc, 0, "a non-admin's reload fails");
 }

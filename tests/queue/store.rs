@@ -12,6 +12,8 @@ use std::sync::{Arc, Mutex};
 
 /// The queue's schema version this code writes (`ops/queue/schema.rs`).
 const QUEUE: u32 = 3;
+/// The approvals' schema version, in the queue's file (`ops/queue/approval_store.rs`).
+const APPROVALS: u32 = 1;
 
 /// The queue's tables exactly as `d1aa060` (before versions) created them: version 1.
 const SCHEMA_D1AA060: &str = "
@@ -157,7 +159,13 @@ async fn opens_and_keeps_its_tasks(dir: std::path::PathBuf, queued: &str, runnin
     drop(w);
     q.stop().await;
     let conn = Connection::open(dir.join("queue.db")).unwrap();
-    assert_eq!(versions(&conn).unwrap(), vec![("queue".to_owned(), QUEUE)]);
+    assert_eq!(
+        versions(&conn).unwrap(),
+        vec![
+            ("approvals".to_owned(), APPROVALS),
+            ("queue".to_owned(), QUEUE)
+        ]
+    );
     let wr: bool = conn
         .query_row(
             "SELECT wr FROM pragma_table_list WHERE schema = 'main' AND name = 'tasks'",
@@ -196,6 +204,7 @@ async fn the_first_layout_is_migrated_to_without_rowid_and_loses_its_indexes_and
     assert_eq!(
         after,
         [
+            "table approvals",
             "table results",
             "table schema_versions",
             "index sqlite_autoindex_schema_versions_1",
@@ -366,7 +375,11 @@ async fn a_second_operator_keeps_its_tables_and_version_beside_the_queues() {
     let conn = Connection::open(&db).unwrap();
     assert_eq!(
         versions(&conn).unwrap(),
-        [("notes".to_owned(), 1), ("queue".to_owned(), QUEUE)]
+        [
+            ("approvals".to_owned(), APPROVALS),
+            ("notes".to_owned(), 1),
+            ("queue".to_owned(), QUEUE)
+        ]
     );
     drop(conn);
 
@@ -390,7 +403,11 @@ async fn a_second_operator_keeps_its_tables_and_version_beside_the_queues() {
     let conn = Connection::open(&db).unwrap();
     assert_eq!(
         versions(&conn).unwrap(),
-        [("notes".to_owned(), 2), ("queue".to_owned(), QUEUE)]
+        [
+            ("approvals".to_owned(), APPROVALS),
+            ("notes".to_owned(), 2),
+            ("queue".to_owned(), QUEUE)
+        ]
     );
     drop(conn);
 

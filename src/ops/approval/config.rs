@@ -150,7 +150,15 @@ pub struct RuleConfig {
     /// Built-in rules this rule switches off wherever it matches (by name).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub overrides: Vec<String>,
+    /// How long a request this rule leaves to a person waits, in seconds (1 to
+    /// [`MAX_TIMEOUT_SECS`]); default `[approval] timeout_secs`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_secs: Option<u64>,
 }
+
+/// The longest an approval may wait, in seconds (7 days): a request held longer
+/// holds its lease, and its task, for longer than anyone remembers asking.
+pub const MAX_TIMEOUT_SECS: u64 = 7 * 24 * 3600;
 
 /// The `[approval]` section.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -162,8 +170,8 @@ pub struct ApprovalConfig {
     /// Whether the built-in destructive list applies (default `true`).
     #[serde(default = "yes")]
     pub builtin: bool,
-    /// How long a person has to answer, in seconds (default 900). Read by the durable
-    /// approvals, not by the policy.
+    /// How long a person has to answer, in seconds (default 900; 1 to
+    /// [`MAX_TIMEOUT_SECS`]), unless the deciding rule says otherwise.
     #[serde(default = "default_timeout")]
     pub timeout_secs: u64,
     /// The rules, in order.

@@ -5,20 +5,27 @@
 //! BIP are added from the queue's [`ActionRequest`]. `allow` and `deny` become the
 //! queue's verdicts, named by the rule (`by` = the rule's name, or
 //! `builtin:<name>`, or `default`); `ask` leaves the decision to a person. An
-//! action the gate cannot read asks (fail closed).
+//! action the gate cannot read asks (fail closed). A request left to a person waits
+//! as long as the policy says ([`Policy::timeout_of`]: the asking rule's
+//! `timeout_secs`, else the section's).
+//!
+//! The policy can be replaced while the broker runs ([`PolicyGate::replace`], the
+//! admin's `op.approval.reload`): requests decided after the swap see the new one.
 
 use super::config::Effect;
 use super::memory::Memory;
 use super::policy::{Action, Decision, Policy};
 use crate::ops::queue::hooks::{ActionGate, ActionRequest, Verdict};
 use crate::ops::BoxFuture;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 /// An [`ActionGate`] that applies a [`Policy`], and what people decided before
 /// ([`Memory`]): the policy's deny wins; then a remembered decision; then the policy.
+/// Clones share the policy and the memory.
 #[derive(Debug, Clone)]
 pub struct PolicyGate {
-    policy: Arc<Policy>,
+    policy: Arc<RwLock<Arc<Policy>>>,
     memory: Arc<Memory>,
 }
 
@@ -31,14 +38,28 @@ impl PolicyGate {
     /// A gate applying `policy` and the decisions `memory` learns.
     pub fn with_memory(policy: Policy, memory: Arc<Memory>) -> Self {
         PolicyGate {
-            policy: Arc::new(policy),
+            policy: Arc::new(RwLock::new(Arc::new(policy))),
             memory,
         }
     }
 
-    /// The policy it applies.
-    pub fn policy(&self) -> &Policy {
-        &self.policy
+    /// The policy it applies now.
+    pub fn policy(&self) -> Arc<Policy> {
+        self.policy
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Applies `policy` from now on (a policy is only ever built whole and checked,
+    /// so a refused one never gets here).
+    pub fn replace(&self, policy: Policy) {
+        *self.policy.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(policy);
+    }
+
+    /// What people decided, as this gate remembers it.
+    pub fn memory(&self) -> &Arc<Memory> {
+        &self.memory
     }
 
     /// The policy's decision on a request, or why the request cannot be read.
@@ -46,7 +67,7 @@ impl PolicyGate {
         let mut a = Action::from_request(&req.action)?;
         a.kind = Some(req.kind.clone());
         a.bip = Some(req.bip_id);
-        Ok(self.policy.decide(&a))
+        Ok(self.policy().decide(&a))
     }
 }
 
@@ -87,5 +108,14 @@ impl ActionGate for PolicyGate {
             }
             self.memory.recall(req).unwrap_or(policy)
         })
+    }
+
+    fn ask_timeout(&self, req: &ActionRequest) -> Option<Duration> {
+        let p = self.policy();
+        let secs = match self.decide(req) {
+            Ok(d) => p.timeout_of(&d),
+            Err(_) => p.timeout_secs(),
+        };
+        Some(Duration::from_secs(secs))
     }
 }

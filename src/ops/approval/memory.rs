@@ -14,11 +14,17 @@
 //! Invariants: the policy's deny still wins over a remembered approval (see
 //! [`super::PolicyGate`]); only decisions made by a person are remembered (never a
 //! gate's own `policy:*` verdict, nor an `expired` request); the memory is bounded
-//! (`MAX_REMEMBERED` entries per scope, the oldest forgotten first) and lives as long
-//! as the broker: `always` is not yet written to the store (docs/APPROVALS.md).
+//! (`MAX_REMEMBERED` entries per scope, the oldest forgotten first). `task` and
+//! `session` live as long as the broker; `always` decisions are durable approval
+//! objects in the queue's store (`ops::queue::approval_store`), read back at start
+//! ([`Memory::seed`]) and listed as learned rules ([`Memory::learned`]) until an admin
+//! forgets one ([`Memory::forget`]).
 
+use super::config::Effect;
 use crate::frame::FrameType;
 use crate::ops::queue::hooks::{ActionRequest, TaskEvent, Verdict};
+use crate::ops::queue::{ApprovalRecord, ApprovalState};
+use serde::Serialize;
 use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -53,6 +59,52 @@ struct Remembered {
     approve: bool,
     by: String,
     reason: String,
+    /// The approval that decided (`always` only: the learned rule's id).
+    id: Option<String>,
+    /// When, wall-clock ms.
+    at: u64,
+    /// `bip-<n>:<kind>`.
+    channel: String,
+    /// The request decided on.
+    request: Value,
+}
+
+/// A rule learned from a person's `always` decision, as `hive policy` lists it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Learned {
+    /// The approval's id, which names the rule (`hive policy forget <id>`).
+    pub id: String,
+    /// The channel it holds on, `bip-<n>:<kind>`.
+    pub channel: String,
+    /// The action, byte for byte as it was asked (without its reason).
+    pub action: Value,
+    /// `allow` (approved) or `deny` (denied).
+    pub effect: Effect,
+    /// Who decided.
+    pub by: String,
+    /// When, wall-clock ms.
+    pub at: u64,
+    /// Why, when they said.
+    pub reason: String,
+}
+
+impl Learned {
+    fn of(r: &Remembered) -> Option<Learned> {
+        Some(Learned {
+            id: r.id.clone()?,
+            channel: r.channel.clone(),
+            action: r.request.clone(),
+            effect: if r.approve {
+                Effect::Allow
+            } else {
+                Effect::Deny
+            },
+            by: r.by.clone(),
+            at: r.at,
+            reason: r.reason.clone(),
+        })
+    }
 }
 
 impl Bounded {
@@ -65,6 +117,22 @@ impl Bounded {
                 }
             }
         }
+    }
+}
+
+impl Bounded {
+    fn remove_where(&mut self, f: impl Fn(&Remembered) -> bool) -> bool {
+        let keys: Vec<String> = self
+            .map
+            .iter()
+            .filter(|(_, r)| f(r))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in &keys {
+            self.map.remove(k);
+            self.order.retain(|o| o != k);
+        }
+        !keys.is_empty()
     }
 }
 
@@ -108,12 +176,17 @@ impl Memory {
             "deny" => false,
             _ => return,
         };
+        let channel = format!("bip-{}:{}", ev.bip_id, ev.kind);
         let r = Remembered {
             approve,
             by: by.to_owned(),
             reason: p["reason"].as_str().unwrap_or_default().to_owned(),
+            id: p["approval"].as_str().map(str::to_owned),
+            at: crate::ops::queue::model::now_ms(),
+            channel: channel.clone(),
+            request: request.clone(),
         };
-        let action = format!("bip-{}:{}\n{}", ev.bip_id, ev.kind, fingerprint(request));
+        let action = format!("{channel}\n{}", fingerprint(request));
         let mut s = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         match scope {
             "task" => s.task.put(format!("{}\n{action}", ev.task), r),
@@ -125,6 +198,68 @@ impl Memory {
             "always" => s.always.put(action, r),
             _ => {}
         }
+    }
+
+    /// Remembers a stored `always` decision (at start: see `ops::queue::approval_store`).
+    /// Anything else is ignored.
+    pub fn seed(&self, a: &ApprovalRecord) {
+        let Some(d) = &a.decided else { return };
+        let approve = match a.state {
+            ApprovalState::Approved => true,
+            ApprovalState::Denied => false,
+            _ => return,
+        };
+        if d.scope.as_deref() != Some("always") || a.forgotten.is_some() {
+            return;
+        }
+        let channel = format!("bip-{}:{}", a.bip_id, a.kind);
+        let key = format!("{channel}\n{}", fingerprint(&a.action));
+        let r = Remembered {
+            approve,
+            by: d.by.clone(),
+            reason: d.reason.clone().unwrap_or_default(),
+            id: Some(a.id.clone()),
+            at: d.at,
+            channel,
+            request: a.action.clone(),
+        };
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .always
+            .put(key, r);
+    }
+
+    /// Forgets the learned rule `id`; false when there is none.
+    pub fn forget(&self, id: &str) -> bool {
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .always
+            .remove_where(|r| r.id.as_deref() == Some(id))
+    }
+
+    /// The rules learned from `always` decisions, oldest first.
+    pub fn learned(&self) -> Vec<Learned> {
+        let s = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        s.always
+            .order
+            .iter()
+            .filter_map(|k| s.always.map.get(k))
+            .filter_map(Learned::of)
+            .collect()
+    }
+
+    /// The learned rule that answers `req`, if one does.
+    pub fn recall_always(&self, req: &ActionRequest) -> Option<Learned> {
+        let key = format!(
+            "bip-{}:{}\n{}",
+            req.bip_id,
+            req.kind,
+            fingerprint(&req.action)
+        );
+        let s = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        s.always.map.get(&key).and_then(Learned::of)
     }
 
     /// A remembered decision on this request, narrowest scope first.
@@ -240,6 +375,66 @@ mod tests {
         let mut other_kind = asking("t7", "s-1", "make c");
         other_kind.kind = "deploy".into();
         assert_eq!(m.recall(&other_kind), None, "session, on this channel only");
+    }
+
+    fn stored(id: &str, state: ApprovalState, scope: &str, command: &str) -> ApprovalRecord {
+        ApprovalRecord {
+            id: id.into(),
+            task: "t1".into(),
+            trace_id: "t1".into(),
+            bip_id: 1,
+            kind: "k".into(),
+            attempt: 1,
+            action: json!({"command": command}),
+            reason: None,
+            suggested_command: None,
+            cwd: None,
+            requested_by: "w1".into(),
+            session: "s-1".into(),
+            lease: "l-1".into(),
+            created: 1,
+            expires_at: 2,
+            state,
+            decided: Some(crate::ops::queue::approval_store::Decided {
+                by: "bob".into(),
+                at: 5,
+                scope: Some(scope.into()),
+                reason: None,
+                session: None,
+            }),
+            forgotten: None,
+        }
+    }
+
+    #[test]
+    fn stored_always_decisions_are_rules_until_forgotten() {
+        let m = Memory::new();
+        m.seed(&stored("a-1", ApprovalState::Approved, "always", "make a"));
+        m.seed(&stored("a-2", ApprovalState::Denied, "always", "make b"));
+        m.seed(&stored("a-3", ApprovalState::Approved, "task", "make c"));
+        m.seed(&stored("a-4", ApprovalState::Expired, "always", "make d"));
+        let mut forgotten = stored("a-5", ApprovalState::Approved, "always", "make e");
+        forgotten.forgotten = forgotten.decided.clone();
+        m.seed(&forgotten);
+        let ids: Vec<String> = m.learned().into_iter().map(|l| l.id).collect();
+        assert_eq!(
+            ids,
+            ["a-1", "a-2"],
+            "only live always approvals and denials"
+        );
+        let l = m.recall_always(&asking("t9", "s-9", "make a")).unwrap();
+        assert_eq!(
+            (l.effect, l.by.as_str(), l.channel.as_str()),
+            (Effect::Allow, "bob", "bip-1:k")
+        );
+        assert!(matches!(
+            m.recall(&asking("t9", "s-9", "make b")),
+            Some(Verdict::Deny { .. })
+        ));
+        assert!(m.forget("a-1"));
+        assert!(!m.forget("a-1"), "forgotten once");
+        assert_eq!(m.recall(&asking("t9", "s-9", "make a")), None);
+        assert_eq!(m.learned().len(), 1);
     }
 
     #[test]

@@ -22,17 +22,22 @@
 //! - `config`: the `[approval]` section as written.
 //! - `rule`: one compiled rule and the check of its examples.
 //! - `policy`: actions, decisions, precedence.
+//! - `timeout`: how long a request left to a person waits (per rule or default).
 //! - `gate`: the policy as a queue action gate.
 //! - `memory`: people's decisions remembered per task, session or always.
+//! - `operator`: `op.approval.*`: the effective rules, a check, forgetting a learned
+//!   rule, reloading the policy.
 
 mod builtin;
 pub mod config;
 pub mod gate;
 pub mod memory;
+pub mod operator;
 pub mod pattern;
 pub mod policy;
 mod rule;
 pub mod shell;
+mod timeout;
 
 #[cfg(test)]
 mod tests;
@@ -40,5 +45,6 @@ mod tests;
 pub use builtin::{Builtin, BUILTINS};
 pub use config::{ApprovalConfig, Effect, Examples, OneOrMany, RuleConfig, Tool};
 pub use gate::PolicyGate;
-pub use memory::Memory;
+pub use memory::{Learned, Memory};
+pub use operator::ApprovalOperator;
 pub use policy::{Action, Decision, PartDecision, Policy, PolicyError, RuleRef};

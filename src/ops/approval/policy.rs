@@ -270,6 +270,8 @@ pub struct Policy {
     default: Effect,
     builtin: bool,
     timeout_secs: u64,
+    /// The section it was compiled from, for listings and per-rule timeouts.
+    config: ApprovalConfig,
 }
 
 impl Policy {
@@ -294,6 +296,7 @@ impl Policy {
     /// ```
     pub fn from_config(c: &ApprovalConfig) -> Result<Policy, PolicyError> {
         let mut rules = Vec::with_capacity(c.rules.len());
+        super::timeout::check(c)?;
         for (i, rc) in c.rules.iter().enumerate() {
             let r = Rule::compile(i, rc)?;
             r.check_examples(rc)?;
@@ -304,7 +307,13 @@ impl Policy {
             default: c.default,
             builtin: c.builtin,
             timeout_secs: c.timeout_secs,
+            config: c.clone(),
         })
+    }
+
+    /// The `[approval]` section this policy was compiled from.
+    pub fn config(&self) -> &ApprovalConfig {
+        &self.config
     }
 
     /// What an action no rule matches gets.

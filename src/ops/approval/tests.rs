@@ -482,3 +482,56 @@ fn no_prefix_smuggles_a_denied_command_past_an_allow_all_rule() {
         }
     }
 }
+
+#[test]
+fn a_request_waits_as_long_as_the_shortest_asking_rule_says_and_timeouts_are_bounded() {
+    let p = policy(
+        r#"
+[approval]
+timeout_secs = 600
+
+[[approval.rules]]
+name = "deploys"
+command = "make deploy"
+decision = "ask"
+timeout_secs = 30
+
+[[approval.rules]]
+name = "migrations"
+command = "make migrate"
+decision = "ask"
+timeout_secs = 90
+
+[[approval.rules]]
+command = "cargo test"
+decision = "allow"
+timeout_secs = 5
+"#,
+    );
+    let t = |line: &str| p.timeout_of(&p.decide(&Action::shell(line)));
+    assert_eq!(t("make deploy"), 30);
+    assert_eq!(
+        t("make migrate && make deploy"),
+        30,
+        "the shortest that asks"
+    );
+    assert_eq!(t("make migrate"), 90);
+    assert_eq!(
+        t("make other"),
+        600,
+        "the default asks: the section's timeout"
+    );
+    assert_eq!(
+        t("cargo test && make other"),
+        600,
+        "an allowing rule's timeout does not count"
+    );
+    for bad in ["timeout_secs = 0", "timeout_secs = 604801"] {
+        let e = refused(&format!(
+            "[[approval.rules]]\ncommand = \"x\"\ndecision = \"ask\"\n{bad}\n"
+        ));
+        assert_eq!(e.code(), "invalid_rule", "{e}");
+        let e = refused(&format!("[approval]\n{bad}\n"));
+        assert_eq!(e.code(), "invalid_config", "{e}");
+    }
+}

@@ -33,6 +33,7 @@ pub(crate) enum Cmd {
     Retry,
     Approve,
     Approvals,
+    Resume,
     Stats,
     DlqList,
     DlqShow,
@@ -53,6 +54,7 @@ impl Cmd {
             "retry" => Cmd::Retry,
             "approve" => Cmd::Approve,
             "approvals" => Cmd::Approvals,
+            "resume" => Cmd::Resume,
             "stats" => Cmd::Stats,
             "dlq.list" => Cmd::DlqList,
             "dlq.show" => Cmd::DlqShow,
@@ -153,6 +155,8 @@ impl Queue {
             }
             Cmd::Approve => Need::new(SUBMITTERS, Right::Approve, on_task(false)?).with_content(),
             Cmd::DlqPurge => Need::admin(),
+            // The queue checks the lease and that the caller's identity asked.
+            Cmd::Resume => Need::new(EXECUTORS, Right::Publish, on_task(false)?),
         })
     }
 

@@ -113,6 +113,12 @@ impl Verdict {
 pub trait ActionGate: Send + Sync + 'static {
     /// The gate's verdict on `action`.
     fn check<'a>(&'a self, action: &'a ActionRequest) -> BoxFuture<'a, Verdict>;
+
+    /// How long `action` waits for a person when the verdicts leave it to one (the
+    /// shortest of the gates' answers applies); `None`: the queue's default.
+    fn ask_timeout(&self, _action: &ActionRequest) -> Option<std::time::Duration> {
+        None
+    }
 }
 
 /// The observers and gates registered with one queue.

@@ -165,6 +165,7 @@ impl Core {
     }
 
     fn free_slot(&mut self, lease: Option<&LeaseState>, task: &str) {
+        self.approval_ended(task);
         if let Some(l) = lease {
             if let Some(c) = self.consumers.get_mut(&l.consumer) {
                 c.held.remove(task);
@@ -342,12 +343,17 @@ impl Core {
         gone
     }
 
-    /// A consumer session ended: every attempt it held failed.
+    /// A consumer session ended: every attempt it held failed, except one waiting for
+    /// a person (see `approval_resume`).
     pub(crate) fn consumer_gone(&mut self, session: &str) {
         let Some(c) = self.consumers.remove(session) else {
             return;
         };
         for id in c.held {
+            // A request waiting for a person outlives its consumer's session.
+            if self.orphan_approval(&id) {
+                continue;
+            }
             if self.tasks.get(&id).is_some_and(|l| l.lease.is_some()) {
                 self.attempt_failed(
                     &id,
@@ -363,7 +369,7 @@ impl Core {
     /// during one task used to dead-letter it). An idempotent task is queued again at
     /// once with its attempt counter rolled back; a non-idempotent one is parked for a
     /// human, since the attempt may have had side effects.
-    fn restarted_during_attempt(&mut self, id: &str) {
+    pub(crate) fn restarted_during_attempt(&mut self, id: &str) {
         let Some(live) = self.tasks.get_mut(id) else {
             return;
         };
@@ -396,7 +402,12 @@ impl Core {
 
     /// Loads one stored task at startup. Attempts that were running when the broker
     /// stopped are over: see `restarted_during_attempt`.
-    pub(crate) fn recover(&mut self, body: &str, stream_next: u64) {
+    pub(crate) fn recover(
+        &mut self,
+        body: &str,
+        stream_next: u64,
+        waiting: &mut super::approval_resume::Waiting,
+    ) {
         let rec: TaskRecord = match serde_json::from_str(body) {
             Ok(r) => r,
             Err(e) => return tracing::error!(error = %e, "unreadable task row skipped"),
@@ -434,7 +445,11 @@ impl Core {
             }),
         );
         if running {
-            self.restarted_during_attempt(&id);
+            // A request still waiting for a person keeps its task waiting (see
+            // `approval_resume`); any other attempt is over.
+            if !self.restore_approval(&id, waiting) {
+                self.restarted_during_attempt(&id);
+            }
         } else if state == TaskState::Queued {
             self.make_ready(&id);
         } else if state.is_terminal() {

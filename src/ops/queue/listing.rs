@@ -26,7 +26,8 @@ impl Queue {
             .values()
             .filter(|l| everything || may_read(caller, l))
             .filter_map(|l| {
-                let p = l.pending.as_ref()?;
+                // A decision kept for a consumer that has not resumed is not waiting.
+                let p = l.pending.as_ref().filter(|p| p.undelivered.is_none())?;
                 let rec = &l.rec;
                 Some((
                     p.asked_ms,
@@ -36,6 +37,9 @@ impl Queue {
                         "consumer": l.lease.as_ref().map(|l| l.consumer.as_str()),
                         "request": p.request, "askedMs": p.asked_ms,
                         "expiresInMs": p.due.saturating_duration_since(now).as_millis() as u64,
+                        "approval": p.record.id, "expiresAt": p.record.expires_at,
+                        "requestedBy": p.record.requested_by, "lease": p.record.lease,
+                        "orphaned": l.lease.is_none(),
                     }),
                 ))
             })

@@ -40,6 +40,8 @@
 
 pub mod a2a;
 mod access;
+mod approval_resume;
+pub mod approval_store;
 mod approvals;
 mod backoff;
 mod commit;
@@ -60,6 +62,7 @@ mod timers;
 pub mod tracelog;
 mod views;
 
+pub use approval_store::{ApprovalRecord, ApprovalState};
 pub use config::{KindConfig, QueueConfig};
 pub use model::{Priority, TaskRecord, TaskSpec, TaskState};
 
@@ -150,9 +153,11 @@ impl Queue {
         let wake = Arc::new(Notify::new());
         let mut core = core::Core::new(cfg, bus.clone(), store.clone(), log, wake.clone());
         let n = recovered.tasks.len();
+        let mut waiting = approval_resume::by_task(recovered.approvals);
         for (body, next) in &recovered.tasks {
-            core.recover(body, *next);
+            core.recover(body, *next, &mut waiting);
         }
+        core.cancel_unclaimed(waiting);
         core.prune();
         if n > 0 {
             tracing::info!(tasks = n, "queue recovered");

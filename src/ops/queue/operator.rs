@@ -250,6 +250,19 @@ impl Queue {
             }
             Cmd::Stats => Ok(self.stats(caller)),
             Cmd::Approvals => Ok(self.approvals(caller)),
+            Cmd::Resume => {
+                let (task, lease) = (arg_str(&args, "task")?, arg_str(&args, "lease")?);
+                let mut core = self.lock();
+                if caller.info.role == "consumer" && !core.consumers.contains_key(&caller.session) {
+                    core.register(
+                        &caller.session,
+                        caller.info.capabilities.clone(),
+                        caller.info.slots,
+                        consumer_scope(caller),
+                    );
+                }
+                core.resume(&caller.session, by, task, lease)
+            }
             Cmd::DlqList => self.list(caller, &args, Some(TaskState::Dead)),
             Cmd::DlqShow => {
                 let v = self.show(arg_str(&args, "task")?).await?;
@@ -378,7 +391,10 @@ impl Queue {
                     lease: &lease,
                 };
                 if env.kind == FrameType::Approval {
-                    return self.action_request(&r, env.payload).await.map(Some);
+                    return self
+                        .action_request(&r, env.payload, &caller.identity.subject)
+                        .await
+                        .map(Some);
                 }
                 let mut core = self.lock();
                 match env.kind {
@@ -481,25 +497,38 @@ impl Queue {
     /// An APPROVAL request from the lease holder: the task waits, the gates decide
     /// (outside the lock), and unless they say "ask", their verdict is applied as a
     /// decision by `policy:<rule>` at once. Without gates, a person decides.
-    async fn action_request(&self, r: &LeaseRef<'_>, payload: Value) -> Result<Value, WireError> {
+    async fn action_request(
+        &self,
+        r: &LeaseRef<'_>,
+        payload: Value,
+        subject: &str,
+    ) -> Result<Value, WireError> {
         let gates = self.inner.gates.clone();
         let gated = !gates.read().unwrap_or_else(|p| p.into_inner()).is_empty();
         let (asked, request) = {
             let mut core = self.lock();
             let request = gated.then(|| core.action_of(r, &payload)).transpose()?;
-            (core.approval_request(r, payload)?, request)
+            (core.approval_request(r, payload, subject)?, request)
         };
         let Some(request) = request else {
             return Ok(asked);
         };
         let (decision, by, reason) = match super::hooks::decide(&gates, &request).await {
-            super::hooks::Verdict::Ask => return Ok(asked),
+            super::hooks::Verdict::Ask => {
+                // A rule of its own may give the request another timeout.
+                let list = gates.read().unwrap_or_else(|p| p.into_inner()).clone();
+                if let Some(t) = list.iter().filter_map(|g| g.ask_timeout(&request)).min() {
+                    self.lock().approval_timeout(r.task, t);
+                }
+                return Ok(asked);
+            }
             super::hooks::Verdict::Allow { by, reason } => ("approve", by, reason),
             super::hooks::Verdict::Deny { by, reason } => ("deny", by, reason),
         };
         let by = format!("policy:{by}");
         let decided = self.lock().decide(&super::approvals::Decision {
             task: r.task,
+            approval: None,
             decision,
             scope: Some("once"),
             reason: Some(&reason),

@@ -103,6 +103,8 @@ impl Write for TaskWrite {
 pub(crate) struct Recovered {
     /// `(body, next stream seq)` of every task to load into memory.
     pub(crate) tasks: Vec<(String, u64)>,
+    /// Approvals still pending (see `approval_store`).
+    pub(crate) approvals: Vec<super::approval_store::ApprovalRecord>,
 }
 
 /// The queue's handle on its store; cheap to clone.
@@ -120,13 +122,23 @@ impl TaskStore {
         keep_since_ms: u64,
         opts: StoreOptions,
     ) -> Result<(TaskStore, Recovered), StoreError> {
-        let opened = Store::open(path, opts, &[&schema::SCHEMA])?;
-        let rec = recover(opened.conn(), keep_since_ms)?;
+        let opened = Store::open(
+            path,
+            opts,
+            &[&schema::SCHEMA, &super::approval_store::SCHEMA],
+        )?;
+        let mut rec = recover(opened.conn(), keep_since_ms)?;
+        rec.approvals = super::approval_store::recover(opened.conn(), super::model::now_ms())?;
         let store = opened.start()?;
         Ok((TaskStore { store }, rec))
     }
 
     fn write(&self, w: TaskWrite) {
+        self.store.write(w);
+    }
+
+    /// Enqueues a write of another table in the queue's database (the approvals').
+    pub(crate) fn write_with(&self, w: impl crate::store::Write) {
         self.store.write(w);
     }
 
