@@ -43,6 +43,7 @@ mod access;
 mod approvals;
 mod backoff;
 mod commit;
+pub(crate) mod control;
 pub mod config;
 mod core;
 mod frames;
@@ -101,6 +102,7 @@ pub(crate) struct Inner {
     timer: Mutex<Option<JoinHandle<()>>>,
     /// The action gates, asked without the core's lock (see `hooks`).
     gates: Arc<std::sync::RwLock<Vec<Arc<dyn hooks::ActionGate>>>>,
+    controls: control::Controls,
 }
 
 impl Queue {
@@ -169,6 +171,7 @@ impl Queue {
             done,
             stop,
             timer: Mutex::new(None),
+            controls: control::Controls::default(),
         });
         tokio::spawn(commit::run(Arc::downgrade(&inner), done_rx));
         let handle = tokio::spawn(timer_loop(Arc::downgrade(&inner), stop_rx));
