@@ -284,7 +284,8 @@ impl Control {
 /// the attempts it held.
 pub struct Consumer {
     leases: mpsc::Receiver<Lease>,
-    controls: mpsc::Receiver<Control>,
+    /// `None` once taken by [`Consumer::take_controls`].
+    controls: Option<mpsc::Receiver<Control>>,
     /// Frames to the driver's connection (the leases' channel), for [`Consumer::drain`].
     out: mpsc::Sender<Envelope>,
     /// Tells the driver to flush and close, for [`Consumer::close`].
@@ -333,7 +334,7 @@ impl Consumer {
         let driver = tokio::spawn(drive(client, to, (out.clone(), out_rx), closing_rx, period));
         Ok(Consumer {
             leases,
-            controls,
+            controls: Some(controls),
             out,
             closing: Some(closing),
             session,
@@ -351,7 +352,17 @@ impl Consumer {
     /// closed. Requests not read pile up to [`CONTROL_QUEUE`]; later ones are
     /// refused `conflict` by the driver.
     pub async fn next_control(&mut self) -> Option<Control> {
-        self.controls.recv().await
+        match &mut self.controls {
+            Some(rx) => rx.recv().await,
+            None => None,
+        }
+    }
+
+    /// The control requests as a channel of their own, to read beside
+    /// [`Consumer::next_lease`] in one `select!`; [`Consumer::next_control`] then
+    /// returns `None`.
+    pub fn take_controls(&mut self) -> Option<mpsc::Receiver<Control>> {
+        self.controls.take()
     }
 
     /// Stops taking new leases (re-registers with no kinds) while the connection

@@ -33,6 +33,8 @@ macro_rules! examples {
     };
 }
 
+#[path = "../cli/agent.rs"]
+mod agent;
 #[path = "../cli/approvals.rs"]
 mod approvals;
 #[path = "../cli/broker.rs"]
@@ -43,6 +45,8 @@ mod connect;
 mod consume;
 #[path = "../cli/dlq.rs"]
 mod dlq;
+#[path = "../cli/exec.rs"]
+mod exec;
 #[path = "../cli/output.rs"]
 mod output;
 #[path = "../cli/policy.rs"]
@@ -136,6 +140,14 @@ enum Cmd {
         "hive approvals deny <task> --reason \"use a branch\"",
     ))]
     Approvals(approvals::ApprovalsCmd),
+    /// The consumers (agents) connected, and control of one: model, clear, new
+    /// session, chat.
+    #[command(subcommand, after_help = examples!(
+        "hive agent list",
+        "hive agent control <consumer> model=claude-sonnet-4.5",
+        "hive agent control <consumer> chat \"use the v2 API\"",
+    ))]
+    Agent(agent::AgentCmd),
     /// Queue and broker status.
     #[command(after_help = examples!("hive status", "hive status --json"))]
     Status,
@@ -152,6 +164,10 @@ enum Cmd {
     /// worktree, scrubbed environment, time limit, approvals, streamed output.
     #[command(after_help = consume::HELP)]
     Consume(consume::ConsumeArgs),
+    /// Inside an agent run by `hive consume`: ask the approval policy (and maybe a
+    /// person) for a command on the running task's behalf, then run it or refuse (126).
+    #[command(after_help = exec::HELP)]
+    Exec(exec::ExecArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     #[command(after_help = examples!(
         "hive completions bash > ~/.local/share/bash-completion/completions/hive",
@@ -167,6 +183,7 @@ enum Cmd {
 async fn run(cli: Cli) -> Result<ExitCode, String> {
     let cmd = match cli.cmd {
         Cmd::Broker(b) => return broker::run(&b, &cli.dir).await.map(|()| ExitCode::SUCCESS),
+        Cmd::Exec(e) => return Ok(exec::run(&e)),
         Cmd::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "hive", &mut std::io::stdout());
             return Ok(ExitCode::SUCCESS);
@@ -208,6 +225,9 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             .await
             .map(|()| ExitCode::SUCCESS),
         Cmd::Dlq(d) => dlq::run(&client, d, &out).await.map(|()| ExitCode::SUCCESS),
+        Cmd::Agent(a) => agent::run(&client, a, &out)
+            .await
+            .map(|()| ExitCode::SUCCESS),
         Cmd::Approvals(a) => approvals::run(&client, a, &out)
             .await
             .map(|()| ExitCode::SUCCESS),
@@ -228,9 +248,11 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Broker(_) | Cmd::Completions { .. } | Cmd::Policy(_) | Cmd::Consume(_) => {
-            Err("this subcommand does not take a client connection".into())
-        }
+        Cmd::Broker(_)
+        | Cmd::Completions { .. }
+        | Cmd::Policy(_)
+        | Cmd::Consume(_)
+        | Cmd::Exec(_) => Err("this subcommand does not take a client connection".into()),
     }
 }
 

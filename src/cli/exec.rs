@@ -62,7 +62,10 @@ pub(crate) fn run(a: &ExecArgs) -> ExitCode {
             let e = std::process::Command::new(&a.command[0])
                 .args(&a.command[1..])
                 .exec();
-            eprintln!("hive exec: approved, but cannot run `{}`: {e}", a.command[0]);
+            eprintln!(
+                "hive exec: approved, but cannot run `{}`: {e}",
+                a.command[0]
+            );
             ExitCode::from(127)
         }
         Err(why) => {

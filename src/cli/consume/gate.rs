@@ -122,7 +122,11 @@ async fn handle(line: &str, secret: &str, asks: &mpsc::Sender<Ask>) -> String {
     {
         return refusal("wrong or missing secret: only the task's agent may ask");
     }
-    let Some(command) = req.get("command").and_then(Value::as_str).map(str::to_owned) else {
+    let Some(command) = req
+        .get("command")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+    else {
         return refusal("the request names no `command`");
     };
     let mut request = json!({"tool": "shell", "command": command});

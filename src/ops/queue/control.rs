@@ -169,10 +169,7 @@ pub(crate) fn check_request(action: &str, value: Option<&Value>) -> Result<Value
         },
         other => Err(invalid(
             "action",
-            format!(
-                "unknown action `{other}`: one of {}",
-                ACTIONS.join(", ")
-            ),
+            format!("unknown action `{other}`: one of {}", ACTIONS.join(", ")),
         )),
     }
 }
@@ -181,7 +178,10 @@ impl Queue {
     /// `op.queue.control`: checks who asks, delivers, waits for the answer.
     pub(crate) async fn control(&self, caller: &Caller, args: &Value) -> Result<Value, WireError> {
         if let Some(o) = args.as_object() {
-            if let Some(k) = o.keys().find(|k| !matches!(k.as_str(), "consumer" | "action" | "value")) {
+            if let Some(k) = o
+                .keys()
+                .find(|k| !matches!(k.as_str(), "consumer" | "action" | "value"))
+            {
                 return Err(invalid(k, format!("unknown field `{k}`")));
             }
         }
@@ -256,7 +256,9 @@ impl Queue {
             .with_details(json!({"right": "manage"}))
         };
         if c.held.is_empty() {
-            return Err(refuse("it runs no task of yours (only admins control an idle consumer)"));
+            return Err(refuse(
+                "it runs no task of yours (only admins control an idle consumer)",
+            ));
         }
         for id in &c.held {
             let Some(live) = core.tasks.get(id) else {
@@ -333,7 +335,13 @@ mod tests {
             check_request("model", Some(&json!("claude-sonnet-4.5"))).unwrap(),
             "claude-sonnet-4.5"
         );
-        for bad in [json!(""), json!("-x"), json!("a b"), json!(7), json!("a".repeat(129))] {
+        for bad in [
+            json!(""),
+            json!("-x"),
+            json!("a b"),
+            json!(7),
+            json!("a".repeat(129)),
+        ] {
             assert!(check_request("model", Some(&bad)).is_err(), "{bad}");
         }
         assert!(check_request("chat", Some(&json!("hi"))).is_ok());
