@@ -368,3 +368,74 @@ async fn consumer_control_is_acknowledged_for_the_tasks_owner_and_refused_to_oth
         .unwrap();
     wait_state(&bob, &id, &["succeeded", "dead"]).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hive_tail_on_a_terminal_asks_about_a_pending_approval_and_sends_the_answer() {
+    use std::io::{Read, Write};
+    use std::sync::{Arc, Mutex};
+    let dir = harness::temp_dir("tail-prompt");
+    let (_broker, port) = broker(&dir, &[]);
+    let s = script();
+    let _consume = consume(&dir, &[], &["bash", s.to_str().unwrap(), "{args.mode}"]);
+    let c = client(port).await;
+    let id = submit(&c, json!({"mode": "approve-build"})).await;
+    wait_state(&c, &id, &["waiting_approval"]).await;
+    // `hive tail` on a pseudo-terminal (script(1)), a person typing on it.
+    let tail = format!("{} --dir {} tail {id}", hive().display(), dir.display());
+    let mut child = Reaped(
+        Command::new("script")
+            .args(["-qec", &tail, "/dev/null"])
+            .env_remove("HIVE_WS_PORT")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let seen = Arc::new(Mutex::new(String::new()));
+    let mut out = child.0.stdout.take().unwrap();
+    let sink = seen.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = out.read(&mut buf) {
+            if n == 0 {
+                return;
+            }
+            sink.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    let text = || seen.lock().unwrap().clone();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !text().contains("approve? [y]es once / [n]o / [s]ession / [a]lways") {
+        assert!(Instant::now() < deadline, "no question: {}", text());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        text().contains("APPROVAL asks to run: rm -rf build"),
+        "{}",
+        text()
+    );
+    let mut stdin = child.0.stdin.take().unwrap();
+    stdin.write_all(b"maybe\n").unwrap();
+    stdin.write_all(b"y\n").unwrap();
+    let rec = wait_state(&c, &id, &["succeeded", "dead"]).await;
+    assert_eq!(rec["state"], "succeeded", "{rec}");
+    let decided = stream(&c, &id)
+        .await
+        .into_iter()
+        .find(|f| f["type"] == "APPROVAL" && f["payload"]["decision"] == "approve")
+        .expect("the decision in the stream");
+    assert_eq!(decided["payload"]["scope"], "once", "{decided}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(st) = child.0.try_wait().unwrap() {
+            break st;
+        }
+        assert!(Instant::now() < deadline, "tail did not end: {}", text());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(status.code(), Some(0), "{}", text());
+    drop(stdin);
+}
