@@ -439,3 +439,70 @@ async fn hive_tail_on_a_terminal_asks_about_a_pending_approval_and_sends_the_ans
     assert_eq!(status.code(), Some(0), "{}", text());
     drop(stdin);
 }
+
+#[tokio::test]
+async fn a_control_is_answered_only_by_its_consumer_and_fails_when_that_consumer_leaves() {
+    let q = harness::start(harness::config()).await;
+    let mut w1 = q.consumer(&["job"], 1).await;
+    let w2 = q.consumer(&["job"], 1).await;
+    let target = w1.session().to_owned();
+    let ask = |value: &str| {
+        let (url, target, value) = (q.url.clone(), target.clone(), value.to_owned());
+        tokio::spawn(async move {
+            let admin = Client::connect(&url, Hello::role("admin")).await.unwrap();
+            admin
+                .command(
+                    "op.queue.control",
+                    json!({"consumer": target, "action": "chat", "value": value}),
+                )
+                .await
+        })
+    };
+    let asked = ask("hi");
+    let e = harness::next_notice(&mut w1).await;
+    assert_eq!(
+        (
+            &e.payload["event"],
+            &e.payload["action"],
+            &e.payload["value"]
+        ),
+        (&json!("control"), &json!("chat"), &json!("hi")),
+        "{}",
+        e.to_text()
+    );
+    let id = e.payload["control"].clone();
+    // Another consumer cannot answer it (nor cancel it by trying).
+    let r = w2
+        .command("op.queue.control.ack", json!({"control": id, "ok": true}))
+        .await;
+    assert_eq!(code(r), "not_found");
+    w1.command(
+        "op.queue.control.ack",
+        json!({"control": id, "ok": false, "code": "conflict", "message": "busy"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(code(asked.await.unwrap()), "conflict");
+    // Answered twice: the second finds nothing.
+    let r = w1
+        .command("op.queue.control.ack", json!({"control": id, "ok": true}))
+        .await;
+    assert_eq!(code(r), "not_found");
+
+    // A consumer that leaves without answering: the sender hears so at once.
+    let asked = ask("anyone?");
+    harness::next_notice(&mut w1).await;
+    drop(w1);
+    let r = asked.await.unwrap();
+    assert_eq!(code(r), "operator_error");
+    // A client may not steer a consumer that runs none of its tasks.
+    let c = q.client().await;
+    let r = c
+        .command(
+            "op.queue.control",
+            json!({"consumer": w2.session(), "action": "new_session"}),
+        )
+        .await;
+    assert_eq!(code(r), "forbidden");
+    q.stop().await;
+}

@@ -287,14 +287,12 @@ impl Queue {
         let id = string(args, "control")?;
         let mut p = self.inner.controls.lock();
         // Another session's request (or an old one) is not this session's to answer.
-        if !p.get(id).is_some_and(|w| w.consumer == caller.session) {
+        let mine = p.get(id).is_some_and(|w| w.consumer == caller.session);
+        let Some(w) = mine.then(|| p.remove(id)).flatten() else {
             return Err(WireError::new(
                 ErrorCode::NotFound,
                 format!("no control request {id} waits for this session"),
             ));
-        }
-        let Some(w) = p.remove(id) else {
-            return Err(WireError::new(ErrorCode::NotFound, "gone"));
         };
         drop(p);
         let answer = if args["ok"] == true {
