@@ -418,7 +418,14 @@ async fn hive_tail_on_a_terminal_asks_about_a_pending_approval_and_sends_the_ans
         text()
     );
     let mut stdin = child.0.stdin.take().unwrap();
+    // Not an answer: asked again, and nothing is sent.
     stdin.write_all(b"maybe\n").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while text().matches("approve? [y]es").count() < 2 {
+        assert!(Instant::now() < deadline, "not asked again: {}", text());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(harness::show(&c, &id).await["state"], "waiting_approval");
     stdin.write_all(b"y\n").unwrap();
     let rec = wait_state(&c, &id, &["succeeded", "dead"]).await;
     assert_eq!(rec["state"], "succeeded", "{rec}");

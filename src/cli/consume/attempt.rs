@@ -154,7 +154,9 @@ pub(super) async fn run(lease: Lease, ctx: Arc<Ctx>) -> (String, Value) {
         )
         .await;
         if let Outcome::Result { .. } = outcome {
-            let _ = tokio::time::timeout(ctx.grace, agent.wait()).await;
+            let grace = Instant::now() + ctx.grace;
+            last_lines(&lease, &mut agent, &mut lines, &mut relay, grace).await;
+            let _ = tokio::time::timeout_at(grace, agent.wait()).await;
         }
         // Whatever the outcome, nothing the agent started outlives it.
         let status = agent.terminate(ctx.grace).await;
@@ -230,6 +232,39 @@ pub(super) async fn run(lease: Lease, ctx: Arc<Ctx>) -> (String, Value) {
         workdir::cleanup(&work, &ctx.git_lock).await;
     }
     (end.to_owned(), json!({"task": task, "summary": summary}))
+}
+
+/// After a result line, what the agent still prints (its stderr is read by another
+/// thread, so a line written before the result may arrive after it) is streamed
+/// until its outputs close, [`LINGER`] after it exits (a grandchild may hold them),
+/// or `until`; protocol lines are ignored.
+async fn last_lines(
+    lease: &Lease,
+    agent: &mut Agent,
+    lines: &mut mpsc::Receiver<Line>,
+    relay: &mut Relay,
+    mut until: Instant,
+) {
+    let mut exited = false;
+    loop {
+        let l = tokio::select! {
+            l = lines.recv() => l,
+            _ = agent.wait(), if !exited => {
+                exited = true;
+                until = until.min(Instant::now() + LINGER);
+                continue;
+            }
+            _ = tokio::time::sleep_until(until) => None,
+        };
+        let Some(l) = l else { return };
+        if l.stream == Stream::Stdout && !l.cut && protocol(&l.text).is_some() {
+            continue;
+        }
+        relay.tail.push(&l.text);
+        for p in relay.limiter.admit(&l) {
+            let _ = lease.event_payload(p).await;
+        }
+    }
 }
 
 /// The attempt fails before an agent ran.
