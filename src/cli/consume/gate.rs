@@ -11,7 +11,8 @@
 //! attempt.
 //!
 //! One request per connection, one line each way, at most [`MAX_LINE`] bytes; at
-//! most [`MAX_WAITING`] requests wait at once (more are refused at once).
+//! most [`MAX_WAITING`] requests wait at once (more are refused at once), at most
+//! [`MAX_CONNECTIONS`] connections are open (more are closed unread).
 
 use crate::exec::MAX_LINE;
 use serde_json::{json, Value};
@@ -24,6 +25,8 @@ use tokio::task::JoinHandle;
 
 /// Requests waiting for the attempt's loop (one is decided at a time).
 pub(super) const MAX_WAITING: usize = 16;
+/// Connections open at once (reading a request, or waiting for its decision).
+pub(super) const MAX_CONNECTIONS: usize = 64;
 
 /// A command `hive exec` asks to run: the approval request, and where its decision
 /// line goes.
@@ -88,13 +91,27 @@ impl Drop for Gate {
     }
 }
 
+/// Accepts until the gate is dropped; every connection's task is in `conns`, so
+/// aborting this future ends them too (a process that escaped the agent's group
+/// cannot keep one alive past the attempt).
 async fn serve(listener: UnixListener, secret: Arc<String>, asks: mpsc::Sender<Ask>) {
+    let mut conns = tokio::task::JoinSet::new();
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            // Reap finished connections as they end.
+            Some(_) = conns.join_next(), if !conns.is_empty() => continue,
+        };
+        let Ok((stream, _)) = accepted else {
             return;
         };
+        if conns.len() >= MAX_CONNECTIONS {
+            // Refused unread: the agent has more open requests than it can mean.
+            drop(stream);
+            continue;
+        }
         let (secret, asks) = (secret.clone(), asks.clone());
-        tokio::spawn(async move {
+        conns.spawn(async move {
             let (r, mut w) = stream.into_split();
             let mut line = String::new();
             let read = BufReader::new(r.take(MAX_LINE as u64))
