@@ -62,9 +62,14 @@ pub(crate) const HELP: &str = "Examples:
   hive consume --kinds review_bip -- ./agents/review.sh --bip={bipId} --branch={branch}
   hive consume --kinds verify_bip --timeout 20m --keep-worktrees -- make verify BIP={bipId}
   hive consume --kinds build --allow-repo /srv/repos --pass-env SSH_AUTH_SOCK -- ./agents/build.sh {task}
+  hive consume --kinds implement_bip --model claude-sonnet-4.5 -- claude --model {model} -p \"{args.goal}\"
 
 Placeholders: {bipId} {kind} {repo} {branch} {traceId} {task} {attempt} {lease}
-{args.<name>}; each fills part of one argument (no shell runs), see docs/CONSUME.md.
+{model} {args.<name>}; each fills part of one argument (no shell runs), see
+docs/CONSUME.md. {model} needs --model; `hive agent control` switches it.
+
+Agents ask for approvals with JSON lines on their stdout, or run commands through
+`\"$HIVE_BIN\" exec -- <command>` (exit 126 when refused).
 
 Exit codes:
   0  stopped on SIGINT/SIGTERM after every running task finished

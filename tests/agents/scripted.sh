@@ -69,6 +69,11 @@ listen)
     esac
   done
   ;;
+mute)
+  # Never prints a protocol line: it cannot be sent chat.
+  echo "working quietly, model ${2:-}, control ${HIVE_CONTROL:-none}"
+  sleep 60
+  ;;
 flood)
   for i in $(seq 1 2000); do echo "flood $i"; done
   echo '{"result": {"status": "ok", "summary": "flooded"}}'

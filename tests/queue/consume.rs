@@ -546,4 +546,12 @@ fn consume_help_shows_examples_and_exit_codes() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown placeholder"));
+    // `{model}` has no value until `--model` gives one.
+    let out = Command::new(hive())
+        .args(["consume", "--kinds", "x", "--", "agent", "--model={model}"])
+        .env_remove("HIVE_WS_PORT")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--model"));
 }

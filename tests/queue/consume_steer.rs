@@ -367,6 +367,81 @@ async fn consumer_control_is_acknowledged_for_the_tasks_owner_and_refused_to_oth
         .await
         .unwrap();
     wait_state(&bob, &id, &["succeeded", "dead"]).await;
+
+    // An agent that never printed a protocol line cannot be sent chat; it can be
+    // restarted.
+    let id = submit(&bob, json!({"mode": "mute"})).await;
+    let first = "stdout:working quietly, model m-3, control none";
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !lines(&bob, &id).await.iter().any(|l| l == first) {
+        assert!(Instant::now() < deadline, "{:?}", lines(&bob, &id).await);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let r = bob
+        .command("op.queue.control", control("chat", json!("hello?")))
+        .await;
+    assert_eq!(code(r), "conflict");
+    let r = bob
+        .command("op.queue.control", control("clear_memory", Value::Null))
+        .await
+        .unwrap();
+    assert_eq!(r["result"]["restarted"], 1, "{r}");
+    let again = "stdout:working quietly, model m-3, control clear_memory";
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !lines(&bob, &id).await.iter().any(|l| l == again) {
+        assert!(Instant::now() < deadline, "{:?}", lines(&bob, &id).await);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bob.command("op.queue.cancel", json!({"task": id}))
+        .await
+        .unwrap();
+
+    // An agent waiting for an approval is not restarted (its decision would reach
+    // the new one).
+    let id = submit(&bob, json!({"mode": "approve-build"})).await;
+    wait_state(&bob, &id, &["waiting_approval"]).await;
+    let r = bob
+        .command("op.queue.control", control("new_session", Value::Null))
+        .await;
+    assert_eq!(code(r), "conflict");
+    bob.command(
+        "op.queue.approve",
+        json!({"task": id, "decision": "approve"}),
+    )
+    .await
+    .unwrap();
+    let rec = wait_state(&bob, &id, &["succeeded", "dead"]).await;
+    assert_eq!(rec["state"], "succeeded", "{rec}");
+
+    // `hive agent list` shows the consumer to an admin.
+    let out = Command::new(hive())
+        .arg("--dir")
+        .arg(&dir)
+        .args([
+            "--token",
+            "tok-root-000000000000",
+            "--role",
+            "admin",
+            "--json",
+        ])
+        .args(["agent", "list"])
+        .env_remove("HIVE_WS_PORT")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["session"] == consumer.as_str()),
+        "{listed}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
