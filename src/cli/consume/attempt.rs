@@ -1,11 +1,14 @@
 //! One leased attempt, start to end: prepare the directory, render the command,
 //! start the agent, relay its output and its protocol lines, answer its approval
-//! requests on stdin, and end it with exactly one outcome.
+//! requests (on stdin, or to a waiting `hive exec` through the attempt's gate), and
+//! end it with exactly one outcome. A control order may end the agent and start it
+//! again inside the same attempt (same lease, worktree, gate and time limit).
 //!
 //! The loop watches, at once: the lease (a cancel, an expiry or a lost connection
 //! ends the attempt and kills the agent's group, with nothing sent: the queue has
 //! already moved on), the drain deadline, the attempt's time limit, a pending
-//! approval, the agent's lines and its exit. An agent that exits is given
+//! approval (one at a time, whoever asked), control orders, `hive exec` requests,
+//! the agent's lines and its exit. An agent that exits is given
 //! [`LINGER`] for its last lines to arrive (a grandchild holding the pipe open would
 //! otherwise keep it waiting for ever).
 
@@ -220,8 +223,9 @@ pub(super) async fn run(lease: Lease, ctx: Arc<Ctx>) -> (String, Value) {
                 ),
             )
         }
-        Outcome::Restart(..) => unreachable!("a restart starts the agent again"),
-        Outcome::Aborted => {
+        // A restart starts the agent again and never ends the loop above; matched
+        // here only to stay total.
+        Outcome::Aborted | Outcome::Restart(..) => {
             let s = "hive consume stopped before the task finished (drain time up)";
             let _ = lease.error("abandoned", s, json!({})).await;
             ("abandoned", s.to_owned())
