@@ -7,7 +7,9 @@
 //! length (renewing every lease this consumer holds; the shortest lease held sets the
 //! pace, so a task with its own short `timeout` is renewed in time), and routes cancellations, lease
 //! expiries and approval decisions to the lease they concern. A [`Lease`] streams
-//! progress, asks for approvals and ends with a result.
+//! progress, asks for approvals and ends with a result. Control requests from
+//! clients (`op.queue.control`: model, memory, session, chat) arrive as
+//! [`Control`]s ([`Consumer::next_control`]), each to be acknowledged or refused.
 //!
 //! Delivery is at least once: a lease that expires, or a broker that restarts, gives
 //! the task to a consumer again as a new attempt; results of an older attempt are
