@@ -7,7 +7,9 @@
 //! length (renewing every lease this consumer holds; the shortest lease held sets the
 //! pace, so a task with its own short `timeout` is renewed in time), and routes cancellations, lease
 //! expiries and approval decisions to the lease they concern. A [`Lease`] streams
-//! progress, asks for approvals and ends with a result.
+//! progress, asks for approvals and ends with a result. Control requests from
+//! clients (`op.queue.control`: model, memory, session, chat) arrive as
+//! [`Control`]s ([`Consumer::next_control`]), each to be acknowledged or refused.
 //!
 //! Delivery is at least once: a lease that expires, or a broker that restarts, gives
 //! the task to a consumer again as a new attempt; results of an older attempt are
@@ -229,10 +231,63 @@ impl Drop for Lease {
     }
 }
 
+/// A control request a client sent to this consumer (`op.queue.control`, BIP-43):
+/// switch the model, clear the agent's memory, start a new session, or relay a chat
+/// message. The sender waits until it is answered with [`Control::ack`] or
+/// [`Control::refuse`] (unanswered, it times out); the broker has already checked
+/// who may send it and validated `value`.
+#[derive(Debug)]
+pub struct Control {
+    /// The request's id, echoed in the answer.
+    pub id: String,
+    /// `model`, `clear_memory`, `new_session` or `chat`.
+    pub action: String,
+    /// The model name or the chat text; `Null` for the others.
+    pub value: Value,
+    /// The subject of the identity that sent it.
+    pub by: String,
+    out: mpsc::Sender<Envelope>,
+}
+
+impl Control {
+    async fn answer(self, args: Value) -> Result<(), ClientError> {
+        let mut env = Envelope::new(
+            FrameType::Command,
+            json!({"name": "op.queue.control.ack", "args": args}),
+        );
+        // The reply reaches the driver as an event, which it ignores.
+        env.id = Some(format!("ctl-ack-{}", self.id));
+        self.out.send(env).await.map_err(|_| ClientError::Closed)
+    }
+
+    /// Applied: the sender's command succeeds with `result`.
+    ///
+    /// # Errors
+    /// `Closed` when the connection is gone.
+    pub async fn ack(self, result: Value) -> Result<(), ClientError> {
+        let id = self.id.clone();
+        self.answer(json!({"control": id, "ok": true, "result": result}))
+            .await
+    }
+
+    /// Not applied: the sender's command fails with `code` (`conflict`: the agent's
+    /// state does not allow it now) and `message`.
+    ///
+    /// # Errors
+    /// `Closed` when the connection is gone.
+    pub async fn refuse(self, code: &str, message: &str) -> Result<(), ClientError> {
+        let id = self.id.clone();
+        self.answer(json!({"control": id, "ok": false, "code": code, "message": message}))
+            .await
+    }
+}
+
 /// A connected consumer. Dropping it closes the connection; the queue then retries
 /// the attempts it held.
 pub struct Consumer {
     leases: mpsc::Receiver<Lease>,
+    /// `None` once taken by [`Consumer::take_controls`].
+    controls: Option<mpsc::Receiver<Control>>,
     /// Frames to the driver's connection (the leases' channel), for [`Consumer::drain`].
     out: mpsc::Sender<Envelope>,
     /// Tells the driver to flush and close, for [`Consumer::close`].
@@ -273,9 +328,15 @@ impl Consumer {
         // Frames from leases; bounded so that a runaway consumer is slowed, not buffered.
         let (out, out_rx) = mpsc::channel::<Envelope>(1024);
         let (closing, closing_rx) = oneshot::channel();
-        let driver = tokio::spawn(drive(client, tx, (out.clone(), out_rx), closing_rx, period));
+        let (ctl_tx, controls) = mpsc::channel(CONTROL_QUEUE);
+        let to = Routed {
+            leases: tx,
+            controls: ctl_tx,
+        };
+        let driver = tokio::spawn(drive(client, to, (out.clone(), out_rx), closing_rx, period));
         Ok(Consumer {
             leases,
+            controls: Some(controls),
             out,
             closing: Some(closing),
             session,
@@ -287,6 +348,23 @@ impl Consumer {
     /// The next leased attempt; `None` once the connection is closed.
     pub async fn next_lease(&mut self) -> Option<Lease> {
         self.leases.recv().await
+    }
+
+    /// The next control request (`op.queue.control`); `None` once the connection is
+    /// closed. Requests not read pile up to [`CONTROL_QUEUE`]; later ones are
+    /// refused `conflict` by the driver.
+    pub async fn next_control(&mut self) -> Option<Control> {
+        match &mut self.controls {
+            Some(rx) => rx.recv().await,
+            None => None,
+        }
+    }
+
+    /// The control requests as a channel of their own, to read beside
+    /// [`Consumer::next_lease`] in one `select!`; [`Consumer::next_control`] then
+    /// returns `None`.
+    pub fn take_controls(&mut self) -> Option<mpsc::Receiver<Control>> {
+        self.controls.take()
     }
 
     /// Stops taking new leases (re-registers with no kinds) while the connection
@@ -358,12 +436,21 @@ fn third(lease_ms: u64) -> Duration {
     Duration::from_millis((lease_ms / 3).max(50))
 }
 
+/// Control requests waiting to be read by [`Consumer::next_control`].
+pub const CONTROL_QUEUE: usize = 16;
+
+/// Where the driver hands what arrives.
+struct Routed {
+    leases: mpsc::Sender<Lease>,
+    controls: mpsc::Sender<Control>,
+}
+
 /// Longest wait of [`Consumer::close`] for the broker to confirm it read everything.
 pub const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
 async fn drive(
     mut client: Client,
-    leases: mpsc::Sender<Lease>,
+    to: Routed,
     (out_tx, mut out_rx): (mpsc::Sender<Envelope>, mpsc::Receiver<Envelope>),
     mut closing: oneshot::Receiver<()>,
     period: Duration,
@@ -417,8 +504,24 @@ async fn drive(
                             decisions: tokio::sync::Mutex::new(dec_rx),
                             done: false,
                         };
-                        if leases.send(lease).await.is_err() {
+                        if to.leases.send(lease).await.is_err() {
                             return;
+                        }
+                    }
+                    FrameType::System if env.payload["event"] == "control" => {
+                        let p = &env.payload;
+                        let c = Control {
+                            id: p["control"].as_str().unwrap_or_default().to_owned(),
+                            action: p["action"].as_str().unwrap_or_default().to_owned(),
+                            value: p["value"].clone(),
+                            by: p["by"].as_str().unwrap_or_default().to_owned(),
+                            out: out_tx.clone(),
+                        };
+                        if let Err(mpsc::error::TrySendError::Full(c)) = to.controls.try_send(c) {
+                            // Answered at once rather than buffered without bound.
+                            tokio::spawn(async move {
+                                let _ = c.refuse("conflict", "the consumer has too many control requests waiting").await;
+                            });
                         }
                     }
                     FrameType::System => {

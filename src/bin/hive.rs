@@ -33,6 +33,8 @@ macro_rules! examples {
     };
 }
 
+#[path = "../cli/agent.rs"]
+mod agent;
 #[path = "../cli/approvals.rs"]
 mod approvals;
 #[path = "../cli/audit.rs"]
@@ -45,6 +47,8 @@ mod connect;
 mod consume;
 #[path = "../cli/dlq.rs"]
 mod dlq;
+#[path = "../cli/exec.rs"]
+mod exec;
 #[path = "../cli/output.rs"]
 mod output;
 #[path = "../cli/policy.rs"]
@@ -138,6 +142,14 @@ enum Cmd {
         "hive approvals deny <task> --reason \"use a branch\"",
     ))]
     Approvals(approvals::ApprovalsCmd),
+    /// The consumers (agents) connected, and control of one: model, clear, new
+    /// session, chat.
+    #[command(subcommand, after_help = examples!(
+        "hive agent list",
+        "hive agent control <consumer> model=claude-sonnet-4.5",
+        "hive agent control <consumer> chat \"use the v2 API\"",
+    ))]
+    Agent(agent::AgentCmd),
     /// Queue and broker status.
     #[command(after_help = examples!("hive status", "hive status --json"))]
     Status,
@@ -158,6 +170,10 @@ enum Cmd {
     /// (reads the file; no broker needed).
     #[command(subcommand, after_help = audit::HELP)]
     Audit(audit::AuditCmd),
+    /// Inside an agent run by `hive consume`: ask the approval policy (and maybe a
+    /// person) for a command on the running task's behalf, then run it or refuse (126).
+    #[command(after_help = exec::HELP)]
+    Exec(exec::ExecArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     #[command(after_help = examples!(
         "hive completions bash > ~/.local/share/bash-completion/completions/hive",
@@ -173,6 +189,7 @@ enum Cmd {
 async fn run(cli: Cli) -> Result<ExitCode, String> {
     let cmd = match cli.cmd {
         Cmd::Broker(b) => return broker::run(&b, &cli.dir).await.map(|()| ExitCode::SUCCESS),
+        Cmd::Exec(e) => return Ok(exec::run(&e)),
         Cmd::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "hive", &mut std::io::stdout());
             return Ok(ExitCode::SUCCESS);
@@ -228,6 +245,9 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             .await
             .map(|()| ExitCode::SUCCESS),
         Cmd::Dlq(d) => dlq::run(&client, d, &out).await.map(|()| ExitCode::SUCCESS),
+        Cmd::Agent(a) => agent::run(&client, a, &out)
+            .await
+            .map(|()| ExitCode::SUCCESS),
         Cmd::Approvals(a) => approvals::run(&client, a, &out)
             .await
             .map(|()| ExitCode::SUCCESS),
@@ -252,7 +272,8 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
         | Cmd::Completions { .. }
         | Cmd::Policy(_)
         | Cmd::Consume(_)
-        | Cmd::Audit(_) => Err("this subcommand does not take a client connection".into()),
+        | Cmd::Audit(_)
+        | Cmd::Exec(_) => Err("this subcommand does not take a client connection".into()),
     }
 }
 

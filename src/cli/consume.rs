@@ -10,6 +10,9 @@
 //! - `workdir`: the repository check and the per-task git worktree.
 //! - `agent`: the child process, its group, its lines.
 //! - `output`: bounds on what is streamed (line length, lines per second, tail).
+//! - `protocol`: the JSON lines on the agent's stdio, and decision lines.
+//! - `gate`: the private socket `hive exec` asks through.
+//! - `control`: `op.queue.control` requests (model, restarts, chat) applied.
 //! - `attempt`: one lease from start to end (the protocol loop).
 //!
 //! This file: the flags, the connection (reconnect with backoff and full jitter) and
@@ -25,10 +28,16 @@
 mod agent;
 #[path = "consume/attempt.rs"]
 mod attempt;
+#[path = "consume/control.rs"]
+mod control;
 #[path = "consume/env.rs"]
 mod env;
+#[path = "consume/gate.rs"]
+mod gate;
 #[path = "consume/output.rs"]
 mod output;
+#[path = "consume/protocol.rs"]
+mod protocol;
 #[path = "consume/template.rs"]
 mod template;
 #[path = "consume/workdir.rs"]
@@ -53,9 +62,14 @@ pub(crate) const HELP: &str = "Examples:
   hive consume --kinds review_bip -- ./agents/review.sh --bip={bipId} --branch={branch}
   hive consume --kinds verify_bip --timeout 20m --keep-worktrees -- make verify BIP={bipId}
   hive consume --kinds build --allow-repo /srv/repos --pass-env SSH_AUTH_SOCK -- ./agents/build.sh {task}
+  hive consume --kinds implement_bip --model claude-sonnet-4.5 -- claude --model {model} -p \"{args.goal}\"
 
 Placeholders: {bipId} {kind} {repo} {branch} {traceId} {task} {attempt} {lease}
-{args.<name>}; each fills part of one argument (no shell runs), see docs/CONSUME.md.
+{model} {args.<name>}; each fills part of one argument (no shell runs), see
+docs/CONSUME.md. {model} needs --model; `hive agent control` switches it.
+
+Agents ask for approvals with JSON lines on their stdout, or run commands through
+`\"$HIVE_BIN\" exec -- <command>` (exit 126 when refused).
 
 Exit codes:
   0  stopped on SIGINT/SIGTERM after every running task finished
@@ -95,6 +109,10 @@ pub(crate) struct ConsumeArgs {
     /// (repeatable; values that match a secret rule are dropped all the same).
     #[arg(long = "pass-env", value_name = "NAME")]
     pass_env: Vec<String>,
+    /// The model for `{model}` in the template (and `HIVE_MODEL`) until a client
+    /// switches it (`hive agent control <consumer> model=<name>`).
+    #[arg(long)]
+    model: Option<String>,
     /// The agent command template, after `--`.
     #[arg(last = true, required = true, value_name = "COMMAND")]
     command: Vec<String>,
@@ -113,6 +131,12 @@ pub(super) struct Ctx {
     git_lock: Mutex<()>,
     /// Set when the drain time is up: every attempt kills its agent and ends.
     abort: watch::Receiver<bool>,
+    /// `{model}`: `--model`, then the last `model` control.
+    model: std::sync::RwLock<Option<String>>,
+    /// The running attempts, for control orders.
+    attempts: control::Attempts,
+    /// This `hive`, for agents that call `"$HIVE_BIN" exec`.
+    hive_bin: Option<PathBuf>,
 }
 
 /// Longest pause between reconnection attempts.
@@ -130,6 +154,14 @@ pub(crate) async fn run(
     out: &Out,
 ) -> Result<ExitCode, String> {
     let template = template::Template::parse(&a.command)?;
+    if template.uses_model() && a.model.is_none() {
+        return Err("the template names {model}: give the first one with --model".into());
+    }
+    if let Some(m) = &a.model {
+        if m.is_empty() || m.starts_with('-') {
+            return Err("--model takes a model name (not empty, not starting with -)".into());
+        }
+    }
     if template.shell_string() {
         eprintln!(
             "hive: warning: the template hands a placeholder to a shell's -c string; \
@@ -162,6 +194,9 @@ pub(crate) async fn run(
         keep_worktrees: a.keep_worktrees,
         git_lock: Mutex::new(()),
         abort,
+        model: std::sync::RwLock::new(a.model.clone()),
+        attempts: control::Attempts::default(),
+        hive_bin: std::env::current_exe().ok(),
     });
     let kinds: Vec<String> = a.kinds.iter().filter(|k| !k.is_empty()).cloned().collect();
     if kinds.is_empty() {
@@ -187,6 +222,9 @@ pub(crate) async fn run(
             }
         };
         backoff = BACKOFF_START;
+        let mut controls = consumer
+            .take_controls()
+            .unwrap_or_else(|| tokio::sync::mpsc::channel(1).1);
         report(
             out,
             "ready",
@@ -210,6 +248,10 @@ pub(crate) async fn run(
                     }
                 },
                 Some(r) = running.join_next(), if !running.is_empty() => ended(out, r),
+                Some(c) = controls.recv() => {
+                    report(out, "control", &json!({"action": c.action, "by": c.by}));
+                    tokio::spawn(control::apply(c, ctx.clone()));
+                }
                 _ = &mut stop => {
                     let clean = drain(consumer, &mut running, &a, &abort_tx, out, &ctx).await;
                     return Ok(if clean { ExitCode::SUCCESS } else { ExitCode::FAILURE });

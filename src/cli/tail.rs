@@ -14,8 +14,14 @@
 //! both are recognised by their channel offset). While nothing arrives it re-reads
 //! the stored stream every `--poll-ms`, so even a missed live frame is found.
 //!
+//! On a terminal, a person who may decide approvals is asked about a pending one in
+//! place (`prompt`).
+//!
 //! Exit codes: 0 succeeded, 1 failed or dead, 3 cancelled, 4 not finished yet (only
 //! with `--no-follow`), 2 errors.
+
+#[path = "tail/prompt.rs"]
+mod prompt;
 
 use super::output::Out;
 use clap::Args;
@@ -63,6 +69,8 @@ struct Tail {
     last_was_result: bool,
     /// NDJSON frames instead of text lines.
     json: bool,
+    /// A request was printed and no decision after it yet.
+    asking: bool,
 }
 
 impl Tail {
@@ -108,6 +116,7 @@ impl Tail {
             FrameType::Approval => match p.get("decision").and_then(Value::as_str) {
                 // A request: what the agent wants to do, and how to answer it.
                 None => {
+                    self.asking = true;
                     let what = p
                         .get("command")
                         .or_else(|| p.get("action"))
@@ -128,6 +137,7 @@ impl Tail {
                     );
                 }
                 Some(_) => {
+                    self.asking = false;
                     let scope = s("scope");
                     let why = s("reason");
                     println!(
@@ -225,7 +235,13 @@ pub(crate) async fn run(mut c: Client, a: &TailArgs, out: &Out) -> Result<ExitCo
         last_seq: 0,
         last_was_result: false,
         json: out.json_asked,
+        asking: false,
     };
+    use std::io::IsTerminal;
+    let interactive =
+        !out.json && std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    let role = c.welcome()["role"].as_str().unwrap_or_default().to_owned();
+    let mut prompt = prompt::Prompt::new(interactive, &role);
     if !a.no_follow {
         c.join(&address).await.map_err(|e| e.to_string())?;
     }
@@ -247,17 +263,67 @@ pub(crate) async fn run(mut c: Client, a: &TailArgs, out: &Out) -> Result<ExitCo
         }
     }
     let poll = Duration::from_millis(a.poll_ms.max(50));
+    // The question is on the screen.
+    let mut asked = false;
     loop {
-        let ended = match c.next_event_within(poll).await {
-            Ok(env) => env.trace_id.as_deref() == Some(t.trace.as_str()) && t.show(&env),
-            // Nothing for a while: the stored stream and the record decide.
-            Err(hivebus::client::ClientError::Timeout) => true,
-            Err(e) => return Err(e.to_string()),
+        if prompt.on && t.asking && !asked {
+            // Only while the task really waits: a replayed request may be decided.
+            if state_of(&c, &t.task).await? == "waiting_approval" {
+                prompt.ask();
+                asked = true;
+            } else {
+                t.asking = false;
+            }
+        }
+        let ended = tokio::select! {
+            ev = c.next_event_within(poll) => match ev {
+                Ok(env) if env.trace_id.as_deref() == Some(t.trace.as_str()) => {
+                    if asked {
+                        println!();
+                    }
+                    let end = t.show(&env);
+                    // Decided elsewhere (another device, the policy, an expiry):
+                    // the question is over; else it is asked again below the frame.
+                    if asked && t.asking {
+                        prompt.ask();
+                    }
+                    asked &= t.asking;
+                    end
+                }
+                Ok(_) => false,
+                // Nothing for a while: the stored stream and the record decide.
+                Err(hivebus::client::ClientError::Timeout) => true,
+                Err(e) => return Err(e.to_string()),
+            },
+            line = prompt.line(), if asked => {
+                match line.as_deref().map(prompt::parse) {
+                    None => asked = false,
+                    Some(Some(answer)) => {
+                        asked = false;
+                        t.asking = false;
+                        prompt.decide(&c, &t.task, answer).await;
+                    }
+                    Some(None) => prompt.ask(),
+                }
+                false
+            }
         };
         if ended {
             if let (Some(code), _) = t.settle(&c).await? {
+                if asked {
+                    println!();
+                }
                 return Ok(code);
             }
         }
     }
+}
+
+/// The task's state now.
+async fn state_of(c: &Client, task: &str) -> Result<String, String> {
+    let rec = c
+        .command("op.queue.show", json!({"task": task}))
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(rec["state"].as_str().unwrap_or_default().to_owned())
 }

@@ -55,6 +55,25 @@ slow)
   sleep 1
   echo '{"result": {"status": "ok", "summary": "slow but done"}}'
   ;;
+listen)
+  # Steered by consumer control: says which model and why it started, then prints
+  # every line it reads on stdin until a chat says "finish".
+  echo "{\"event\": {\"stage\": \"listening\", \"model\": \"${2:-}\", \"control\": \"${HIVE_CONTROL:-}\"}}"
+  while read -r line; do
+    echo "got: $line"
+    case "$line" in
+    *'"message":"finish"'*)
+      echo "{\"result\": {\"status\": \"ok\", \"summary\": \"finished with model ${2:-}\"}}"
+      exit 0
+      ;;
+    esac
+  done
+  ;;
+mute)
+  # Never prints a protocol line: it cannot be sent chat.
+  echo "working quietly, model ${2:-}, control ${HIVE_CONTROL:-none}"
+  sleep 60
+  ;;
 flood)
   for i in $(seq 1 2000); do echo "flood $i"; done
   echo '{"result": {"status": "ok", "summary": "flooded"}}'

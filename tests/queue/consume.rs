@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn script() -> PathBuf {
+pub(crate) fn script() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/agents/scripted.sh")
 }
 
@@ -40,18 +40,18 @@ fn consume(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Reaped {
     )
 }
 
-async fn client(port: u16) -> Client {
+pub(crate) async fn client(port: u16) -> Client {
     Client::connect(&format!("ws://127.0.0.1:{port}/"), Hello::role("client"))
         .await
         .unwrap()
 }
 
 /// Submits a task of kind `agent` with `args`, one attempt only; its id.
-async fn submit(c: &Client, args: Value) -> String {
+pub(crate) async fn submit(c: &Client, args: Value) -> String {
     submit_with(c, args, json!({})).await
 }
 
-async fn submit_with(c: &Client, args: Value, extra: Value) -> String {
+pub(crate) async fn submit_with(c: &Client, args: Value, extra: Value) -> String {
     let mut body = json!({"kind": "agent", "bipId": 43, "args": args, "maxAttempts": 1,
         "idempotencyKey": format!("k-{}", fastrand::u64(..))});
     for (k, v) in extra.as_object().unwrap() {
@@ -62,7 +62,7 @@ async fn submit_with(c: &Client, args: Value, extra: Value) -> String {
 }
 
 /// Polls `show` until the task is in one of `states`.
-async fn wait_state(c: &Client, id: &str, states: &[&str]) -> Value {
+pub(crate) async fn wait_state(c: &Client, id: &str, states: &[&str]) -> Value {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let v = harness::show(c, id).await;
@@ -75,7 +75,7 @@ async fn wait_state(c: &Client, id: &str, states: &[&str]) -> Value {
 }
 
 /// The task's stored stream: each frame as `{type, payload}`.
-async fn stream(c: &Client, id: &str) -> Vec<Value> {
+pub(crate) async fn stream(c: &Client, id: &str) -> Vec<Value> {
     let page = c
         .command("op.queue.stream", json!({"task": id}))
         .await
@@ -89,7 +89,7 @@ async fn stream(c: &Client, id: &str) -> Vec<Value> {
 }
 
 /// The EVENT payloads of the stream that have `key`.
-async fn events_with(c: &Client, id: &str, key: &str) -> Vec<Value> {
+pub(crate) async fn events_with(c: &Client, id: &str, key: &str) -> Vec<Value> {
     stream(c, id)
         .await
         .into_iter()
@@ -546,4 +546,12 @@ fn consume_help_shows_examples_and_exit_codes() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown placeholder"));
+    // `{model}` has no value until `--model` gives one.
+    let out = Command::new(hive())
+        .args(["consume", "--kinds", "x", "--", "agent", "--model={model}"])
+        .env_remove("HIVE_WS_PORT")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--model"));
 }

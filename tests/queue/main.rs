@@ -11,6 +11,7 @@ mod authority;
 mod backpressure;
 mod cli;
 mod consume;
+mod consume_steer;
 mod consumer_example;
 mod crash;
 mod discovery;

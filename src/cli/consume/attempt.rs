@@ -1,28 +1,34 @@
 //! One leased attempt, start to end: prepare the directory, render the command,
 //! start the agent, relay its output and its protocol lines, answer its approval
-//! requests on stdin, and end it with exactly one outcome.
+//! requests (on stdin, or to a waiting `hive exec` through the attempt's gate), and
+//! end it with exactly one outcome. A control order may end the agent and start it
+//! again inside the same attempt (same lease, worktree, gate and time limit).
 //!
 //! The loop watches, at once: the lease (a cancel, an expiry or a lost connection
 //! ends the attempt and kills the agent's group, with nothing sent: the queue has
 //! already moved on), the drain deadline, the attempt's time limit, a pending
-//! approval, the agent's lines and its exit. An agent that exits is given
+//! approval (one at a time, whoever asked), control orders, `hive exec` requests,
+//! the agent's lines and its exit. An agent that exits is given
 //! [`LINGER`] for its last lines to arrive (a grandchild holding the pipe open would
 //! otherwise keep it waiting for ever).
 
 use super::agent::{Agent, Line, Stream};
+use super::control::{Asked, Order};
+use super::gate::{Ask, Gate};
 use super::output::Relay;
+use super::protocol::{decision_line, deny, protocol, Proto};
 use super::template::Fields;
 use super::{workdir, Ctx};
 use hivebus::client::ClientError;
 use hivebus::consumer::{Lease, LeaseLoss};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
 use std::process::ExitStatus;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 /// How long the last lines of an exited agent may take to arrive.
@@ -40,13 +46,25 @@ enum Outcome {
     Lost(LeaseLoss),
     /// `hive consume` is stopping and the drain time is up.
     Aborted,
+    /// A control asked for a fresh agent (`clear_memory`, `new_session`); told
+    /// through the sender once the old one is gone.
+    Restart(&'static str, oneshot::Sender<Result<(), String>>),
 }
 
-/// A protocol line of the agent's stdout.
-enum Proto {
-    Event(Value),
-    Approval(Value),
-    Result(Value),
+/// What the loop reads besides the lease: the agent's lines, `hive exec` requests,
+/// control orders.
+struct Chans<'c> {
+    lines: &'c mut mpsc::Receiver<Line>,
+    asks: &'c mut mpsc::Receiver<Ask>,
+    orders: &'c mut mpsc::Receiver<Asked>,
+}
+
+/// Where a pending approval's decision goes.
+enum Asker {
+    /// The agent's stdin, echoing the `id` of its request.
+    Agent(Option<Value>),
+    /// A waiting `hive exec`.
+    Exec(oneshot::Sender<String>),
 }
 
 type Pending<'a> = Pin<Box<dyn Future<Output = Result<Option<Value>, ClientError>> + Send + 'a>>;
@@ -59,59 +77,107 @@ pub(super) async fn run(lease: Lease, ctx: Arc<Ctx>) -> (String, Value) {
             Ok(w) => w,
             Err(e) => return refuse(lease, &e).await,
         };
-    let fields = Fields {
-        payload: &lease.payload,
-        trace_id: &lease.trace_id,
-        branch: &work.branch,
-    };
-    let argv = match ctx.template.render(&fields) {
-        Ok(a) => a,
+    // The `hive exec` gate lives as long as the attempt, across restarts.
+    let (gate, mut asks) = match Gate::open() {
+        Ok(g) => g,
         Err(e) => {
             workdir::cleanup(&work, &ctx.git_lock).await;
-            return refuse(lease, &format!("cannot build the agent command: {e}")).await;
+            return refuse(lease, &format!("cannot open the `hive exec` gate: {e}")).await;
         }
     };
     let limit = own_limit(&lease.payload).map_or(ctx.timeout, |t| t.min(ctx.timeout));
-    let mut env = ctx.env.clone();
-    let mut set = |k: &str, v: String| env.push((k.into(), v.into()));
-    set("HIVE_TASK", task.clone());
-    set("HIVE_TRACE_ID", lease.trace_id.clone());
-    set("HIVE_LEASE", lease.lease.clone());
-    set("HIVE_ATTEMPT", lease.attempt.to_string());
-    set("HIVE_KIND", lease.kind.clone());
-    set("HIVE_BIP", lease.payload["bipId"].to_string());
-    set("HIVE_BRANCH", work.branch.clone());
-    set("HIVE_WORKTREE", work.cwd.to_string_lossy().into_owned());
-    let (mut agent, mut lines) = match Agent::spawn(&argv, &work.cwd, &env) {
-        Ok(a) => a,
-        Err(e) => {
-            workdir::cleanup(&work, &ctx.git_lock).await;
-            return refuse(lease, &e).await;
+    let deadline = Instant::now() + limit;
+    let mut orders = ctx.attempts.join(&task);
+    let mut relay = Relay::default();
+    let mut restart: Option<&'static str> = None;
+    let (outcome, status) = loop {
+        // Rendered at each start: a `model` control applies to a restarted agent.
+        let model = ctx.model.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let fields = Fields {
+            payload: &lease.payload,
+            trace_id: &lease.trace_id,
+            branch: &work.branch,
+            model: model.as_deref(),
+        };
+        let argv = match ctx.template.render(&fields) {
+            Ok(a) => a,
+            Err(e) => {
+                ctx.attempts.leave(&task);
+                workdir::cleanup(&work, &ctx.git_lock).await;
+                return refuse(lease, &format!("cannot build the agent command: {e}")).await;
+            }
+        };
+        let mut env = ctx.env.clone();
+        let mut set = |k: &str, v: String| env.push((k.into(), v.into()));
+        set("HIVE_TASK", task.clone());
+        set("HIVE_TRACE_ID", lease.trace_id.clone());
+        set("HIVE_LEASE", lease.lease.clone());
+        set("HIVE_ATTEMPT", lease.attempt.to_string());
+        set("HIVE_KIND", lease.kind.clone());
+        set("HIVE_BIP", lease.payload["bipId"].to_string());
+        set("HIVE_BRANCH", work.branch.clone());
+        set("HIVE_WORKTREE", work.cwd.to_string_lossy().into_owned());
+        if let Some(m) = &model {
+            set("HIVE_MODEL", m.clone());
+        }
+        if let Some(why) = restart {
+            set("HIVE_CONTROL", why.to_owned());
+        }
+        if let Some(bin) = &ctx.hive_bin {
+            set("HIVE_BIN", bin.to_string_lossy().into_owned());
+        }
+        for (k, v) in gate.env() {
+            set(k, v);
+        }
+        let (mut agent, mut lines) = match Agent::spawn(&argv, &work.cwd, &env) {
+            Ok(a) => a,
+            Err(e) => {
+                ctx.attempts.leave(&task);
+                workdir::cleanup(&work, &ctx.git_lock).await;
+                return refuse(lease, &e).await;
+            }
+        };
+        let _ = lease
+            .event_payload(json!({
+                "stage": if restart.is_some() { "restarted" } else { "started" },
+                "message": format!("agent `{}` started, pid {}", argv[0], agent.pgid()),
+                "pid": agent.pgid(),
+                "model": model,
+                "control": restart,
+                "worktree": work.worktree().map(|w| w.to_string_lossy().into_owned()),
+            }))
+            .await;
+        let mut chans = Chans {
+            lines: &mut lines,
+            asks: &mut asks,
+            orders: &mut orders,
+        };
+        let outcome = drive(
+            &lease, &work.cwd, &mut agent, &mut chans, &ctx, deadline, limit, &mut relay,
+        )
+        .await;
+        if let Outcome::Result { .. } = outcome {
+            let grace = Instant::now() + ctx.grace;
+            last_lines(&lease, &mut agent, &mut lines, &mut relay, grace).await;
+            let _ = tokio::time::timeout_at(grace, agent.wait()).await;
+        }
+        // Whatever the outcome, nothing the agent started outlives it.
+        let status = agent.terminate(ctx.grace).await;
+        match outcome {
+            Outcome::Restart(why, done) => {
+                restart = Some(why);
+                let _ = done.send(Ok(()));
+            }
+            o => break (o, status),
         }
     };
-    let _ = lease
-        .event_payload(json!({
-            "stage": "started",
-            "message": format!("agent `{}` started, pid {}", argv[0], agent.pgid()),
-            "pid": agent.pgid(),
-            "worktree": work.worktree().map(|w| w.to_string_lossy().into_owned()),
-        }))
-        .await;
-    let mut relay = Relay::default();
-    let outcome = drive(
-        &lease, &work.cwd, &mut agent, &mut lines, &ctx, limit, &mut relay,
-    )
-    .await;
+    ctx.attempts.leave(&task);
+    drop(gate);
     if !matches!(outcome, Outcome::Lost(_) | Outcome::Aborted) {
         if let Some(note) = relay.limiter.flush() {
             let _ = lease.event_payload(note).await;
         }
     }
-    // Whatever the outcome, nothing the agent started outlives its attempt.
-    if let Outcome::Result { .. } = outcome {
-        let _ = tokio::time::timeout(ctx.grace, agent.wait()).await;
-    }
-    let status = agent.terminate(ctx.grace).await;
     let (end, summary) = match outcome {
         Outcome::Result { ok, payload } => {
             let summary = payload["summary"].as_str().unwrap_or_default().to_owned();
@@ -157,7 +223,9 @@ pub(super) async fn run(lease: Lease, ctx: Arc<Ctx>) -> (String, Value) {
                 ),
             )
         }
-        Outcome::Aborted => {
+        // A restart starts the agent again and never ends the loop above; matched
+        // here only to stay total.
+        Outcome::Aborted | Outcome::Restart(..) => {
             let s = "hive consume stopped before the task finished (drain time up)";
             let _ = lease.error("abandoned", s, json!({})).await;
             ("abandoned", s.to_owned())
@@ -168,6 +236,39 @@ pub(super) async fn run(lease: Lease, ctx: Arc<Ctx>) -> (String, Value) {
         workdir::cleanup(&work, &ctx.git_lock).await;
     }
     (end.to_owned(), json!({"task": task, "summary": summary}))
+}
+
+/// After a result line, what the agent still prints (its stderr is read by another
+/// thread, so a line written before the result may arrive after it) is streamed
+/// until its outputs close, [`LINGER`] after it exits (a grandchild may hold them),
+/// or `until`; protocol lines are ignored.
+async fn last_lines(
+    lease: &Lease,
+    agent: &mut Agent,
+    lines: &mut mpsc::Receiver<Line>,
+    relay: &mut Relay,
+    mut until: Instant,
+) {
+    let mut exited = false;
+    loop {
+        let l = tokio::select! {
+            l = lines.recv() => l,
+            _ = agent.wait(), if !exited => {
+                exited = true;
+                until = until.min(Instant::now() + LINGER);
+                continue;
+            }
+            _ = tokio::time::sleep_until(until) => None,
+        };
+        let Some(l) = l else { return };
+        if l.stream == Stream::Stdout && !l.cut && protocol(&l.text).is_some() {
+            continue;
+        }
+        relay.tail.push(&l.text);
+        for p in relay.limiter.admit(&l) {
+            let _ = lease.event_payload(p).await;
+        }
+    }
 }
 
 /// The attempt fails before an agent ran.
@@ -208,89 +309,35 @@ fn own_limit(p: &Value) -> Option<Duration> {
     }
 }
 
-/// Reads a protocol line: one JSON object with exactly one key `event`, `approval`
-/// or `result`, whose value is an object.
-fn protocol(text: &str) -> Option<Proto> {
-    if !text.starts_with('{') {
-        return None;
-    }
-    let Ok(Value::Object(mut o)) = serde_json::from_str::<Value>(text) else {
-        return None;
-    };
-    if o.len() != 1 {
-        return None;
-    }
-    let (k, v) = o.iter_mut().next()?;
-    if !v.is_object() {
-        return None;
-    }
-    let v = v.take();
-    match k.as_str() {
-        "event" => Some(Proto::Event(v)),
-        "approval" => Some(Proto::Approval(v)),
-        "result" => Some(Proto::Result(v)),
-        _ => None,
-    }
-}
-
-/// The decision line written to the agent's stdin, echoing the request's `id`.
-fn decision_line(d: Result<Option<Value>, ClientError>, id: Option<Value>) -> String {
-    let mut v = match d {
-        Ok(Some(p)) => {
-            // Anything but an explicit approve is a deny: fail closed.
-            let decision = if p["decision"] == "approve" {
-                "approve"
-            } else {
-                "deny"
-            };
-            let given = p["decision"]
-                .as_str()
-                .filter(|d| !matches!(*d, "approve" | "deny"));
-            let mut o = Map::new();
-            o.insert("decision".into(), json!(decision));
-            o.insert("by".into(), p["by"].clone());
-            o.insert("reason".into(), p["reason"].clone());
-            if let Some(s) = p.get("scope") {
-                o.insert("scope".into(), s.clone());
-            }
-            // `expired` (nobody decided in time), or a decision this version does not
-            // know: the agent hears `deny` and what was said.
-            if let Some(g) = given {
-                o.insert("given".into(), json!(g));
-            }
-            Value::Object(o)
-        }
-        Ok(None) => deny("the lease was lost"),
-        Err(e) => deny(&format!("the broker is unreachable: {e}")),
-    };
-    if let Some(id) = id {
-        v["id"] = id;
-    }
-    v.to_string()
-}
-
-/// A decision `hive consume` makes itself: always a deny.
-fn deny(reason: &str) -> Value {
-    json!({"decision": "deny", "by": "hive consume", "reason": reason})
-}
-
+/// Runs one agent until an outcome: the attempt's end, or a restart.
+#[allow(clippy::too_many_arguments)]
 async fn drive<'a>(
     lease: &'a Lease,
     cwd: &Path,
     agent: &mut Agent,
-    lines: &mut mpsc::Receiver<Line>,
+    ch: &mut Chans<'_>,
     ctx: &Ctx,
+    deadline: Instant,
     limit: Duration,
     relay: &mut Relay,
 ) -> Outcome {
-    let deadline = Instant::now() + limit;
     let mut abort = ctx.abort.clone();
     let mut pending: Option<Pending<'a>> = None;
-    // The `id` the agent gave its pending request, echoed in the decision.
-    let mut pending_id: Option<Value> = None;
+    // Who waits for the pending request's decision.
+    let mut asker: Option<Asker> = None;
     let here = Value::String(cwd.to_string_lossy().into_owned());
     let mut exited: Option<(ExitStatus, Instant)> = None;
     let mut open = true;
+    // Whether this agent printed a protocol line (then it may be sent chat lines).
+    let mut speaks = false;
+    // The policy judges paths against the worktree: that is ours to say, not the
+    // agent's (it could claim `/`).
+    let place = |v: &mut Value| {
+        v["worktree"] = here.clone();
+        if !v.get("cwd").is_some_and(Value::is_string) {
+            v["cwd"] = here.clone();
+        }
+    };
     loop {
         if let (Some((st, _)), false) = (exited, open) {
             return Outcome::Exited(st);
@@ -308,14 +355,49 @@ async fn drive<'a>(
             }
             d = async { pending.as_mut().expect("guarded").await }, if pending.is_some() => {
                 pending = None;
-                agent.tell(&decision_line(d, pending_id.take())).await;
+                match asker.take() {
+                    Some(Asker::Exec(tx)) => {
+                        let _ = tx.send(decision_line(d, None));
+                    }
+                    Some(Asker::Agent(id)) => {
+                        agent.tell(&decision_line(d, id)).await;
+                    }
+                    None => {}
+                }
             }
-            l = lines.recv(), if open => match l {
+            Some(asked) = ch.orders.recv() => {
+                let waiting = pending.is_some();
+                match asked.order {
+                    Order::Restart(_) if waiting => {
+                        let _ = asked.done.send(Err("the agent waits for an approval decision; decide it first".into()));
+                    }
+                    Order::Restart(why) => return Outcome::Restart(why, asked.done),
+                    Order::Chat(_) if !speaks => {
+                        let _ = asked.done.send(Err("the agent does not speak the JSON-lines protocol (it printed no protocol line), so it cannot read chat".into()));
+                    }
+                    Order::Chat(_) if waiting => {
+                        let _ = asked.done.send(Err("the agent waits for an approval decision on its stdin; chat after it".into()));
+                    }
+                    Order::Chat(line) => {
+                        let r = if agent.tell(&line).await { Ok(()) } else { Err("the agent's stdin is closed".into()) };
+                        let _ = asked.done.send(r);
+                    }
+                }
+            }
+            // One decision at a time: a `hive exec` waits in the gate's queue.
+            Some(ask) = ch.asks.recv(), if pending.is_none() => {
+                let mut v = ask.request;
+                place(&mut v);
+                asker = Some(Asker::Exec(ask.reply));
+                pending = Some(Box::pin(lease.ask(v)));
+            }
+            l = ch.lines.recv(), if open => match l {
                 None => open = false,
                 Some(l) => {
                     let proto = (l.stream == Stream::Stdout && !l.cut)
                         .then(|| protocol(&l.text))
                         .flatten();
+                    speaks |= proto.is_some();
                     match proto {
                         Some(Proto::Event(v)) => {
                             let _ = lease.event_payload(v).await;
@@ -331,13 +413,8 @@ async fn drive<'a>(
                                 }
                                 agent.tell(&no.to_string()).await;
                             } else {
-                                // The policy judges paths against the worktree: that is
-                                // ours to say, not the agent's (it could claim `/`).
-                                v["worktree"] = here.clone();
-                                if !v.get("cwd").is_some_and(Value::is_string) {
-                                    v["cwd"] = here.clone();
-                                }
-                                pending_id = id;
+                                place(&mut v);
+                                asker = Some(Asker::Agent(id));
                                 pending = Some(Box::pin(lease.ask(v)));
                             }
                         }
@@ -367,46 +444,5 @@ async fn drive<'a>(
                 exited = Some((st, Instant::now() + LINGER));
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_decision_line_fails_closed_and_echoes_the_id() {
-        let d = |p: Value| {
-            serde_json::from_str::<Value>(&decision_line(Ok(Some(p)), Some(json!("a1")))).unwrap()
-        };
-        let ok = d(json!({"decision": "approve", "by": "ann", "reason": "fine", "lease": "l-1"}));
-        assert_eq!(
-            ok,
-            json!({"decision": "approve", "by": "ann", "reason": "fine", "id": "a1"})
-        );
-        let exp = d(json!({"decision": "expired", "by": "timeout"}));
-        assert_eq!(
-            (exp["decision"].as_str(), exp["given"].as_str()),
-            (Some("deny"), Some("expired"))
-        );
-        let lost: Value = serde_json::from_str(&decision_line(Ok(None), None)).unwrap();
-        assert_eq!(lost["decision"], "deny");
-        assert!(lost.get("id").is_none());
-    }
-
-    #[test]
-    fn only_one_key_objects_are_protocol_lines() {
-        assert!(matches!(
-            protocol(r#"{"event": {"pct": 1}}"#),
-            Some(Proto::Event(_))
-        ));
-        assert!(matches!(
-            protocol(r#"{"result": {"status": "ok"}}"#),
-            Some(Proto::Result(_))
-        ));
-        assert!(protocol(r#"{"event": 1}"#).is_none());
-        assert!(protocol(r#"{"event": {}, "x": 1}"#).is_none());
-        assert!(protocol(r#"{"other": {}}"#).is_none());
-        assert!(protocol("plain {\"event\": {}}").is_none());
     }
 }

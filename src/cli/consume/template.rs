@@ -12,7 +12,8 @@
 //! - a value with a NUL byte is refused (it cannot be an argument).
 //!
 //! Placeholders: `{bipId}`, `{kind}`, `{repo}`, `{branch}`, `{traceId}`, `{task}`,
-//! `{attempt}`, `{lease}`, `{args.<name>}`; `{{` and `}}` are literal braces. An
+//! `{attempt}`, `{lease}`, `{model}` (the consumer's current model: `--model`, or the
+//! last `model` control), `{args.<name>}`; `{{` and `}}` are literal braces. An
 //! unknown name is refused when the template is parsed (at start), a missing
 //! `args.<name>` when the task is rendered (the attempt fails).
 
@@ -20,7 +21,7 @@ use serde_json::Value;
 
 /// The task fields a template may name, besides `args.<name>`.
 const FIELDS: &[&str] = &[
-    "bipId", "kind", "repo", "branch", "traceId", "task", "attempt", "lease",
+    "bipId", "kind", "repo", "branch", "traceId", "task", "attempt", "lease", "model",
 ];
 
 /// One piece of a word.
@@ -45,6 +46,8 @@ pub(super) struct Fields<'a> {
     pub(super) trace_id: &'a str,
     /// The branch the attempt runs on (the task's, or `hive/<task>`).
     pub(super) branch: &'a str,
+    /// The consumer's current model, if one was set.
+    pub(super) model: Option<&'a str>,
 }
 
 impl Template {
@@ -65,6 +68,14 @@ impl Template {
             return Err("the program (first word) cannot be a placeholder".into());
         }
         Ok(Template { words: out })
+    }
+
+    /// Whether the template names `{model}` (then `hive consume` needs `--model`).
+    pub(super) fn uses_model(&self) -> bool {
+        self.words
+            .iter()
+            .flatten()
+            .any(|p| *p == Piece::Field("model".into()))
     }
 
     /// Whether the template hands a placeholder to a shell's `-c` string, which would
@@ -129,6 +140,7 @@ fn field(f: &Fields<'_>, name: &str) -> String {
     match name {
         "traceId" => f.trace_id.to_owned(),
         "branch" => f.branch.to_owned(),
+        "model" => f.model.unwrap_or_default().to_owned(),
         "repo" => f.payload["repo"].as_str().unwrap_or(".").to_owned(),
         other => f.payload.get(other).and_then(text).unwrap_or_default(),
     }
@@ -218,6 +230,7 @@ mod tests {
             payload,
             trace_id: "tr-1",
             branch: "hive/t-1",
+            model: Some("m-1"),
         })
     }
 

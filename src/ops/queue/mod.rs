@@ -46,6 +46,7 @@ mod approvals;
 mod backoff;
 mod commit;
 pub mod config;
+pub(crate) mod control;
 mod core;
 mod frames;
 pub mod hooks;
@@ -104,6 +105,7 @@ pub(crate) struct Inner {
     timer: Mutex<Option<JoinHandle<()>>>,
     /// The action gates, asked without the core's lock (see `hooks`).
     gates: Arc<std::sync::RwLock<Vec<Arc<dyn hooks::ActionGate>>>>,
+    controls: control::Controls,
 }
 
 impl Queue {
@@ -174,6 +176,7 @@ impl Queue {
             done,
             stop,
             timer: Mutex::new(None),
+            controls: control::Controls::default(),
         });
         tokio::spawn(commit::run(Arc::downgrade(&inner), done_rx));
         let handle = tokio::spawn(timer_loop(Arc::downgrade(&inner), stop_rx));

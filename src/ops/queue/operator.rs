@@ -10,6 +10,7 @@
 
 use super::access::{bip_of_room, Cmd};
 use super::commit::{Answer, Committed};
+use super::control::ControlCmd;
 use super::core::SubmitOutcome;
 use super::lifecycle::LeaseRef;
 use super::model::{TaskSpec, TaskState};
@@ -187,6 +188,11 @@ impl Queue {
     ) -> Result<Value, WireError> {
         // Who did it, as history notes and stream frames show it.
         let by = caller.identity.subject.as_str();
+        match ControlCmd::parse(name) {
+            Some(ControlCmd::Control) => return self.control(caller, &args).await,
+            Some(ControlCmd::Ack) => return self.control_ack(caller, &args),
+            None => {}
+        }
         match Cmd::parse(name)? {
             Cmd::Submit => {
                 let spec = TaskSpec::parse(&args, None, None)?;
@@ -453,6 +459,9 @@ impl Operator for Queue {
     }
 
     fn command_need(&self, _: &Caller, name: &str, args: &Value) -> Result<Need, WireError> {
+        if let Some(c) = ControlCmd::parse(name) {
+            return Ok(c.need());
+        }
         self.need_of_command(name, args)
     }
 
@@ -486,6 +495,7 @@ impl Operator for Queue {
 
     fn disconnected(&self, session: &str) {
         self.lock().consumer_gone(session);
+        self.inner.controls.gone(session);
     }
 
     fn stop(&self) -> BoxFuture<'_, ()> {
