@@ -145,7 +145,7 @@ pub async fn run_with(
     });
     let ops = Operators::new()
         .with(Arc::new(SafetyOperator::new(safety)))
-        .with(Arc::new(queue));
+        .with(Arc::new(queue.clone()));
     let (listener, chosen) = port::bind(host, want)
         .await
         .map_err(|e| format!("cannot bind {host} ({want:?}): {e}"))?;
@@ -169,12 +169,15 @@ pub async fn run_with(
     tracing::info!(%addr, port_file = %port_file.display(), "hivebus broker listening on ws://{addr}/");
     ready(addr);
     let security = Security::from_config(&config);
-    let result = crate::server::serve(
+    // The queue goes to the server too: `/readyz` probes its store, `/metrics` and the
+    // telemetry stream read its counts and events.
+    let result = crate::server::serve_with(
         listener,
         bus,
         config.server,
         ops.clone(),
         security,
+        Some(queue),
         shutdown,
     )
     .await;
