@@ -23,8 +23,8 @@ use crate::bus::Bus;
 use crate::ops::queue::{Queue, QueueSnapshot, TaskState};
 use crate::store::Histogram as StoreHistogram;
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
-use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeGaugeValue, NoLabelSet};
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 use std::collections::HashMap;
@@ -39,6 +39,16 @@ pub(crate) const TOP_KINDS: usize = 20;
 
 /// Distinct (command, result) series kept; later ones count as command `other`.
 pub(crate) const MAX_COMMAND_SERIES: usize = 256;
+
+/// Buckets of `hivebus_approval_wait_seconds`: people answer in seconds to hours.
+const WAIT_BOUNDS: [f64; 13] = [
+    0.1, 0.5, 1.0, 5.0, 15.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 14400.0, 86400.0,
+];
+
+/// Buckets of `hivebus_task_duration_seconds`: agents run for seconds to hours.
+const TASK_BOUNDS: [f64; 14] = [
+    0.05, 0.1, 0.5, 1.0, 5.0, 15.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 14400.0, 86400.0,
+];
 
 /// The broker's metrics: a registry whose collector reads the live counters, plus
 /// the few metrics that are recorded here.
@@ -57,10 +67,8 @@ impl Metrics {
     pub(crate) fn new(bus: Bus, counters: Arc<Counters>, queue: Option<Queue>) -> Metrics {
         let mut registry = Registry::default();
         let commands = Arc::new(Commands::default());
-        // 50 ms to about 14 h: approvals wait for people.
-        let approval_wait = Histogram::new(exponential_buckets(0.05, 3.0, 14));
-        // 10 ms to about 2 days: tasks run agents.
-        let task_duration = Histogram::new(exponential_buckets(0.01, 3.0, 16));
+        let approval_wait = Histogram::new(WAIT_BOUNDS);
+        let task_duration = Histogram::new(TASK_BOUNDS);
         registry.register_with_unit(
             "hivebus_approval_wait",
             "Time from an approval request to its decision",
@@ -158,7 +166,14 @@ fn counter(e: Enc<'_, '_>, name: &str, help: &str, v: u64) -> Res {
         .encode_counter::<NoLabelSet, _, u64>(&v, None)
 }
 
-fn gauge(e: Enc<'_, '_>, name: &str, help: &str, unit: Option<&Unit>, v: f64) -> Res {
+/// A gauge; counts are whole numbers and exposed as such (`1`, not `1.0`).
+fn gauge(
+    e: Enc<'_, '_>,
+    name: &str,
+    help: &str,
+    unit: Option<&Unit>,
+    v: impl EncodeGaugeValue,
+) -> Res {
     e.encode_descriptor(name, help, unit, MetricType::Gauge)?
         .encode_gauge(&v)
 }
@@ -176,7 +191,7 @@ impl Collector for Live {
             "hivebus_connections",
             "Sessions attached now",
             None,
-            s.connections as f64,
+            s.connections as i64,
         )?;
         counter(
             &mut e,
@@ -200,20 +215,20 @@ impl Collector for Live {
             m.encode_family(&[("role", role.as_str())])?
                 .encode_gauge(n)?;
         }
-        gauge(&mut e, "hivebus_rooms", "Rooms now", None, s.rooms as f64)?;
+        gauge(&mut e, "hivebus_rooms", "Rooms now", None, s.rooms as i64)?;
         gauge(
             &mut e,
             "hivebus_channels",
             "Channels now",
             None,
-            s.channels as f64,
+            s.channels as i64,
         )?;
         gauge(
             &mut e,
             "hivebus_history",
             "Bytes of channel history held",
             Some(&Unit::Bytes),
-            s.history_bytes as f64,
+            s.history_bytes as i64,
         )?;
         counter(&mut e, "hivebus_messages", "Publishes accepted", s.messages)?;
         counter(
@@ -269,7 +284,7 @@ impl Collector for Live {
             "hivebus_uptime",
             "Time since the broker started",
             Some(&Unit::Seconds),
-            s.uptime_secs as f64,
+            s.uptime_secs as i64,
         )?;
         let mut m = e.encode_descriptor(
             "hivebus_commands",
@@ -378,28 +393,28 @@ fn encode_queue(e: Enc<'_, '_>, q: &QueueSnapshot) -> Res {
         "hivebus_queue_approvals_pending",
         "Tasks waiting for an approval decision",
         None,
-        q.approvals_pending as f64,
+        q.approvals_pending as i64,
     )?;
     gauge(
         e,
         "hivebus_queue_consumers",
         "Consumer sessions registered with the queue",
         None,
-        q.consumers as f64,
+        q.consumers as i64,
     )?;
     gauge(
         e,
         "hivebus_queue_slots_busy",
         "Consumer slots running a task",
         None,
-        q.slots_busy as f64,
+        q.slots_busy as i64,
     )?;
     gauge(
         e,
         "hivebus_queue_slots",
         "Consumer slots in all",
         None,
-        q.slots_total as f64,
+        q.slots_total as i64,
     )?;
     let k = &q.counters;
     counter(e, "hivebus_queue_submitted", "Tasks accepted", k.submitted)?;

@@ -9,6 +9,7 @@ mod closing;
 mod commands;
 mod conformance;
 mod harness;
+mod http;
 mod layers;
 mod messaging;
 mod recovery;

@@ -1,0 +1,490 @@
+//! HTTP on the broker's port, over real connections: each endpoint's status and
+//! content type, the upgrade's refusals, the metrics real traffic leaves (publishes,
+//! a task submitted and finished through the queue), `/readyz` when the store's
+//! writer is stopped and while the broker shuts down, and the telemetry stream as a
+//! subscriber sees it.
+
+use crate::harness::*;
+use crate::transport::http_get;
+use futures_util::{SinkExt, StreamExt};
+use hivebus::client::{Client, Hello};
+use hivebus::consumer::Consumer;
+use hivebus::ops::queue::{Queue, QueueConfig};
+use hivebus::ops::Operators;
+use hivebus::server::{Security, ServerConfig, TelemetryConfig};
+use hivebus::{Bus, Config};
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::oneshot;
+use tokio_tungstenite::tungstenite::Message;
+
+/// A server with the task queue (in memory), as the broker runs it.
+struct QueueServer {
+    addr: SocketAddr,
+    queue: Queue,
+    stop: oneshot::Sender<()>,
+    handle: tokio::task::JoinHandle<()>,
+}
+
+async fn start_queue(server: ServerConfig) -> QueueServer {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let bus = Bus::new(Config::default().bus).unwrap();
+    let cfg = QueueConfig {
+        jitter: false,
+        ..QueueConfig::default()
+    };
+    let queue = Queue::open(bus.clone(), cfg).unwrap();
+    let ops = Operators::new().with(Arc::new(queue.clone()));
+    let (stop, rx) = oneshot::channel::<()>();
+    let q = queue.clone();
+    let handle = tokio::spawn(async move {
+        let shutdown = async {
+            let _ = rx.await;
+        };
+        hivebus::server::serve_with(
+            listener,
+            bus,
+            server,
+            ops,
+            Security::default(),
+            Some(q),
+            shutdown,
+        )
+        .await
+        .unwrap();
+    });
+    QueueServer {
+        addr,
+        queue,
+        stop,
+        handle,
+    }
+}
+
+impl QueueServer {
+    fn url(&self) -> String {
+        format!("ws://{}/", self.addr)
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.handle.await;
+        self.queue.shutdown().await;
+    }
+}
+
+/// `request` as written, the whole answer.
+async fn http_raw(addr: SocketAddr, request: &str) -> String {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(request.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    tokio::time::timeout(WAIT, s.read_to_string(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
+    out
+}
+
+/// The value of header `name` in a raw answer (lower-cased name).
+fn header<'a>(answer: &'a str, name: &str) -> Option<&'a str> {
+    let head = answer.split("\r\n\r\n").next()?;
+    head.lines().skip(1).find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+/// The sample `name` (with its labels as exposed) in a metrics answer.
+fn sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics.lines().find_map(|l| {
+        let rest = l.strip_prefix(series)?;
+        rest.strip_prefix(' ')?.trim().parse().ok()
+    })
+}
+
+#[tokio::test]
+async fn each_endpoint_answers_with_its_status_and_content_type() {
+    let srv = start(Config::default()).await;
+    let h = http_get(srv.addr, "/healthz").await;
+    assert!(h.starts_with("HTTP/1.1 200"), "{h}");
+    assert_eq!(
+        header(&h, "content-type"),
+        Some("text/plain; charset=utf-8")
+    );
+    assert!(h.ends_with("\r\n\r\nok\n"), "{h}");
+    let r = http_get(srv.addr, "/readyz").await;
+    assert!(
+        r.starts_with("HTTP/1.1 200") && r.ends_with("ready\n"),
+        "{r}"
+    );
+    let v = http_get(srv.addr, "/version").await;
+    assert!(v.starts_with("HTTP/1.1 200"), "{v}");
+    assert_eq!(header(&v, "content-type"), Some("application/json"));
+    let body: Value = serde_json::from_str(v.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(body["protocol"], 1);
+    let m = http_get(srv.addr, "/metrics").await;
+    assert!(m.starts_with("HTTP/1.1 200"), "{m}");
+    assert_eq!(
+        header(&m, "content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    let page = http_get(srv.addr, "/").await;
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    assert_eq!(
+        header(&page, "content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    assert!(page.contains("/metrics"), "{page}");
+    let missing = http_get(srv.addr, "/nope").await;
+    assert!(missing.starts_with("HTTP/1.1 404"), "{missing}");
+    let post = http_raw(
+        srv.addr,
+        "POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+    )
+    .await;
+    assert!(post.starts_with("HTTP/1.1 405"), "{post}");
+    assert_eq!(header(&post, "allow"), Some("GET, HEAD"));
+    // One answer per connection: the server closes (read_to_string ended above).
+    assert_eq!(header(&h, "connection"), Some("close"));
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn a_malformed_upgrade_is_refused_with_400_or_426_and_a_good_one_still_works() {
+    let srv = start(Config::default()).await;
+    let no_key = http_raw(
+        srv.addr,
+        "GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .await;
+    assert!(no_key.starts_with("HTTP/1.1 400"), "{no_key}");
+    let old = http_raw(
+        srv.addr,
+        "GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 8\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+    )
+    .await;
+    assert!(old.starts_with("HTTP/1.1 426"), "{old}");
+    assert_eq!(header(&old, "sec-websocket-version"), Some("13"));
+    let post = http_raw(
+        srv.addr,
+        "POST / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nContent-Length: 0\r\n\r\n",
+    )
+    .await;
+    assert!(post.starts_with("HTTP/1.1 400"), "{post}");
+    // The accept key is the RFC 6455 example's.
+    let mut s = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
+    s.write_all(b"GET /any/path HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 1024];
+    let n = tokio::time::timeout(WAIT, s.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    let head = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    assert_eq!(
+        header(&head, "sec-websocket-accept"),
+        Some("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
+    );
+    assert_eq!(header(&head, "connection"), Some("Upgrade"));
+    let c = srv.client("client").await;
+    c.join("r:c").await.unwrap();
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn metrics_name_the_traffic_of_publishes_and_of_a_task_run_through_the_queue() {
+    let srv = start_queue(ServerConfig::default()).await;
+    let mut c = Client::connect(&srv.url(), Hello::role("client"))
+        .await
+        .unwrap();
+    c.set_timeout(WAIT);
+    c.join("r:c").await.unwrap();
+    c.publish("r:c", json!({"n": 1})).await.unwrap();
+    let mut consumer = Consumer::connect(&srv.url(), &["build"], 1).await.unwrap();
+    let submitted = c
+        .command(
+            "op.queue.submit",
+            json!({"kind": "build", "bipId": 43, "args": {}}),
+        )
+        .await
+        .unwrap();
+    assert!(submitted["task"].is_string(), "{submitted}");
+    let lease = tokio::time::timeout(WAIT, consumer.next_lease())
+        .await
+        .unwrap()
+        .unwrap();
+    lease.complete("built", None).await.unwrap();
+    assert!(c.command("op.queue.nope", json!({})).await.is_err());
+    // The RESULT is applied asynchronously: wait for the queue to count it.
+    let m = poll_metrics(srv.addr, |m| {
+        sample(m, "hivebus_queue_succeeded_total") == Some(1.0)
+            && sample(m, "hivebus_task_duration_seconds_count") == Some(1.0)
+    })
+    .await;
+    for (series, at_least) in [
+        ("hivebus_messages_total", 1.0),
+        ("hivebus_connections", 2.0),
+        ("hivebus_sessions{role=\"consumer\"}", 1.0),
+        ("hivebus_sessions{role=\"client\"}", 1.0),
+        ("hivebus_frames_in_total", 4.0),
+        ("hivebus_frames_out_total", 4.0),
+        (
+            "hivebus_commands_total{command=\"op.queue.submit\",result=\"ok\"}",
+            1.0,
+        ),
+        (
+            "hivebus_commands_total{command=\"unknown\",result=\"unknown_command\"}",
+            1.0,
+        ),
+        (
+            "hivebus_queue_tasks{state=\"succeeded\",kind=\"build\"}",
+            1.0,
+        ),
+        ("hivebus_queue_submitted_total", 1.0),
+        ("hivebus_queue_leases_total", 1.0),
+        ("hivebus_queue_consumers", 1.0),
+        ("hivebus_store_commit_seconds_count", 1.0),
+        ("hivebus_store_batch_size_count", 1.0),
+    ] {
+        let v = sample(&m, series).unwrap_or_else(|| panic!("no {series} in\n{m}"));
+        assert!(v >= at_least, "{series} = {v}\n{m}");
+    }
+    for present in [
+        "# TYPE hivebus_queue_depth gauge",
+        "# TYPE hivebus_queue_oldest_waiting_seconds gauge",
+        "# TYPE hivebus_queue_lease_expiries_total counter",
+        "# TYPE hivebus_queue_retries_total counter",
+        "# TYPE hivebus_queue_dead_letters_total counter",
+        "# TYPE hivebus_queue_approvals_pending gauge",
+        "# TYPE hivebus_approval_wait_seconds histogram",
+        "# TYPE hivebus_store_commit_seconds histogram",
+        "hivebus_task_duration_seconds_bucket{le=\"+Inf\"} 1",
+    ] {
+        assert!(m.contains(present), "no `{present}` in\n{m}");
+    }
+    // No task id is ever a label.
+    let id = submitted["task"].as_str().unwrap();
+    assert!(!m.contains(id), "{m}");
+    consumer.close().await;
+    srv.stop().await;
+}
+
+/// Scrapes until `done` holds (the queue applies frames asynchronously).
+async fn poll_metrics(addr: SocketAddr, done: impl Fn(&str) -> bool) -> String {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let m = http_get(addr, "/metrics").await;
+        if done(&m) || tokio::time::Instant::now() > deadline {
+            return m;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn many_task_kinds_are_shown_as_the_largest_twenty_and_other() {
+    let srv = start_queue(ServerConfig::default()).await;
+    let mut c = Client::connect(&srv.url(), Hello::role("client"))
+        .await
+        .unwrap();
+    c.set_timeout(WAIT);
+    for n in 0..25 {
+        let kind = format!("k{n:02}");
+        // k00 gets two tasks, so it is among the largest whatever the order.
+        for _ in 0..(1 + usize::from(n == 0)) {
+            c.command(
+                "op.queue.submit",
+                json!({"kind": kind, "bipId": 1, "args": {}}),
+            )
+            .await
+            .unwrap();
+        }
+    }
+    let m = http_get(srv.addr, "/metrics").await;
+    let kinds: std::collections::BTreeSet<&str> = m
+        .lines()
+        .filter(|l| l.starts_with("hivebus_queue_tasks{"))
+        .filter_map(|l| l.split("kind=\"").nth(1)?.split('"').next())
+        .collect();
+    assert_eq!(kinds.len(), 21, "{kinds:?}");
+    assert!(
+        kinds.contains("other") && kinds.contains("k00"),
+        "{kinds:?}"
+    );
+    assert_eq!(
+        sample(
+            &m,
+            "hivebus_queue_depth{kind=\"other\",priority=\"normal\"}"
+        ),
+        Some(5.0),
+        "{m}"
+    );
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn readyz_is_503_naming_the_store_once_its_writer_has_stopped() {
+    let srv = start_queue(ServerConfig::default()).await;
+    let r = http_get(srv.addr, "/readyz").await;
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    // The queue's store writer stops (as at the end of a run) while the server serves.
+    srv.queue.shutdown().await;
+    let r = http_get(srv.addr, "/readyz").await;
+    assert!(r.starts_with("HTTP/1.1 503"), "{r}");
+    assert!(
+        r.ends_with("store: store closed\n") || r.contains("store:"),
+        "{r}"
+    );
+    // Liveness is not readiness: the process still answers.
+    assert!(http_get(srv.addr, "/healthz")
+        .await
+        .starts_with("HTTP/1.1 200"));
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn readyz_is_503_while_the_broker_shuts_down() {
+    let srv = start_queue(ServerConfig::default()).await;
+    // A session, whose close (1001) says the server has begun stopping.
+    let (mut ws, _) = tokio_tungstenite::connect_async(srv.url()).await.unwrap();
+    let hello = json!({"type": "HELLO", "payload": {"role": "client"}}).to_string();
+    ws.send(Message::text(hello)).await.unwrap();
+    let welcome = ws.next().await.unwrap().unwrap();
+    assert!(welcome.to_text().unwrap().contains("WELCOME"), "{welcome}");
+    // A connection accepted before the shutdown, whose request comes during it: the
+    // server drains it like a session.
+    let mut early = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let _ = srv.stop.send(());
+    let code = loop {
+        match tokio::time::timeout(WAIT, ws.next()).await.unwrap() {
+            Some(Ok(Message::Close(Some(f)))) => break u16::from(f.code),
+            Some(Ok(_)) => continue,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(code, 1001);
+    early
+        .write_all(b"GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = String::new();
+    tokio::time::timeout(WAIT, early.read_to_string(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        out.starts_with("HTTP/1.1 503") && out.ends_with("stopping\n"),
+        "{out}"
+    );
+    let _ = srv.handle.await;
+    srv.queue.shutdown().await;
+}
+
+#[tokio::test]
+async fn telemetry_frames_reach_a_subscriber_of_hive_telemetry() {
+    let server = ServerConfig {
+        telemetry: TelemetryConfig {
+            interval_ms: 1_000,
+            ..TelemetryConfig::default()
+        },
+        ..ServerConfig::default()
+    };
+    let srv = start_queue(server).await;
+    let mut watcher = Client::connect(&srv.url(), Hello::role("client"))
+        .await
+        .unwrap();
+    watcher.set_timeout(WAIT);
+    watcher.join("hive:telemetry").await.unwrap();
+    let mut consumer = Consumer::connect(&srv.url(), &["lint"], 1).await.unwrap();
+    let c = Client::connect(&srv.url(), Hello::role("client"))
+        .await
+        .unwrap();
+    c.command(
+        "op.queue.submit",
+        json!({"kind": "lint", "bipId": 7, "args": {}}),
+    )
+    .await
+    .unwrap();
+    let lease = tokio::time::timeout(WAIT, consumer.next_lease())
+        .await
+        .unwrap()
+        .unwrap();
+    lease.complete("clean", None).await.unwrap();
+    let session = consumer.session().to_owned();
+    consumer.close().await;
+    let mut seen: Vec<Value> = Vec::new();
+    let want = [
+        "consumer_joined",
+        "task_leased",
+        "task_finished",
+        "consumer_left",
+        "stats",
+    ];
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !want.iter().all(|w| seen.iter().any(|p| p["event"] == *w)) {
+        assert!(tokio::time::Instant::now() < deadline, "saw only {seen:?}");
+        let f = watcher.next_event_within(WAIT).await.unwrap();
+        assert_eq!(f.kind.as_str(), "EVENT", "{f:?}");
+        assert_eq!(
+            (f.room.as_deref(), f.channel.as_deref()),
+            (Some("hive"), Some("telemetry"))
+        );
+        seen.push(f.payload);
+    }
+    let of = |e: &str| seen.iter().find(|p| p["event"] == e).unwrap().clone();
+    assert_eq!(of("consumer_joined")["session"], session);
+    assert_eq!(of("consumer_joined")["capabilities"], json!(["lint"]));
+    assert_eq!(of("task_leased")["kind"], "lint");
+    assert_eq!(of("task_finished")["state"], "succeeded");
+    let stats = of("stats");
+    assert!(stats["connections"].as_u64().unwrap() >= 2, "{stats}");
+    assert!(stats["queue"]["states"].is_object(), "{stats}");
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn activity_frames_beyond_the_rate_bound_are_skipped_and_counted() {
+    let server = ServerConfig {
+        telemetry: TelemetryConfig {
+            max_events_per_sec: 2,
+            ..TelemetryConfig::default()
+        },
+        ..ServerConfig::default()
+    };
+    let srv = start_queue(server).await;
+    let mut watcher = Client::connect(&srv.url(), Hello::role("client"))
+        .await
+        .unwrap();
+    watcher.set_timeout(WAIT);
+    watcher.join("hive:telemetry").await.unwrap();
+    // Ten consumers join at once: ten activity frames asked for, two tokens.
+    let mut consumers = Vec::new();
+    for _ in 0..10 {
+        consumers.push(Consumer::connect(&srv.url(), &["x"], 1).await.unwrap());
+    }
+    let m = poll_metrics(srv.addr, |m| {
+        sample(m, "hivebus_telemetry_dropped_total").is_some_and(|n| n >= 7.0)
+    })
+    .await;
+    let dropped = sample(&m, "hivebus_telemetry_dropped_total").unwrap();
+    assert!((7.0..=8.0).contains(&dropped), "{dropped}\n{m}");
+    let mut joined = 0;
+    while let Ok(f) = watcher
+        .next_event_within(std::time::Duration::from_millis(300))
+        .await
+    {
+        joined += usize::from(f.payload["event"] == "consumer_joined");
+    }
+    assert!((2..=3).contains(&joined), "{joined}");
+    for c in consumers {
+        c.close().await;
+    }
+    srv.stop().await;
+}
