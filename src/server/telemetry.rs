@@ -111,8 +111,10 @@ pub(super) fn start(
     let events = ctx.queue.as_ref().map(|q| {
         q.events_of(
             EVENTS,
+            // EVENT for the `leased` step (the queue publishes it as progress).
             &[
                 FrameType::Task,
+                FrameType::Event,
                 FrameType::System,
                 FrameType::Approval,
                 FrameType::Result,
@@ -199,7 +201,9 @@ impl Observer {
                 }
                 None
             }
-            (FrameType::System, TaskState::Leased) => Some(summary("task_leased")),
+            (FrameType::Event, _) if ev.payload.get("stage").is_some_and(|s| s == "leased") => {
+                Some(summary("task_leased"))
+            }
             (FrameType::Approval, TaskState::WaitingApproval) => {
                 if self.asked.len() < MAX_TRACKED {
                     self.asked.insert(ev.task.clone(), now);

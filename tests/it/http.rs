@@ -210,7 +210,7 @@ async fn metrics_name_the_traffic_of_publishes_and_of_a_task_run_through_the_que
     let submitted = c
         .command(
             "op.queue.submit",
-            json!({"kind": "build", "bipId": 43, "args": {}}),
+            json!({"kind": "build", "bipId": 43, "idempotencyKey": "b-1", "args": {}}),
         )
         .await
         .unwrap();
@@ -297,10 +297,11 @@ async fn many_task_kinds_are_shown_as_the_largest_twenty_and_other() {
     for n in 0..25 {
         let kind = format!("k{n:02}");
         // k00 gets two tasks, so it is among the largest whatever the order.
-        for _ in 0..(1 + usize::from(n == 0)) {
+        for i in 0..(1 + usize::from(n == 0)) {
+            let key = format!("{kind}-{i}");
             c.command(
                 "op.queue.submit",
-                json!({"kind": kind, "bipId": 1, "args": {}}),
+                json!({"kind": kind, "bipId": 1, "idempotencyKey": key, "args": {}}),
             )
             .await
             .unwrap();
@@ -408,7 +409,7 @@ async fn telemetry_frames_reach_a_subscriber_of_hive_telemetry() {
         .unwrap();
     c.command(
         "op.queue.submit",
-        json!({"kind": "lint", "bipId": 7, "args": {}}),
+        json!({"kind": "lint", "bipId": 7, "idempotencyKey": "l-1", "args": {}}),
     )
     .await
     .unwrap();
@@ -486,5 +487,75 @@ async fn activity_frames_beyond_the_rate_bound_are_skipped_and_counted() {
     for c in consumers {
         c.close().await;
     }
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn the_grafana_dashboard_uses_only_metrics_the_broker_exposes() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/grafana/hivebus.json");
+    let dashboard: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let srv = start_queue(ServerConfig::default()).await;
+    let m = http_get(srv.addr, "/metrics").await;
+    let exposed: std::collections::BTreeSet<&str> = m
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split(' ').next())
+        .collect();
+    let text = dashboard.to_string();
+    let mut used = 0;
+    for (at, _) in text.match_indices("hivebus_") {
+        let name: String = text[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        let base = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s))
+            .unwrap_or(&name);
+        assert!(
+            exposed.contains(name.as_str()) || exposed.contains(base),
+            "the dashboard uses {name}, which /metrics does not expose"
+        );
+        used += 1;
+    }
+    assert!(used > 20, "{used}");
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn an_oversized_request_head_is_refused_and_a_trickling_one_is_cut_at_the_handshake_deadline()
+{
+    let mut config = Config::default();
+    config.server.handshake_timeout_ms = 300;
+    let srv = start(config).await;
+    let big = format!(
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: {}\r\n\r\n",
+        "a".repeat(40 << 10)
+    );
+    let mut s = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
+    // The server may stop reading before all of it is written.
+    let _ = s.write_all(big.as_bytes()).await;
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(WAIT, s.read_to_end(&mut out))
+        .await
+        .unwrap();
+    let out = String::from_utf8_lossy(&out);
+    assert!(out.is_empty() || out.starts_with("HTTP/1.1 431"), "{out}");
+    // A head that never ends: the connection is closed at the deadline, unanswered.
+    let mut slow = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(WAIT, slow.read_to_end(&mut rest))
+        .await
+        .unwrap();
+    assert!(rest.is_empty(), "{}", String::from_utf8_lossy(&rest));
+    assert!(started.elapsed() < WAIT);
+    // And the broker still serves.
+    assert!(http_get(srv.addr, "/healthz")
+        .await
+        .starts_with("HTTP/1.1 200"));
     srv.stop().await;
 }
