@@ -70,6 +70,9 @@ pub(crate) struct ServerCtx {
     pub(crate) queue: Option<Queue>,
     /// What `/metrics` exposes.
     pub(crate) metrics: metrics::Metrics,
+    /// Whether `/metrics` needs an admin credential (`Authorization: Bearer`): in
+    /// remote mode and whenever `[auth] required` is set.
+    pub(crate) metrics_need_auth: bool,
     /// Consumer notices for the telemetry observer.
     pub(crate) notices: telemetry::Notices,
     pub(crate) auth: Authenticator,
@@ -209,9 +212,11 @@ pub async fn serve_with(
     let counters = Arc::new(Counters::default());
     let metrics = metrics::Metrics::new(bus.clone(), counters.clone(), queue.clone());
     let (notices, notices_rx) = mpsc::channel(telemetry::NOTICES);
+    let metrics_need_auth = !local || security.auth.required;
     let ctx = Arc::new(ServerCtx {
         auth,
         notices,
+        metrics_need_auth,
         queue,
         metrics,
         limits: security.limits,

@@ -4,8 +4,10 @@
 //! session allowed to join that channel receives them (`docs/PROTOCOL.md`,
 //! "Telemetry").
 //!
-//! One task, the observer, reads the queue's task events (when there is a queue) and
-//! the sessions' consumer notices, and also fills the task-duration and
+//! One task, the observer, reads the queue's task events (when there is a queue: its
+//! TASK, EVENT, SYSTEM, APPROVAL and RESULT steps; a lease is an EVENT step, so the
+//! queue builds an event for each progress frame too) and the sessions' consumer
+//! notices, and also fills the task-duration and
 //! approval-wait histograms of `/metrics`, whether or not the stream is on.
 //!
 //! Invariants:

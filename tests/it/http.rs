@@ -559,3 +559,144 @@ async fn an_oversized_request_head_is_refused_and_a_trickling_one_is_cut_at_the_
         .starts_with("HTTP/1.1 200"));
     srv.stop().await;
 }
+
+#[tokio::test]
+async fn an_approval_asked_and_decided_is_on_the_stream_and_in_the_wait_histogram() {
+    let srv = start_queue(ServerConfig::default()).await;
+    let mut watcher = Client::connect(&srv.url(), Hello::role("client"))
+        .await
+        .unwrap();
+    watcher.set_timeout(WAIT);
+    watcher.join("hive:telemetry").await.unwrap();
+    let mut consumer = Consumer::connect(&srv.url(), &["deploy"], 1).await.unwrap();
+    let mut c = Client::connect(&srv.url(), Hello::role("client"))
+        .await
+        .unwrap();
+    c.set_timeout(WAIT);
+    let task = c
+        .command(
+            "op.queue.submit",
+            json!({"kind": "deploy", "bipId": 9, "idempotencyKey": "d-1", "args": {}}),
+        )
+        .await
+        .unwrap();
+    let id = task["task"].as_str().unwrap().to_owned();
+    let lease = tokio::time::timeout(WAIT, consumer.next_lease())
+        .await
+        .unwrap()
+        .unwrap();
+    let asking = tokio::spawn(async move {
+        let d = lease
+            .ask(json!({"command": "make deploy", "reason": "ship it"}))
+            .await
+            .unwrap();
+        (lease, d)
+    });
+    // Decided once the request is pending (the stream says so first).
+    let mut seen: Vec<Value> = Vec::new();
+    while !seen.iter().any(|p| p["event"] == "approval_asked") {
+        seen.push(watcher.next_event_within(WAIT).await.unwrap().payload);
+    }
+    c.command(
+        "op.queue.approve",
+        json!({"task": id, "decision": "approve"}),
+    )
+    .await
+    .unwrap();
+    let (lease, decision) = asking.await.unwrap();
+    assert_eq!(decision.unwrap()["decision"], "approve");
+    lease.complete("deployed", None).await.unwrap();
+    while !seen.iter().any(|p| p["event"] == "approval_decided") {
+        seen.push(watcher.next_event_within(WAIT).await.unwrap().payload);
+    }
+    let asked = seen
+        .iter()
+        .find(|p| p["event"] == "approval_asked")
+        .unwrap();
+    assert_eq!(
+        (asked["task"].as_str(), asked["command"].as_str()),
+        (Some(id.as_str()), Some("make deploy"))
+    );
+    let decided = seen
+        .iter()
+        .find(|p| p["event"] == "approval_decided")
+        .unwrap();
+    assert_eq!(decided["decision"], "approve");
+    let m = poll_metrics(srv.addr, |m| {
+        sample(m, "hivebus_approval_wait_seconds_count") == Some(1.0)
+    })
+    .await;
+    assert_eq!(
+        sample(&m, "hivebus_approval_wait_seconds_count"),
+        Some(1.0),
+        "{m}"
+    );
+    assert_eq!(
+        sample(&m, "hivebus_queue_approvals_pending"),
+        Some(0.0),
+        "{m}"
+    );
+    consumer.close().await;
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn with_auth_required_metrics_need_an_admin_credential_and_health_does_not() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let auth = serde_json::from_value(json!({"required": true, "tokens": [
+        {"token": "admin-secret-0123456789", "subject": "ops", "role": "admin"},
+        {"token": "client-secret-0123456789", "subject": "dev", "role": "client"},
+    ]}))
+    .unwrap();
+    let security = Security {
+        auth,
+        ..Security::default()
+    };
+    let bus = Bus::new(Config::default().bus).unwrap();
+    let (stop, rx) = oneshot::channel::<()>();
+    let handle = tokio::spawn(async move {
+        let shutdown = async {
+            let _ = rx.await;
+        };
+        hivebus::server::serve(
+            listener,
+            bus,
+            ServerConfig::default(),
+            Operators::new(),
+            security,
+            shutdown,
+        )
+        .await
+        .unwrap();
+    });
+    let get = |auth: &str| format!("GET /metrics HTTP/1.1\r\nHost: x\r\n{auth}\r\n");
+    let none = http_raw(addr, &get("")).await;
+    assert!(none.starts_with("HTTP/1.1 401"), "{none}");
+    assert_eq!(header(&none, "www-authenticate"), Some("Bearer"));
+    assert!(!none.contains("hivebus_"), "{none}");
+    let client = http_raw(
+        addr,
+        &get("Authorization: Bearer client-secret-0123456789\r\n"),
+    )
+    .await;
+    assert!(client.starts_with("HTTP/1.1 401"), "{client}");
+    let forged = http_raw(
+        addr,
+        &get("Authorization: Bearer admin-secret-0123456788\r\n"),
+    )
+    .await;
+    assert!(forged.starts_with("HTTP/1.1 401"), "{forged}");
+    let admin = http_raw(
+        addr,
+        &get("Authorization: Bearer admin-secret-0123456789\r\n"),
+    )
+    .await;
+    assert!(
+        admin.starts_with("HTTP/1.1 200") && admin.contains("hivebus_connections"),
+        "{admin}"
+    );
+    assert!(http_get(addr, "/healthz").await.starts_with("HTTP/1.1 200"));
+    let _ = stop.send(());
+    let _ = handle.await;
+}

@@ -124,15 +124,42 @@ async fn route(
             });
             respond(StatusCode::OK, "application/json", body.to_string())
         }
-        "/metrics" => respond(
-            StatusCode::OK,
-            super::metrics::CONTENT_TYPE,
-            ctx.metrics.render(),
-        ),
+        "/metrics" => match scraper(&req, ctx) {
+            Ok(()) => respond(
+                StatusCode::OK,
+                super::metrics::CONTENT_TYPE,
+                ctx.metrics.render(),
+            ),
+            Err(why) => {
+                let mut r = text(StatusCode::UNAUTHORIZED, why);
+                r.headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                r
+            }
+        },
         path => match assets::find(path) {
             Some(a) => respond(StatusCode::OK, a.content_type, Bytes::from_static(a.body)),
             None => text(StatusCode::NOT_FOUND, "not found\n"),
         },
+    }
+}
+
+/// Whether the request may read `/metrics`: always in local mode; in remote mode (or
+/// with `[auth] required`) only with an admin credential in `Authorization: Bearer`,
+/// since the metrics show the whole queue (task kinds, consumers) to whoever reads
+/// them.
+fn scraper(req: &Request<Incoming>, ctx: &ServerCtx) -> Result<(), &'static str> {
+    if !ctx.metrics_need_auth {
+        return Ok(());
+    }
+    let cred = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or("an admin credential is required: Authorization: Bearer <token>\n")?;
+    match ctx.auth.authenticate("admin", Some(cred)) {
+        Ok(id) if id.is_authenticated() => Ok(()),
+        _ => Err("the credential is not an admin's\n"),
     }
 }
 
