@@ -13,4 +13,5 @@ mod http;
 mod layers;
 mod messaging;
 mod recovery;
+mod telemetry;
 mod transport;
