@@ -151,7 +151,7 @@ pub async fn run_with(
     });
     let ops = Operators::new()
         .with(Arc::new(SafetyOperator::new(safety)))
-        .with(Arc::new(queue))
+        .with(Arc::new(queue.clone()))
         .with(Arc::new(approvals));
     // Opened before binding: a broker that cannot keep its audit log does not start.
     let audit = if config.audit.enabled {
@@ -193,12 +193,15 @@ pub async fn run_with(
         crate::auth::signature::Signatures::from_config(&config.signatures, &config.auth)
             .map_err(|e| format!("[signatures]: {e}"))?,
     ));
-    let result = crate::server::serve(
+    // The queue goes to the server too: `/readyz` probes its store, `/metrics` and the
+    // telemetry stream read its counts and events.
+    let result = crate::server::serve_with(
         listener,
         bus,
         config.server,
         ops.clone(),
         security,
+        Some(queue),
         shutdown,
     )
     .await;

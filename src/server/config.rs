@@ -31,6 +31,32 @@ pub struct ServerConfig {
     pub dedup_window: usize,
     /// TLS for every connection, when set (`[server.tls]`).
     pub tls: Option<TlsConfig>,
+    /// The telemetry stream (`[server.telemetry]`).
+    pub telemetry: TelemetryConfig,
+}
+
+/// `[server.telemetry]`: the stream of broker stats and agent activity
+/// (`docs/PROTOCOL.md`, "Telemetry").
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// The channel it is published on; empty turns the stream off.
+    pub address: String,
+    /// Period of the `stats` frames, in milliseconds (at least 1000).
+    pub interval_ms: u64,
+    /// Activity frames per second at most (burst as large); the rest are skipped
+    /// and counted in the next `stats` frame and in `hivebus_telemetry_dropped_total`.
+    pub max_events_per_sec: u32,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        TelemetryConfig {
+            address: "hive:telemetry".to_owned(),
+            interval_ms: 5_000,
+            max_events_per_sec: 20,
+        }
+    }
 }
 
 /// `[server.tls]`: certificate chain and private key, both PEM files.
@@ -60,6 +86,7 @@ impl Default for ServerConfig {
             write_buffer: 32 * 1024,
             dedup_window: 1024,
             tls: None,
+            telemetry: TelemetryConfig::default(),
         }
     }
 }

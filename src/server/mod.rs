@@ -17,7 +17,10 @@
 //! - `close`: close codes and reasons, and the bounded close handshake.
 //! - `dedup`: the window of a session's recent frame ids.
 //! - `tls`: the optional TLS acceptor and the stream a session owns.
-//! - `http`: `/healthz`, `/readyz` and `/metrics` on the same listener.
+//! - `http`: hyper on the same listener: the WebSocket upgrade, `/healthz`,
+//!   `/readyz`, `/version`, `/metrics` and the static assets at `/`.
+//! - `metrics`: the Prometheus metrics `/metrics` exposes.
+//! - `telemetry`: the `hive:telemetry` stream of broker stats and agent activity.
 //! - [`port`]: port selection and the `.hive/port` file.
 //! - [`state_dir`]: one broker per `.hive/` (the lock) and discovery of the live one.
 
@@ -26,16 +29,19 @@ mod config;
 mod dedup;
 mod handshake;
 mod http;
+mod metrics;
 pub mod port;
 mod session;
 pub mod state_dir;
+mod telemetry;
 mod tls;
 
-pub use config::{LimitsConfig, ServerConfig, TlsConfig};
+pub use config::{LimitsConfig, ServerConfig, TelemetryConfig, TlsConfig};
 
 use crate::auth::{AuthConfig, Authenticator};
 use crate::bus::Bus;
 use crate::cmd::ServerInfo;
+use crate::ops::queue::Queue;
 use crate::ops::Operators;
 use dashmap::DashMap;
 use std::future::Future;
@@ -57,8 +63,18 @@ pub(crate) struct ServerCtx {
     pub(crate) config: ServerConfig,
     pub(crate) ops: Operators,
     pub(crate) info: ServerInfo,
-    pub(crate) counters: Counters,
+    pub(crate) counters: Arc<Counters>,
     pub(crate) stopping: AtomicBool,
+    /// The queue, when the broker runs one: `/readyz` probes its store and
+    /// `/metrics` reads its counts.
+    pub(crate) queue: Option<Queue>,
+    /// What `/metrics` exposes.
+    pub(crate) metrics: metrics::Metrics,
+    /// Whether `/metrics` needs an admin credential (`Authorization: Bearer`): in
+    /// remote mode and whenever `[auth] required` is set.
+    pub(crate) metrics_need_auth: bool,
+    /// Consumer notices for the telemetry observer.
+    pub(crate) notices: telemetry::Notices,
     pub(crate) auth: Authenticator,
     pub(crate) limits: LimitsConfig,
     /// Live sessions per authenticated identity (subject), for
@@ -94,15 +110,23 @@ pub(crate) struct Counters {
     pub(crate) errors_out: AtomicU64,
     pub(crate) refused: AtomicU64,
     pub(crate) slow_consumers: AtomicU64,
+    /// Frames written to sessions (deliveries and the server's own frames).
+    pub(crate) frames_out: AtomicU64,
+    /// Telemetry activity frames skipped by the stream's rate bound.
+    pub(crate) telemetry_dropped: AtomicU64,
 }
 
 impl Counters {
     pub(crate) fn inc(c: &AtomicU64) {
         c.fetch_add(1, Ordering::Relaxed);
     }
+
+    pub(crate) fn add(c: &AtomicU64, n: usize) {
+        c.fetch_add(n as u64, Ordering::Relaxed);
+    }
 }
 
-/// Serves WebSocket sessions (and `/healthz`, `/readyz`, `/metrics`) on `listener`
+/// Serves WebSocket sessions (and the HTTP endpoints, see `http`) on `listener`
 /// until `shutdown` completes, then closes every session with 1001 and waits for them.
 /// No auth methods and no limits beyond the defaults: [`serve`] with
 /// `Security::default()`, so it refuses a non-loopback listener.
@@ -143,6 +167,24 @@ pub async fn serve(
     security: Security,
     shutdown: impl Future,
 ) -> std::io::Result<()> {
+    serve_with(listener, bus, config, ops, security, None, shutdown).await
+}
+
+/// [`serve`], knowing the broker's task queue: `/readyz` then probes its store,
+/// `/metrics` adds the queue's and the store's metrics, and the telemetry stream
+/// reports its consumers, leases, results and approvals.
+///
+/// # Errors
+/// As [`serve`].
+pub async fn serve_with(
+    listener: TcpListener,
+    bus: Bus,
+    config: ServerConfig,
+    ops: Operators,
+    security: Security,
+    queue: Option<Queue>,
+    shutdown: impl Future,
+) -> std::io::Result<()> {
     let invalid = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, m);
     let local = listener.local_addr()?.ip().is_loopback();
     if !local && !security.auth.has_method() {
@@ -172,8 +214,16 @@ pub async fn serve(
         server: format!("hivebus/{}", env!("CARGO_PKG_VERSION")),
         protocol: PROTOCOL_VERSION,
     };
+    let counters = Arc::new(Counters::default());
+    let metrics = metrics::Metrics::new(bus.clone(), counters.clone(), queue.clone());
+    let (notices, notices_rx) = mpsc::channel(telemetry::NOTICES);
+    let metrics_need_auth = !local || security.auth.required;
     let ctx = Arc::new(ServerCtx {
         auth,
+        notices,
+        metrics_need_auth,
+        queue,
+        metrics,
         limits: security.limits,
         identities: DashMap::new(),
         tls: acceptor,
@@ -183,7 +233,7 @@ pub async fn serve(
         bus: bus.clone(),
         ops,
         info,
-        counters: Counters::default(),
+        counters,
         stopping: AtomicBool::new(false),
         config,
     });
@@ -192,6 +242,7 @@ pub async fn serve(
     // Each session holds a clone; recv() returns None once all are gone.
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
     let sweeper = tokio::spawn(sweep_loop(bus.clone(), stop_rx.clone()));
+    let telemetry = telemetry::start(&ctx, notices_rx, stop_rx.clone()).map_err(invalid)?;
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -225,6 +276,7 @@ pub async fn serve(
         tracing::warn!("some sessions did not close within {DRAIN_TIMEOUT:?}");
     }
     sweeper.abort();
+    telemetry.abort();
     Ok(())
 }
 

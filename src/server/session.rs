@@ -21,7 +21,6 @@
 use super::close::{close_ws, close_ws_within, read_error, Closing, CLOSE_WRITE_TIMEOUT};
 use super::dedup::Dedup;
 use super::handshake::{handshake, IdentitySlot};
-use super::http::{self, Sniff};
 use super::tls::{Conn, Ws};
 use super::ServerCtx;
 use crate::auth::{Identity, TokenBucket};
@@ -90,7 +89,8 @@ pub(super) async fn serve(
     permit: Option<OwnedSemaphorePermit>,
 ) {
     let _ = stream.set_nodelay(true);
-    // One deadline covers the TLS handshake or HTTP sniff, the upgrade and the HELLO.
+    // One deadline covers the TLS handshake, the HTTP request (an upgrade or one
+    // answer) and the HELLO.
     let deadline = Instant::now() + ctx.config.handshake_timeout();
     let conn = match &ctx.tls {
         Some(tls) => match tokio::time::timeout_at(deadline, tls.accept(stream)).await {
@@ -98,21 +98,10 @@ pub(super) async fn serve(
             Ok(Err(e)) => return tracing::debug!(%peer, error = %e, "tls handshake failed"),
             Err(_) => return,
         },
-        None => {
-            match http::sniff(&stream, deadline).await {
-                Sniff::Http(path) => return http::serve(stream, path, &ctx).await,
-                Sniff::Gone => return,
-                Sniff::WebSocket => {}
-            }
-            Conn::Plain(stream)
-        }
+        None => Conn::Plain(stream),
     };
-    let config = ws_config(&ctx);
-    let upgrade = tokio_tungstenite::accept_async_with_config(conn, Some(config));
-    let mut ws = match tokio::time::timeout_at(deadline, upgrade).await {
-        Ok(Ok(ws)) => ws,
-        Ok(Err(e)) => return tracing::debug!(%peer, error = %e, "websocket upgrade failed"),
-        Err(_) => return,
+    let Some(mut ws) = super::http::accept(conn, &ctx, deadline, ws_config(&ctx)).await else {
+        return;
     };
     if permit.is_none() {
         super::Counters::inc(&ctx.counters.refused);
@@ -127,6 +116,7 @@ pub(super) async fn serve(
         .then(|| TokenBucket::new(ctx.limits.frames_per_sec, ctx.limits.burst));
     let id = member.id().to_owned();
     tracing::debug!(%peer, session = %id, role = %caller.info.role, "session started");
+    super::telemetry::joined(&ctx, &caller);
     let mut session = Session {
         ws,
         ctx: ctx.clone(),
@@ -147,10 +137,16 @@ pub(super) async fn serve(
         super::Counters::inc(&ctx.counters.slow_consumers);
     }
     tracing::debug!(session = %id, code = closing.code, reason = %closing.reason, "session ended");
-    let Session { mut ws, member, .. } = session;
+    let Session {
+        mut ws,
+        member,
+        caller,
+        ..
+    } = session;
     // Detach before the close handshake so that nothing more is queued to us.
     drop(member);
     ctx.ops.disconnected(&id);
+    super::telemetry::left(&ctx, &caller.info.role, &id);
     // A session cut for being slow has a full socket: its close frame waits behind
     // the frames already written, so give a reader that resumes as long to reach it
     // as any write gets (`write_timeout`); it is detached, so this pins only the
@@ -343,11 +339,20 @@ impl Session {
             }
         }
         let re = env.id.clone();
+        // Commands are counted by name and result; the name is copied for them only.
+        let command = (env.kind == FrameType::Command).then(|| {
+            let name = env.payload.get("name").and_then(Value::as_str);
+            name.unwrap_or_default().to_owned()
+        });
         let answer = self
             .ctx
             .dispatch
             .dispatch(&self.member, &self.caller, env)
             .await;
+        if let Some(name) = command {
+            let result = answer.as_ref().map_or_else(|e| e.code.as_str(), |_| "ok");
+            self.ctx.metrics.commands.count(&name, result);
+        }
         // Only applied frames use up their id: a refused one may be sent again.
         if let (Ok(_), Some(id)) = (&answer, &re) {
             self.dedup.insert(id);
@@ -361,6 +366,7 @@ impl Session {
 
     /// Writes every frame in `buf` (feed), then flushes once.
     async fn write_batch(&mut self, buf: &mut Vec<Delivery>) -> Result<(), Closing> {
+        super::Counters::add(&self.ctx.counters.frames_out, buf.len());
         let ws = &mut self.ws;
         let io = async {
             for d in buf.drain(..) {
@@ -374,6 +380,9 @@ impl Session {
 
     /// Queues `m` on the socket without flushing; `run` flushes at the end of its turn.
     async fn write(&mut self, m: Message) -> Result<(), Closing> {
+        if m.is_text() {
+            super::Counters::inc(&self.ctx.counters.frames_out);
+        }
         self.unflushed = true;
         bounded_write(self.ws.feed(m), self.ctx.config.write_timeout(), &self.kick).await
     }

@@ -30,9 +30,11 @@
 //!   before anything is written to it ([`StoreError::SchemaTooNew`]).
 
 mod schema;
+mod stats;
 mod writer;
 
 pub use schema::{versions, Migration, Schema};
+pub use stats::{Histogram, StoreStats};
 
 use rusqlite::{CachedStatement, Connection, Transaction};
 use std::path::Path;
@@ -207,6 +209,8 @@ impl Default for StoreOptions {
 #[derive(Clone)]
 pub struct Store {
     tx: Sender<Op>,
+    /// What the writer measures (commit latency, batch size), for metrics.
+    stats: Arc<stats::WriterStats>,
     thread: Arc<Mutex<Option<JoinHandle<()>>>>,
     blocking_acks: bool,
 }
@@ -233,11 +237,14 @@ impl Opened {
         let (tx, rx) = channel();
         let max_batch = self.opts.max_batch.max(1);
         let conn = self.conn;
+        let stats = Arc::new(stats::WriterStats::default());
+        let mine = stats.clone();
         let handle = std::thread::Builder::new()
             .name("hive-store".into())
-            .spawn(move || writer::run(conn, rx, max_batch))?;
+            .spawn(move || writer::run(conn, rx, max_batch, &mine))?;
         Ok(Store {
             tx,
+            stats,
             thread: Arc::new(Mutex::new(Some(handle))),
             blocking_acks: self.opts.blocking_acks,
         })
@@ -413,6 +420,11 @@ impl Store {
             rx,
             blocking: self.blocking_acks,
         }
+    }
+
+    /// Commit latency, batch size and failed batches so far (see [`StoreStats`]).
+    pub fn stats(&self) -> StoreStats {
+        self.stats.snapshot()
     }
 
     /// Stops the writer after everything enqueued so far, and waits for it.

@@ -10,12 +10,13 @@
 //! queued before them. The thread knows nothing of what the writes mean: each is the
 //! operator's own [`Write`](super::Write).
 
+use super::stats::WriterStats;
 use super::{Batch, Op};
 use rusqlite::Connection;
 use std::sync::mpsc::Receiver;
 
 /// Runs until every sender is dropped or `Op::Stop` arrives.
-pub(super) fn run(mut conn: Connection, rx: Receiver<Op>, max_batch: usize) {
+pub(super) fn run(mut conn: Connection, rx: Receiver<Op>, max_batch: usize, stats: &WriterStats) {
     let mut batch: Vec<Op> = Vec::with_capacity(max_batch);
     loop {
         let Ok(first) = rx.recv() else { return };
@@ -27,7 +28,9 @@ pub(super) fn run(mut conn: Connection, rx: Receiver<Op>, max_batch: usize) {
             }
         }
         let stop = batch.iter().any(|o| matches!(o, Op::Stop));
+        let started = std::time::Instant::now();
         let failed = apply(&mut conn, &mut batch).err().map(|e| e.to_string());
+        stats.batch(batch.len(), started.elapsed(), failed.is_none());
         if let Some(e) = &failed {
             tracing::error!(error = %e, "store: batch failed and was rolled back");
         }

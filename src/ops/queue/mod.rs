@@ -37,6 +37,7 @@
 //! - `tracelog`: ndjson trace files with rotation.
 //! - `views`: the camelCase answers of `show`, `list` and `dlq.list`.
 //! - `a2a`: each task state as A2A v1 names it (`a2aState` in `show`).
+//! - `snapshot`: a read-only snapshot of the queue for the broker's metrics.
 
 pub mod a2a;
 mod access;
@@ -57,6 +58,7 @@ pub mod model;
 mod operator;
 mod scheduler;
 mod schema;
+mod snapshot;
 mod store;
 mod stream;
 mod timers;
@@ -66,6 +68,7 @@ mod views;
 pub use approval_store::{ApprovalRecord, ApprovalState};
 pub use config::{KindConfig, QueueConfig};
 pub use model::{Priority, TaskRecord, TaskSpec, TaskState};
+pub use snapshot::{QueueCounters, QueueSnapshot};
 
 use crate::bus::Bus;
 use crate::store::{StoreError, StoreOptions};
@@ -216,6 +219,39 @@ impl Queue {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .push(gate);
+    }
+
+    /// Counts for the broker's metrics (see [`QueueSnapshot`]); one pass over the
+    /// tasks in memory under the queue's lock.
+    pub fn snapshot(&self) -> QueueSnapshot {
+        self.lock().snapshot()
+    }
+
+    /// The queue's store: commit latency, batch size, failed batches.
+    pub fn store_stats(&self) -> crate::store::StoreStats {
+        self.inner.store.stats()
+    }
+
+    /// Whether the queue can take tasks now: its store's writer answers a read within
+    /// `within` and its latest batch committed. `Err` says what is wrong, for
+    /// `/readyz`.
+    ///
+    /// # Errors
+    /// A sentence naming the store's problem.
+    pub async fn ready(&self, within: Duration) -> Result<(), String> {
+        let probe = self
+            .inner
+            .store
+            .read(|c| c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)));
+        match tokio::time::timeout(within, probe.wait()).await {
+            Err(_) => return Err(format!("store: no answer within {within:?}")),
+            Ok(Err(e)) => return Err(format!("store: {e}")),
+            Ok(Ok(_)) => {}
+        }
+        if self.inner.store.stats().last_batch_failed {
+            return Err("store: the latest commit failed".to_owned());
+        }
+        Ok(())
     }
 
     /// Stops the timer task and flushes and closes the store. Call after the server

@@ -191,6 +191,11 @@ impl TaskStore {
         self.store.read(f)
     }
 
+    /// [`Store::stats`].
+    pub(crate) fn stats(&self) -> crate::store::StoreStats {
+        self.store.stats()
+    }
+
     /// [`Store::close`].
     pub(crate) fn close(&self) {
         self.store.close();
