@@ -13,6 +13,7 @@ use crate::bus::BusConfig;
 use crate::error::WireError;
 use crate::ops::approval::ApprovalConfig;
 use crate::ops::queue::QueueConfig;
+use crate::ops::webhook::WebhookConfig;
 use crate::safety::{Safety, SafetyConfig};
 use crate::server::{LimitsConfig, Security, ServerConfig};
 use serde::Deserialize;
@@ -20,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// The whole broker configuration: `[server]`, `[bus]`, `[queue]`, `[approval]`,
-/// `[safety]`, `[auth]` and `[limits]` sections of the TOML file, each optional,
+/// `[safety]`, `[auth]`, `[limits]` and `[webhook]` sections of the TOML file, each optional,
 /// unknown keys refused.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -40,6 +41,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Per-session and per-identity limits.
     pub limits: LimitsConfig,
+    /// The webhook operator (`docs/OPERATORS.md`, "The webhook operator").
+    pub webhook: WebhookConfig,
 }
 
 impl Config {
