@@ -149,7 +149,10 @@ pub async fn run_with(
         .with(Arc::new(queue));
     if config.webhook.enabled {
         let mut w = config.webhook.clone();
-        let wdb = w.db_path.get_or_insert_with(|| hive.join("webhook.db")).clone();
+        let wdb = w
+            .db_path
+            .get_or_insert_with(|| hive.join("webhook.db"))
+            .clone();
         // As the queue's: a database outside `.hive/` is locked for the run.
         if wdb.parent() != Some(hive.as_path()) {
             let lock = crate::server::state_dir::lock_database(&wdb).map_err(|e| e.to_string())?;

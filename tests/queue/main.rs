@@ -25,3 +25,4 @@ mod sdk;
 mod store;
 mod streaming;
 mod visibility;
+mod webhook;

@@ -67,8 +67,10 @@ impl Cmd {
 pub(crate) fn id_of(args: &Value) -> Result<String, WireError> {
     match args.get("id") {
         Some(Value::String(s)) if !s.is_empty() && s.len() <= 64 => Ok(s.clone()),
-        None | Some(Value::Null) => Err(WireError::new(ErrorCode::MissingField, "`id` is required")
-            .with_details(json!({"field": "id"}))),
+        None | Some(Value::Null) => {
+            Err(WireError::new(ErrorCode::MissingField, "`id` is required")
+                .with_details(json!({"field": "id"})))
+        }
         Some(_) => Err(WireError::new(
             ErrorCode::InvalidField,
             "`id` must be a registration id (`wh-...`)",

@@ -85,7 +85,8 @@ mod tests {
 
     #[test]
     fn defaults_hold_and_unknown_keys_are_refused() {
-        let c: WebhookConfig = toml::from_str("allow_private = true\non_full = \"refuse\"").unwrap();
+        let c: WebhookConfig =
+            toml::from_str("allow_private = true\non_full = \"refuse\"").unwrap();
         assert!(c.allow_private);
         assert_eq!(c.on_full, OnFull::Refuse);
         assert_eq!(c.max_attempts, 6);

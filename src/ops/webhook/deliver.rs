@@ -171,7 +171,11 @@ pub(crate) fn backoff(cfg: &WebhookConfig, next: u32, after: Option<Duration>) -
         return a.min(Duration::from_millis(max));
     }
     let exp = next.saturating_sub(2).min(32);
-    let ceiling = cfg.retry_base_ms.max(1).saturating_mul(1u64 << exp).min(max);
+    let ceiling = cfg
+        .retry_base_ms
+        .max(1)
+        .saturating_mul(1u64 << exp)
+        .min(max);
     Duration::from_millis(fastrand::u64(0..=ceiling))
 }
 

@@ -104,7 +104,11 @@ impl Webhooks {
             me.hooks().insert(hook.reg.id.clone(), hook);
         }
         if n > 0 || loaded.skipped > 0 {
-            tracing::info!(registrations = n, skipped = loaded.skipped, "webhooks reloaded");
+            tracing::info!(
+                registrations = n,
+                skipped = loaded.skipped,
+                "webhooks reloaded"
+            );
         }
         Ok(me)
     }

@@ -203,7 +203,10 @@ mod tests {
             code(json!({"pattern": "a:b", "url": "https://e.com", "secrett": "x"})),
             ErrorCode::InvalidField
         );
-        assert_eq!(code(json!({"url": "https://e.com"})), ErrorCode::MissingField);
+        assert_eq!(
+            code(json!({"url": "https://e.com"})),
+            ErrorCode::MissingField
+        );
         assert_eq!(
             code(json!({"pattern": "a:b:c", "url": "https://e.com"})),
             ErrorCode::InvalidAddress
@@ -213,7 +216,9 @@ mod tests {
             ErrorCode::InvalidField
         );
         assert_eq!(
-            code(json!({"pattern": "a:b", "url": "https://e.com", "secret": "with a space in it!"})),
+            code(
+                json!({"pattern": "a:b", "url": "https://e.com", "secret": "with a space in it!"})
+            ),
             ErrorCode::InvalidField
         );
     }

@@ -8,7 +8,7 @@
 //! run one at a time, so the bounds hold under concurrent callers.
 
 use super::access::{id_of, Cmd};
-use super::model::{now_ms, strict, new_id, RegisterArgs, Registration};
+use super::model::{new_id, now_ms, strict, RegisterArgs, Registration};
 use super::sign;
 use super::target;
 use super::worker::Hook;
@@ -26,8 +26,11 @@ fn internal(e: impl std::fmt::Display) -> WireError {
 }
 
 fn not_found(id: &str) -> WireError {
-    WireError::new(ErrorCode::NotFound, format!("no webhook {id}; `hive webhook list` shows yours"))
-        .with_details(json!({"id": id}))
+    WireError::new(
+        ErrorCode::NotFound,
+        format!("no webhook {id}; `hive webhook list` shows yours"),
+    )
+    .with_details(json!({"id": id}))
 }
 
 impl Webhooks {
@@ -39,7 +42,9 @@ impl Webhooks {
                 if host.parse::<std::net::IpAddr>().is_err() {
                     let wait = Duration::from_millis(cfg.connect_timeout_ms.max(1));
                     // A name that does not resolve now may later: delivery will tell.
-                    if let Ok(Err(e)) = tokio::time::timeout(wait, target::resolve(host, false)).await {
+                    if let Ok(Err(e)) =
+                        tokio::time::timeout(wait, target::resolve(host, false)).await
+                    {
                         if target::refused_in(e.as_ref()) {
                             return Err(target::private_refusal(host));
                         }
@@ -54,7 +59,10 @@ impl Webhooks {
             if hooks.len() >= cfg.max_registrations {
                 return Err(WireError::new(
                     ErrorCode::Overloaded,
-                    format!("the broker holds {} webhooks, its maximum", cfg.max_registrations),
+                    format!(
+                        "the broker holds {} webhooks, its maximum",
+                        cfg.max_registrations
+                    ),
                 )
                 .with_details(json!({"max_registrations": cfg.max_registrations})));
             }
@@ -140,7 +148,11 @@ impl Webhooks {
                     .with_details(json!({"field": "limit"}))
                 })?,
         };
-        let hook = self.hooks().get(&id).cloned().ok_or_else(|| not_found(&id))?;
+        let hook = self
+            .hooks()
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| not_found(&id))?;
         let letters = hook.dead_letters(limit);
         Ok(json!({"id": id, "deadletters": letters}))
     }

@@ -132,7 +132,8 @@ fn load(conn: &Connection) -> rusqlite::Result<Loaded> {
         "SELECT id, owner, pattern, url, secret, created_ms FROM webhook_registrations
          ORDER BY created_ms, id",
     )?;
-    let mut dls = conn.prepare("SELECT body FROM webhook_deadletters WHERE reg = ?1 ORDER BY seq")?;
+    let mut dls =
+        conn.prepare("SELECT body FROM webhook_deadletters WHERE reg = ?1 ORDER BY seq")?;
     let rows = regs.query_map([], |r| {
         Ok((
             r.get::<_, String>(0)?,
@@ -152,7 +153,10 @@ fn load(conn: &Connection) -> rusqlite::Result<Loaded> {
         };
         let letters = dls
             .query_map([&id], |r| r.get::<_, String>(0))?
-            .filter_map(|b| b.ok().and_then(|b| serde_json::from_str::<DeadLetter>(&b).ok()))
+            .filter_map(|b| {
+                b.ok()
+                    .and_then(|b| serde_json::from_str::<DeadLetter>(&b).ok())
+            })
             .collect();
         out.registrations.push((
             Registration {

@@ -99,7 +99,11 @@ pub fn private_refusal(host: &str) -> WireError {
 /// # Errors
 /// `invalid_field` (`details.reason`: `url_too_long`, `bad_url`, `scheme`,
 /// `credentials`); `forbidden` with `details.reason = "private_target"`.
-pub fn check_url(raw: &str, max_len: usize, allow_private: bool) -> Result<reqwest::Url, WireError> {
+pub fn check_url(
+    raw: &str,
+    max_len: usize,
+    allow_private: bool,
+) -> Result<reqwest::Url, WireError> {
     if raw.len() > max_len {
         return Err(bad_url(
             "url_too_long",
@@ -117,8 +121,7 @@ pub fn check_url(raw: &str, max_len: usize, allow_private: bool) -> Result<reqwe
     if !url.username().is_empty() || url.password().is_some() {
         return Err(bad_url(
             "credentials",
-            "`url` may not carry credentials; receivers verify the signature header instead"
-                .into(),
+            "`url` may not carry credentials; receivers verify the signature header instead".into(),
         ));
     }
     let host = match url.host_str() {
@@ -196,13 +199,31 @@ mod tests {
     #[test]
     fn private_loopback_link_local_and_unspecified_are_refused() {
         for ip in [
-            "127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254",
-            "0.0.0.0", "0.1.2.3", "100.64.0.1", "255.255.255.255", "::1", "::",
-            "fe80::1", "fd00::1", "::ffff:127.0.0.1", "::ffff:10.0.0.1", "64:ff9b::a00:1",
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "0.1.2.3",
+            "100.64.0.1",
+            "255.255.255.255",
+            "::1",
+            "::",
+            "fe80::1",
+            "fd00::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+            "64:ff9b::a00:1",
         ] {
             assert!(is_refused(ip.parse().unwrap()), "{ip}");
         }
-        for ip in ["93.184.215.14", "1.1.1.1", "2606:4700::1111", "64:ff9b::101:101"] {
+        for ip in [
+            "93.184.215.14",
+            "1.1.1.1",
+            "2606:4700::1111",
+            "64:ff9b::101:101",
+        ] {
             assert!(!is_refused(ip.parse().unwrap()), "{ip}");
         }
     }
@@ -210,15 +231,43 @@ mod tests {
     #[test]
     fn urls_are_checked_for_scheme_length_credentials_and_literal_addresses() {
         let reason = |r: Result<reqwest::Url, WireError>| {
-            r.unwrap_err().details.unwrap()["reason"].as_str().unwrap().to_owned()
+            r.unwrap_err().details.unwrap()["reason"]
+                .as_str()
+                .unwrap()
+                .to_owned()
         };
-        assert_eq!(reason(check_url("ftp://example.com/", 100, false)), "scheme");
-        assert_eq!(reason(check_url("file:///etc/passwd", 100, false)), "scheme");
-        assert_eq!(reason(check_url("http://u:p@example.com/", 100, false)), "credentials");
-        assert_eq!(reason(check_url(&format!("http://e.com/{}", "a".repeat(200)), 100, false)), "url_too_long");
-        assert_eq!(reason(check_url("http://127.0.0.1:9/", 100, false)), "private_target");
-        assert_eq!(reason(check_url("http://[::1]:9/", 100, false)), "private_target");
-        assert_eq!(reason(check_url("http://2130706433/", 100, false)), "private_target");
+        assert_eq!(
+            reason(check_url("ftp://example.com/", 100, false)),
+            "scheme"
+        );
+        assert_eq!(
+            reason(check_url("file:///etc/passwd", 100, false)),
+            "scheme"
+        );
+        assert_eq!(
+            reason(check_url("http://u:p@example.com/", 100, false)),
+            "credentials"
+        );
+        assert_eq!(
+            reason(check_url(
+                &format!("http://e.com/{}", "a".repeat(200)),
+                100,
+                false
+            )),
+            "url_too_long"
+        );
+        assert_eq!(
+            reason(check_url("http://127.0.0.1:9/", 100, false)),
+            "private_target"
+        );
+        assert_eq!(
+            reason(check_url("http://[::1]:9/", 100, false)),
+            "private_target"
+        );
+        assert_eq!(
+            reason(check_url("http://2130706433/", 100, false)),
+            "private_target"
+        );
         assert_eq!(reason(check_url("not a url", 100, false)), "bad_url");
         assert!(check_url("http://127.0.0.1:9/", 100, true).is_ok());
         assert!(check_url("https://example.com/hook", 100, false).is_ok());

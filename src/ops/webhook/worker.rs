@@ -128,7 +128,10 @@ impl Hook {
     /// The newest `limit` dead letters, oldest first.
     pub(crate) fn dead_letters(&self, limit: usize) -> Vec<DeadLetter> {
         let d = lock(&self.dead);
-        d.iter().skip(d.len().saturating_sub(limit)).cloned().collect()
+        d.iter()
+            .skip(d.len().saturating_sub(limit))
+            .cloned()
+            .collect()
     }
 
     /// Records `what` as the last error (`list` shows it).
@@ -144,7 +147,9 @@ impl Hook {
         match self.outbox.push(p) {
             Pushed::Queued { dropped: 0 } => {}
             Pushed::Queued { dropped } => {
-                self.stats.dropped.fetch_add(dropped as u64, Ordering::Relaxed);
+                self.stats
+                    .dropped
+                    .fetch_add(dropped as u64, Ordering::Relaxed);
             }
             Pushed::Refused => {
                 self.stats.dropped.fetch_add(1, Ordering::Relaxed);
@@ -204,8 +209,9 @@ async fn listen(
             let Some(d) = d else { break };
             let env = d.envelope();
             let covered = match (&env.room, &env.channel) {
-                (Some(r), Some(c)) => crate::address::Address::new(r, c)
-                    .is_ok_and(|a| h.reg.pattern.matches(&a)),
+                (Some(r), Some(c)) => {
+                    crate::address::Address::new(r, c).is_ok_and(|a| h.reg.pattern.matches(&a))
+                }
                 _ => false,
             };
             if covered && env.kind != FrameType::System {
