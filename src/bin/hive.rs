@@ -51,6 +51,8 @@ mod policy;
 mod tail;
 #[path = "../cli/task.rs"]
 mod task;
+#[path = "../cli/webhook.rs"]
+mod webhook;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use std::io::IsTerminal;
@@ -136,6 +138,14 @@ enum Cmd {
         "hive approvals deny <task> --reason \"use a branch\"",
     ))]
     Approvals(approvals::ApprovalsCmd),
+    /// Webhooks: POST a pattern's envelopes to a URL, signed; list, unregister,
+    /// dead letters.
+    #[command(subcommand, after_help = examples!(
+        "hive webhook register 'bip-43:*' https://ci.example.com/hive",
+        "hive webhook list",
+        "hive webhook deadletters <id>",
+    ))]
+    Webhook(webhook::WebhookCmd),
     /// Queue and broker status.
     #[command(after_help = examples!("hive status", "hive status --json"))]
     Status,
@@ -208,6 +218,9 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             .await
             .map(|()| ExitCode::SUCCESS),
         Cmd::Dlq(d) => dlq::run(&client, d, &out).await.map(|()| ExitCode::SUCCESS),
+        Cmd::Webhook(w) => webhook::run(&client, w, &out)
+            .await
+            .map(|()| ExitCode::SUCCESS),
         Cmd::Approvals(a) => approvals::run(&client, a, &out)
             .await
             .map(|()| ExitCode::SUCCESS),
