@@ -27,7 +27,9 @@ pub(crate) enum WebhookCmd {
         pattern: String,
         /// http or https URL; private, loopback and link-local hosts are refused unless
         /// the broker's `[webhook] allow_private = true`.
-        url: String,
+        // Not `url`: that id is the global `--url` of the broker's address.
+        #[arg(value_name = "URL")]
+        target: String,
         /// The HMAC secret (16 to 256 printable characters); generated when omitted.
         #[arg(long, env = "HIVE_WEBHOOK_SECRET", hide_env_values = true)]
         secret: Option<String>,
@@ -60,10 +62,10 @@ pub(crate) async fn run(c: &Client, cmd: WebhookCmd, out: &Out) -> Result<(), St
     match cmd {
         WebhookCmd::Register {
             pattern,
-            url,
+            target,
             secret,
         } => {
-            let mut args = json!({"pattern": pattern, "url": url});
+            let mut args = json!({"pattern": pattern, "url": target});
             if let Some(s) = secret {
                 args["secret"] = json!(s);
             }

@@ -581,3 +581,57 @@ async fn registrations_survive_a_broker_restart() {
     b.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn the_hive_webhook_cli_registers_lists_and_unregisters() {
+    use crate::cli::{broker as hive_broker, json_of, run, text};
+    let dir = temp_dir("wh-cli");
+    let config = dir.join("hive.toml");
+    std::fs::write(&config, "[webhook]\nallow_private = true\n").unwrap();
+    let (_broker, port) = hive_broker(&dir, &["--config", config.to_str().unwrap()]);
+    let mut rx = receiver(&[], 200).await;
+    let d = dir.clone();
+    let url = rx.url.clone();
+    let cli = move |args: Vec<String>| {
+        let d = d.clone();
+        tokio::task::spawn_blocking(move || {
+            let a: Vec<&str> = args.iter().map(String::as_str).collect();
+            run(&d, &a)
+        })
+    };
+    let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let out = cli(args(&["webhook", "register", "ops:*", &url]))
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let reg = json_of(&out);
+    let (id, secret) = (reg["id"].as_str().unwrap(), reg["secret"].as_str().unwrap());
+    let out = cli(args(&["webhook", "list"])).await.unwrap();
+    assert_eq!(json_of(&out)["webhooks"][0]["id"], id);
+
+    let c = Client::connect(&format!("ws://127.0.0.1:{port}/"), Hello::role("client"))
+        .await
+        .unwrap();
+    say(&c, "ops:cli", json!({"from": "cli test"}))
+        .await
+        .unwrap();
+    assert!(verify(secret, &rx.next().await));
+
+    let out = cli(args(&[
+        "webhook",
+        "register",
+        "ops:*",
+        "ftp://example.com/",
+    ]))
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("http or https"), "{}", text(&out));
+    let out = cli(args(&["webhook", "unregister", id])).await.unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let out = cli(args(&["webhook", "deadletters", id])).await.unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("not_found"), "{}", text(&out));
+    let out = cli(args(&["webhook", "list", "--json"])).await.unwrap();
+    assert_eq!(json_of(&out)["webhooks"], json!([]));
+}
