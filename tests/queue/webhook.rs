@@ -559,6 +559,22 @@ async fn registrations_survive_a_broker_restart() {
     root.command("op.webhook.unregister", json!({"id": gone["id"]}))
         .await
         .unwrap();
+    // A dead letter, made before the restart.
+    let mut failing = receiver(&[], 500).await;
+    let dead = register(&root, "dl:x", &failing.url).await.unwrap();
+    say(&root, "dl:x", json!({"lost": true})).await.unwrap();
+    for _ in 0..3 {
+        failing.next().await;
+    }
+    let mut before = Vec::new();
+    for _ in 0..200 {
+        before = letters(&root, &dead["id"]).await;
+        if !before.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(before.len(), 1);
     drop(root);
     b.stop().await;
     assert!(dir.join(".hive/webhook.db").exists());
@@ -567,9 +583,10 @@ async fn registrations_survive_a_broker_restart() {
     let root = b.as_("root").await;
     let l = root.command("op.webhook.list", json!({})).await.unwrap();
     let rows = l["webhooks"].as_array().unwrap();
-    assert_eq!(rows.len(), 1, "{l}");
+    assert_eq!(rows.len(), 2, "{l}");
     assert_eq!(rows[0]["id"], reg["id"]);
     assert_eq!(rows[0]["pattern"], "ops:*");
+    assert_eq!(letters(&root, &dead["id"]).await, before);
     say(&root, "ops:after", json!({"again": true}))
         .await
         .unwrap();
