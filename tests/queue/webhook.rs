@@ -30,20 +30,29 @@ struct Hit {
 }
 
 /// A local HTTP receiver answering each request with the next scripted response
-/// (status, extra header lines), then `then` for ever.
+/// (status, extra header lines, milliseconds to wait before answering), then `then`
+/// at once for ever.
 struct Receiver {
     url: String,
     hits: mpsc::UnboundedReceiver<Hit>,
 }
 
-type Script = Arc<Mutex<VecDeque<(u16, String)>>>;
+type Script = Arc<Mutex<VecDeque<(u16, String, u64)>>>;
 
 async fn receiver(script: &[(u16, &str)], then: u16) -> Receiver {
+    let timed: Vec<(u16, &str, u64)> = script.iter().map(|(s, h)| (*s, *h, 0)).collect();
+    slow_receiver(&timed, then).await
+}
+
+async fn slow_receiver(script: &[(u16, &str, u64)], then: u16) -> Receiver {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/hook", l.local_addr().unwrap());
     let (tx, hits) = mpsc::unbounded_channel();
     let script: Script = Arc::new(Mutex::new(
-        script.iter().map(|(s, h)| (*s, (*h).to_owned())).collect(),
+        script
+            .iter()
+            .map(|(s, h, d)| (*s, (*h).to_owned(), *d))
+            .collect(),
     ));
     tokio::spawn(async move {
         while let Ok((sock, _)) = l.accept().await {
@@ -96,11 +105,9 @@ async fn serve(mut sock: TcpStream, tx: mpsc::UnboundedSender<Hit>, script: Scri
             headers,
             body,
         });
-        let (status, extra) = script
-            .lock()
-            .unwrap()
-            .pop_front()
-            .unwrap_or((then, String::new()));
+        let next = script.lock().unwrap().pop_front();
+        let (status, extra, wait) = next.unwrap_or((then, String::new(), 0));
+        tokio::time::sleep(Duration::from_millis(wait)).await;
         let resp = format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\n{extra}\r\n");
         if sock.write_all(resp.as_bytes()).await.is_err() {
             return;
@@ -414,6 +421,35 @@ async fn deliveries_that_keep_failing_are_dead_lettered_and_redirects_are_not_fo
     assert_eq!(
         (r[0]["reason"].as_str(), r[0]["attempts"].as_u64()),
         (Some("redirect"), Some(1))
+    );
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn a_full_outbox_drops_the_oldest_and_counts_it() {
+    let mut cfg = local();
+    cfg["queue_max"] = json!(2);
+    let b = start(&temp_dir("wh-full"), cfg).await;
+    // The first request is answered only after 1.5 s: meanwhile the outbox fills.
+    let mut rx = slow_receiver(&[(200, "", 1500)], 200).await;
+    let root = b.as_("root").await;
+    let reg = register(&root, "ops:burst", &rx.url).await.unwrap();
+    say(&root, "ops:burst", json!({"n": 0})).await.unwrap();
+    let first = rx.next().await;
+    for n in 1..=5 {
+        root.publish("ops:burst", json!({"n": n})).await.unwrap();
+    }
+    let n_of = |h: &Hit| serde_json::from_str::<Value>(&h.body).unwrap()["payload"]["n"].clone();
+    assert_eq!(n_of(&first), 0);
+    // 1, 2 and 3 made room for 4 and 5.
+    assert_eq!(n_of(&rx.next().await), 4);
+    assert_eq!(n_of(&rx.next().await), 5);
+    rx.nothing_within(Duration::from_millis(300)).await;
+    let r = row(&root, reg["id"].as_str().unwrap()).await;
+    assert_eq!(
+        (r["dropped"].as_u64(), r["delivered"].as_u64()),
+        (Some(3), Some(3)),
+        "{r}"
     );
     b.stop().await;
 }
