@@ -69,8 +69,11 @@ pub(crate) struct DeadLetter {
     pub(crate) error: String,
     /// The last HTTP status, when there was a response.
     pub(crate) status: Option<u16>,
-    /// The envelope as it was posted (JSON text).
+    /// The envelope as it was posted (JSON text), cut to `deadletter_max_bytes`.
     pub(crate) body: String,
+    /// Whether `body` was cut.
+    #[serde(default)]
+    pub(crate) truncated: bool,
 }
 
 /// `op.webhook.register`'s arguments, checked.

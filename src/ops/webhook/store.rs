@@ -3,8 +3,9 @@
 //!
 //! `webhook_registrations` holds one row per registration (the secret too: the broker
 //! signs with it). `webhook_deadletters` holds each registration's dead letters by
-//! sequence; a write that adds one also deletes those beyond `deadletter_max`, in the
-//! same transaction, so the table stays bounded whatever happens between writes.
+//! sequence; a write that adds one also deletes the older ones the in-memory list let go
+//! (beyond `deadletter_max` or `deadletter_max_bytes`), in the same transaction, so
+//! the table holds what the list holds.
 //! Unregistering deletes both in one transaction.
 //!
 //! Versions:
@@ -102,18 +103,18 @@ impl HookStore {
         self.store.ack().wait().await
     }
 
-    /// Enqueues a dead letter of `reg`, keeping only its newest `keep`.
-    pub(crate) fn dead_letter(&self, reg: &str, d: &DeadLetter, keep: usize) {
+    /// Enqueues a dead letter of `reg`, and the removal of those before `first_kept`.
+    pub(crate) fn dead_letter(&self, reg: &str, d: &DeadLetter, first_kept: u64) {
         let (reg, seq) = (reg.to_owned(), d.seq as i64);
         let body = serde_json::to_string(d).unwrap_or_default();
-        let floor = seq.saturating_sub(i64::try_from(keep).unwrap_or(i64::MAX));
+        let floor = i64::try_from(first_kept).unwrap_or(i64::MAX);
         self.store.write(move |b: &mut Batch<'_>| {
             b.execute(
                 "INSERT OR REPLACE INTO webhook_deadletters (reg, seq, body) VALUES (?1, ?2, ?3)",
                 params![reg, seq, body],
             )?;
             b.execute(
-                "DELETE FROM webhook_deadletters WHERE reg = ?1 AND seq <= ?2",
+                "DELETE FROM webhook_deadletters WHERE reg = ?1 AND seq < ?2",
                 params![reg, floor],
             )
             .map(drop)

@@ -157,14 +157,34 @@ impl Hook {
         }
     }
 
-    fn bury(&self, d: DeadLetter, cfg: &WebhookConfig, store: &HookStore) {
+    /// Keeps `d` (its body cut to the byte bound), lets the oldest go beyond the
+    /// bounds, and stores the same.
+    fn bury(&self, mut d: DeadLetter, cfg: &WebhookConfig, store: &HookStore) {
         self.stats.dead.fetch_add(1, Ordering::Relaxed);
-        store.dead_letter(&self.reg.id, &d, cfg.deadletter_max);
+        if d.body.len() > cfg.deadletter_max_bytes {
+            let mut cut = cfg.deadletter_max_bytes;
+            while !d.body.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            d.body.truncate(cut);
+            d.truncated = true;
+        }
         let mut dead = lock(&self.dead);
         dead.push_back(d);
-        while dead.len() > cfg.deadletter_max {
-            dead.pop_front();
+        let mut bytes: usize = dead.iter().map(|x| x.body.len()).sum();
+        while dead.len() > cfg.deadletter_max || bytes > cfg.deadletter_max_bytes {
+            match dead.pop_front() {
+                Some(old) => bytes -= old.body.len(),
+                None => break,
+            }
         }
+        // With `deadletter_max = 0` nothing is kept: everything up to this one goes.
+        let newest = dead.back().map_or(0, |x| x.seq);
+        let first_kept = dead.front().map_or(newest + 1, |x| x.seq);
+        if let Some(kept) = dead.back() {
+            store.dead_letter(&self.reg.id, kept, first_kept);
+        }
+        drop(dead);
     }
 
     fn next_seq(&self) -> u64 {
@@ -190,7 +210,7 @@ async fn listen(
                 match attach(&b, &h.reg) {
                     Ok(a) => a,
                     Err(e) => {
-                        *lock(&h.last) = Some((now_ms(), format!("rejoin: {}", e.message)));
+                        h.note(format!("rejoin: {}", e.message));
                         continue;
                     }
                 }
@@ -220,7 +240,7 @@ async fn listen(
         }
         // Kicked as a slow consumer, or detached: what it missed is lost; say so.
         if let Some(h) = hook.upgrade() {
-            *lock(&h.last) = Some((now_ms(), "fell behind the bus; rejoined".into()));
+            h.note("fell behind the bus; rejoined".into());
         }
         drop(member);
     }
@@ -268,7 +288,7 @@ async fn run(
                 } => (reason, error, status, None, true),
             };
             h.stats.failed_attempts.fetch_add(1, Ordering::Relaxed);
-            *lock(&h.last) = Some((now_ms(), error.clone()));
+            h.note(error.clone());
             if last {
                 let d = DeadLetter {
                     seq: h.next_seq(),
@@ -279,6 +299,7 @@ async fn run(
                     error,
                     status,
                     body: p.body.clone(),
+                    truncated: false,
                 };
                 h.bury(d, &cfg, &store);
                 break;
@@ -287,5 +308,72 @@ async fn run(
             n += 1;
             tokio::time::sleep(deliver::backoff(&cfg, n, after)).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn letter(seq: u64, body: &str) -> DeadLetter {
+        DeadLetter {
+            seq,
+            at_ms: 0,
+            delivery: format!("d-{seq}"),
+            attempts: 1,
+            reason: "http_status".into(),
+            error: "HTTP 500".into(),
+            status: Some(500),
+            body: body.into(),
+            truncated: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn dead_letters_are_bounded_in_count_and_bytes() {
+        let cfg = WebhookConfig {
+            deadletter_max: 3,
+            deadletter_max_bytes: 10,
+            ..WebhookConfig::default()
+        };
+        let db = std::env::temp_dir().join(format!("hive-wh-{}/w.db", fastrand::u64(..)));
+        let (store, _) = HookStore::open(Some(&db)).unwrap();
+        let reg = Registration {
+            id: "wh-1".into(),
+            owner: "o".into(),
+            pattern: crate::address::Pattern::parse("a:b").unwrap(),
+            url: reqwest::Url::parse("http://example.com/").unwrap(),
+            secret: "s".repeat(16),
+            created_ms: 0,
+        };
+        store.put(&reg).await.unwrap();
+        let hook = Hook::new(reg, Vec::new(), &cfg);
+        for (i, body) in ["aa", "bb", "cc", "dd"].iter().enumerate() {
+            hook.bury(letter(hook.next_seq(), body), &cfg, &store);
+            assert_eq!(hook.next_seq(), i as u64 + 2);
+        }
+        let seqs: Vec<u64> = hook.dead_letters(10).iter().map(|d| d.seq).collect();
+        assert_eq!(seqs, [2, 3, 4]);
+        // Both bounds hold: three letters, 2 + 4 + 4 = 10 bytes.
+        hook.bury(letter(5, "eeee"), &cfg, &store);
+        hook.bury(letter(6, "ffff"), &cfg, &store);
+        let kept = hook.dead_letters(10);
+        assert_eq!(kept.iter().map(|d| d.seq).collect::<Vec<_>>(), [4, 5, 6]);
+        // A body over the bound alone is cut to it, not dropped.
+        hook.bury(letter(7, &"x".repeat(25)), &cfg, &store);
+        let last = hook.dead_letters(1).pop().unwrap();
+        assert_eq!((last.body.len(), last.truncated), (10, true));
+        assert_eq!(hook.dead_letters(10).len(), 1);
+        store.close();
+        // The store holds what the list holds.
+        let (again, loaded) = HookStore::open(Some(&db)).unwrap();
+        again.close();
+        let stored: Vec<(u64, usize)> = loaded.registrations[0]
+            .1
+            .iter()
+            .map(|d| (d.seq, d.body.len()))
+            .collect();
+        assert_eq!(stored, [(7, 10)]);
+        let _ = std::fs::remove_dir_all(db.parent().unwrap());
     }
 }
