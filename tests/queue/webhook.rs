@@ -349,7 +349,9 @@ async fn private_targets_are_refused_unless_the_config_allows_them() {
 
 #[tokio::test]
 async fn a_restricted_token_cannot_register_on_what_it_cannot_read() {
-    let b = start(&temp_dir("wh-authz"), local()).await;
+    let mut cfg = local();
+    cfg["max_per_owner"] = json!(2);
+    let b = start(&temp_dir("wh-authz"), cfg).await;
     let rx = receiver(&[], 200).await;
     let alice = b.as_("alice").await;
     for pattern in ["bip-2:review", "bip-2:*", "bip-*:*", "*:*", "bip-1"] {
@@ -383,6 +385,11 @@ async fn a_restricted_token_cannot_register_on_what_it_cannot_read() {
         code(&register(&alice, "bip-1:a:b", &rx.url).await),
         "invalid_address"
     );
+    // Two webhooks are all one owner may hold here; another owner still may.
+    let third = register(&alice, "bip-1:third", &rx.url).await;
+    assert_eq!(code(&third), "overloaded");
+    let bob = b.as_("bob").await;
+    assert_eq!(code(&register(&bob, "bip-2:x", &rx.url).await), "ok");
     b.stop().await;
 }
 
