@@ -149,10 +149,26 @@ pub async fn run_with(
             memory.learn(&ev);
         }
     });
-    let ops = Operators::new()
+    let mut _webhook_lock = None;
+    let mut ops = Operators::new()
         .with(Arc::new(SafetyOperator::new(safety)))
         .with(Arc::new(queue.clone()))
         .with(Arc::new(approvals));
+    if config.webhook.enabled {
+        let mut w = config.webhook.clone();
+        let wdb = w
+            .db_path
+            .get_or_insert_with(|| hive.join("webhook.db"))
+            .clone();
+        // As the queue's: a database outside `.hive/` is locked for the run.
+        if wdb.parent() != Some(hive.as_path()) {
+            let lock = crate::server::state_dir::lock_database(&wdb).map_err(|e| e.to_string())?;
+            _webhook_lock = Some(lock);
+        }
+        let hooks = crate::ops::webhook::Webhooks::open(bus.clone(), w)
+            .map_err(|e| format!("cannot open the webhook operator: {e}"))?;
+        ops = ops.with(Arc::new(hooks));
+    }
     // Opened before binding: a broker that cannot keep its audit log does not start.
     let audit = if config.audit.enabled {
         let path = config

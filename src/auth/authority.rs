@@ -48,6 +48,10 @@ pub enum Right {
     /// Changes what the target task runs (a requeue with new args): the caller owns it
     /// and may publish on its address, or is an admin. `manage` is not enough.
     Edit,
+    /// Acts on the target resource as its owner (removes a webhook registration,
+    /// reads its dead letters): the caller created it, or is an admin. Address lists
+    /// are not consulted: what the resource may read was checked when it was made.
+    Own,
     /// Admin role only (`dlq.purge`, `create_channel`, `op.safety.*`).
     Admin,
 }
@@ -61,6 +65,7 @@ impl Right {
             Right::Publish | Right::Edit => "publish",
             Right::Approve => "approve",
             Right::Manage => "manage",
+            Right::Own => "owner",
             Right::Admin => "admin",
         }
     }
@@ -74,6 +79,7 @@ impl Right {
             Right::Approve => "approve",
             Right::Manage => "manage",
             Right::Edit => "edit",
+            Right::Own => "own",
             Right::Admin => "admin",
         }
     }
@@ -256,16 +262,19 @@ pub fn may(who: Asker<'_>, right: Right, target: &Target) -> Result<(), WireErro
             admin || p.may_manage(&r.address) || owns(id, r) && p.may_publish(&r.address)
         }
         (Right::Edit, Target::Resource(r)) => admin || owns(id, r) && p.may_publish(&r.address),
-        // Approve, Manage and Edit act on a resource; anything else is a need that was
-        // written wrong, refused rather than allowed.
-        (Right::Approve | Right::Manage | Right::Edit, _) => false,
+        (Right::Own, Target::Resource(r)) => admin || owns(id, r),
+        // Approve, Manage, Edit and Own act on a resource; anything else is a need that
+        // was written wrong, refused rather than allowed.
+        (Right::Approve | Right::Manage | Right::Edit | Right::Own, _) => false,
     };
     if ok {
         return Ok(());
     }
-    let address = match target {
-        Target::Pattern(pat) => Some(pat.to_string()),
-        t => t.address().map(Address::to_string),
+    let address = match (right, target) {
+        // An owned resource's place is not the caller's business when it is not theirs.
+        (Right::Own, _) => None,
+        (_, Target::Pattern(pat)) => Some(pat.to_string()),
+        (_, t) => t.address().map(Address::to_string),
     };
     let what = address.as_deref().unwrap_or("this target");
     let hint = match right {
@@ -273,6 +282,7 @@ pub fn may(who: Asker<'_>, right: Right, target: &Target) -> Result<(), WireErro
             " (only its owner, a credential with `manage` on its room, or an admin may)"
         }
         Right::Approve => " (it needs `approve` on the task's room)",
+        Right::Own => " (only its owner or an admin may)",
         Right::Admin => " (admin only)",
         _ => "",
     };
@@ -286,6 +296,7 @@ pub fn may(who: Asker<'_>, right: Right, target: &Target) -> Result<(), WireErro
                 Right::Approve => "decide approvals on",
                 Right::Manage => "manage tasks on",
                 Right::Edit => "edit tasks on",
+                Right::Own => "act as the owner of",
                 Right::Admin | Right::None => "act on",
             }
         ),
@@ -367,6 +378,11 @@ mod tests {
         assert!(may(m, Right::Approve, &task("alice", None)).is_err());
         // Owning is not enough without publish on the room.
         assert!(may(m, Right::Edit, &task("mallory", None)).is_err());
+        // `Own` is ownership alone: no address list widens or narrows it.
+        assert!(may(m, Right::Own, &task("mallory", None)).is_ok());
+        let e = may(m, Right::Own, &task("alice", None)).unwrap_err();
+        assert!(e.details.unwrap()["address"].is_null());
+        assert!(may(m, Right::Own, &Target::Nothing).is_err());
     }
 
     #[test]

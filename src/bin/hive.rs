@@ -57,6 +57,8 @@ mod policy;
 mod tail;
 #[path = "../cli/task.rs"]
 mod task;
+#[path = "../cli/webhook.rs"]
+mod webhook;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use std::io::IsTerminal;
@@ -150,6 +152,14 @@ enum Cmd {
         "hive agent control <consumer> chat \"use the v2 API\"",
     ))]
     Agent(agent::AgentCmd),
+    /// Webhooks: POST a pattern's envelopes to a URL, signed; list, unregister,
+    /// dead letters.
+    #[command(subcommand, after_help = examples!(
+        "hive webhook register 'bip-43:*' https://ci.example.com/hive",
+        "hive webhook list",
+        "hive webhook deadletters <id>",
+    ))]
+    Webhook(webhook::WebhookCmd),
     /// Queue and broker status.
     #[command(after_help = examples!("hive status", "hive status --json"))]
     Status,
@@ -246,6 +256,9 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             .map(|()| ExitCode::SUCCESS),
         Cmd::Dlq(d) => dlq::run(&client, d, &out).await.map(|()| ExitCode::SUCCESS),
         Cmd::Agent(a) => agent::run(&client, a, &out)
+            .await
+            .map(|()| ExitCode::SUCCESS),
+        Cmd::Webhook(w) => webhook::run(&client, w, &out)
             .await
             .map(|()| ExitCode::SUCCESS),
         Cmd::Approvals(a) => approvals::run(&client, a, &out)

@@ -15,6 +15,7 @@ use crate::bus::BusConfig;
 use crate::error::WireError;
 use crate::ops::approval::ApprovalConfig;
 use crate::ops::queue::QueueConfig;
+use crate::ops::webhook::WebhookConfig;
 use crate::safety::{Safety, SafetyConfig};
 use crate::server::{LimitsConfig, Security, ServerConfig};
 use serde::Deserialize;
@@ -22,7 +23,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// The whole broker configuration: `[server]`, `[bus]`, `[queue]`, `[approval]`,
-/// `[safety]`, `[auth]`, `[limits]`, `[audit]` and `[signatures]` sections of the TOML file, each optional,
+/// `[safety]`, `[auth]`, `[limits]`, `[audit]`, `[signatures]` and `[webhook]` sections of
+/// the TOML file, each optional,
 /// unknown keys refused.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -47,6 +49,8 @@ pub struct Config {
     /// Addresses that take signed publishes only, and the replay window
     /// (`docs/PROTOCOL.md`, "Signed envelopes").
     pub signatures: SignatureConfig,
+    /// The webhook operator (`docs/OPERATORS.md`, "The webhook operator").
+    pub webhook: WebhookConfig,
 }
 
 impl Config {

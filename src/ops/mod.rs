@@ -19,9 +19,11 @@
 //! # Layout
 //! - `queue`: the BIP-43 task queue, and its contract with other operators (`hooks`).
 //! - `approval`: the approval policy (rules, built-in destructive list) and its gate.
+//! - `webhook`: envelopes of matching channels POSTed to registered URLs, signed.
 
 pub mod approval;
 pub mod queue;
+pub mod webhook;
 
 use crate::auth::authority::{self, Asker, Need, Resource, Right, Target};
 use crate::auth::Identity;

@@ -27,3 +27,4 @@ mod sdk;
 mod store;
 mod streaming;
 mod visibility;
+mod webhook;
