@@ -114,6 +114,15 @@ impl Permissions {
         self.publish.as_ref().is_none_or(|l| covers_any(l, addr))
     }
 
+    /// Whether publishing on everything `p` covers is allowed (a glob of the
+    /// `publish` list covers the whole pattern).
+    pub fn may_publish_all(&self, p: &Pattern) -> bool {
+        let g = Glob::of(p);
+        self.publish
+            .as_ref()
+            .is_none_or(|l| l.iter().any(|q| q.covers(&g)))
+    }
+
     /// Whether this credential may read every address (no `subscribe` list): callers
     /// that would build an address only to ask can skip that.
     pub fn reads_everything(&self) -> bool {
