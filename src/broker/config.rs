@@ -12,6 +12,8 @@ use crate::auth::AuthConfig;
 use crate::bus::BusConfig;
 use crate::error::WireError;
 use crate::ops::approval::ApprovalConfig;
+use crate::ops::cron::CronConfig;
+use crate::ops::kv::KvConfig;
 use crate::ops::queue::QueueConfig;
 use crate::safety::{Safety, SafetyConfig};
 use crate::server::{LimitsConfig, Security, ServerConfig};
@@ -40,6 +42,10 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Per-session and per-identity limits.
     pub limits: LimitsConfig,
+    /// Scheduled publishes, `op.cron.*` (`docs/OPERATORS.md`).
+    pub cron: CronConfig,
+    /// Key-value state per identity or room, `op.store.*` (`docs/OPERATORS.md`).
+    pub kv: KvConfig,
 }
 
 impl Config {
