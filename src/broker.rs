@@ -146,12 +146,19 @@ pub async fn run_with(
     // Scheduled publishes and key-value state keep their own files beside the
     // queue's, under the same claim of `.hive/`.
     let mut _op_locks = Vec::new();
-    let cron_db = config.cron.db_path.get_or_insert_with(|| hive.join("cron.db")).clone();
-    let kv_db = config.kv.db_path.get_or_insert_with(|| hive.join("kv.db")).clone();
+    let cron_db = config
+        .cron
+        .db_path
+        .get_or_insert_with(|| hive.join("cron.db"))
+        .clone();
+    let kv_db = config
+        .kv
+        .db_path
+        .get_or_insert_with(|| hive.join("kv.db"))
+        .clone();
     for db in [&cron_db, &kv_db] {
         if db.parent() != Some(hive.as_path()) {
-            _op_locks
-                .push(crate::server::state_dir::lock_database(db).map_err(|e| e.to_string())?);
+            _op_locks.push(crate::server::state_dir::lock_database(db).map_err(|e| e.to_string())?);
         }
     }
     let cron = crate::ops::cron::Cron::open(bus.clone(), config.cron.clone(), Default::default())

@@ -12,6 +12,7 @@ mod cli;
 mod consume;
 mod consumer_example;
 mod crash;
+mod cronkv;
 mod discovery;
 mod harness;
 mod hooks;

@@ -51,10 +51,11 @@ pub(crate) fn string<'a>(args: &'a Value, field: &str) -> Result<&'a str, WireEr
             format!("`{field}` is required"),
         )
         .with_details(json!({"field": field}))),
-        Some(_) => Err(
-            WireError::new(ErrorCode::InvalidField, format!("`{field}` must be a non-empty string"))
-                .with_details(json!({"field": field})),
-        ),
+        Some(_) => Err(WireError::new(
+            ErrorCode::InvalidField,
+            format!("`{field}` must be a non-empty string"),
+        )
+        .with_details(json!({"field": field}))),
     }
 }
 
@@ -66,6 +67,10 @@ pub(crate) fn need(name: &str, args: &Value) -> Result<Need, WireError> {
             Need::new(WRITERS, Right::Publish, On::Address(addr)).with_content()
         }
         Cmd::List => Need::new(ANY_ROLE, Right::None, On::Each),
-        Cmd::Cancel => Need::new(WRITERS, Right::Edit, On::Resource(string(args, "id")?.to_owned())),
+        Cmd::Cancel => Need::new(
+            WRITERS,
+            Right::Edit,
+            On::Resource(string(args, "id")?.to_owned()),
+        ),
     })
 }

@@ -72,7 +72,10 @@ impl From<SpecError> for WireError {
 
 fn store_failed(e: StoreError) -> WireError {
     tracing::error!(error = %e, "cron: store failed");
-    WireError::new(ErrorCode::Internal, "the schedule store could not commit; nothing was changed")
+    WireError::new(
+        ErrorCode::Internal,
+        "the schedule store could not commit; nothing was changed",
+    )
 }
 
 impl Cron {
@@ -103,7 +106,9 @@ impl Cron {
         for s in stored {
             match s.rule() {
                 Ok(rule) => state.insert(Live { s, rule }),
-                Err(e) => tracing::error!(id = %s.id, why = %e.why, "cron: a stored rule does not parse; left in place"),
+                Err(e) => {
+                    tracing::error!(id = %s.id, why = %e.why, "cron: a stored rule does not parse; left in place")
+                }
             }
         }
         tracing::info!(schedules = state.all.len(), "cron: schedules loaded");
@@ -135,20 +140,36 @@ impl Cron {
 
     async fn schedule(&self, caller: &Caller, args: &Value) -> Result<Value, WireError> {
         const FIELDS: &[&str] = &["address", "payload", "cron", "delay_ms", "tz", "missed"];
-        let map = args.as_object().ok_or_else(|| invalid("args", "arguments must be an object"))?;
+        let map = args
+            .as_object()
+            .ok_or_else(|| invalid("args", "arguments must be an object"))?;
         if let Some(k) = map.keys().find(|k| !FIELDS.contains(&k.as_str())) {
-            return Err(invalid(k, format!("unknown field `{k}`; schedule takes {}", FIELDS.join(", "))));
+            return Err(invalid(
+                k,
+                format!("unknown field `{k}`; schedule takes {}", FIELDS.join(", ")),
+            ));
         }
         let cfg = &self.inner.cfg;
         let address = Address::parse(string(args, "address")?)?;
         let payload = args.get("payload").cloned().ok_or_else(|| {
-            WireError::new(ErrorCode::MissingField, "`payload` is required (what each firing publishes)")
-                .with_details(json!({"field": "payload"}))
+            WireError::new(
+                ErrorCode::MissingField,
+                "`payload` is required (what each firing publishes)",
+            )
+            .with_details(json!({"field": "payload"}))
         })?;
         let bytes = payload.to_string().len();
         if bytes > cfg.max_payload_bytes {
-            return Err(invalid("payload", format!("the payload is {bytes} bytes of JSON; at most {}", cfg.max_payload_bytes))
-                .with_details(json!({"field": "payload", "limit": "payload_bytes", "max": cfg.max_payload_bytes})));
+            return Err(invalid(
+                "payload",
+                format!(
+                    "the payload is {bytes} bytes of JSON; at most {}",
+                    cfg.max_payload_bytes
+                ),
+            )
+            .with_details(
+                json!({"field": "payload", "limit": "payload_bytes", "max": cfg.max_payload_bytes}),
+            ));
         }
         let missed = match args.get("missed") {
             None | Some(Value::Null) => Missed::Skip,
@@ -160,13 +181,24 @@ impl Cron {
         let (rule, cron, tz, at_ms) = match (args.get("cron"), args.get("delay_ms")) {
             (Some(Value::String(expr)), None) => {
                 let zone = Zone::parse(string(args, "tz").map_err(|_| {
-                    invalid("tz", "`tz` is required with `cron`: `UTC` or a fixed offset like `+02:00`")
+                    invalid(
+                        "tz",
+                        "`tz` is required with `cron`: `UTC` or a fixed offset like `+02:00`",
+                    )
                 })?)?;
-                (Rule::cron(expr, zone)?, Some(expr.clone()), Some(zone.name()), None)
+                (
+                    Rule::cron(expr, zone)?,
+                    Some(expr.clone()),
+                    Some(zone.name()),
+                    None,
+                )
             }
             (None, Some(d)) => {
                 if args.get("tz").is_some() {
-                    return Err(invalid("tz", "`tz` goes with `cron`; a `delay_ms` counts from now"));
+                    return Err(invalid(
+                        "tz",
+                        "`tz` goes with `cron`; a `delay_ms` counts from now",
+                    ));
                 }
                 let d = d.as_u64().filter(|d| *d <= cfg.max_delay_ms).ok_or_else(|| {
                     invalid("delay_ms", format!("`delay_ms` must be 0 to {} ms", cfg.max_delay_ms))
@@ -178,8 +210,11 @@ impl Cron {
             }
             (Some(_), None) => return Err(invalid("cron", "`cron` must be a string")),
             _ => {
-                return Err(WireError::new(ErrorCode::MissingField, "give exactly one of `cron` (with `tz`) or `delay_ms`")
-                    .with_details(json!({"field": "cron"})))
+                return Err(WireError::new(
+                    ErrorCode::MissingField,
+                    "give exactly one of `cron` (with `tz`) or `delay_ms`",
+                )
+                .with_details(json!({"field": "cron"})))
             }
         };
         let next_ms = if at_ms.is_some() {
@@ -231,7 +266,13 @@ impl Cron {
             s
         };
         self.inner.runner.wake.notify_one();
-        self.inner.runner.store.ack().wait().await.map_err(store_failed)?;
+        self.inner
+            .runner
+            .store
+            .ack()
+            .wait()
+            .await
+            .map_err(store_failed)?;
         Ok(s.view())
     }
 
@@ -258,16 +299,30 @@ impl Cron {
             gone
         };
         let Some(live) = gone else {
-            return Err(WireError::new(ErrorCode::NotFound, format!("no schedule {id}")));
+            return Err(WireError::new(
+                ErrorCode::NotFound,
+                format!("no schedule {id}"),
+            ));
         };
-        self.inner.runner.store.ack().wait().await.map_err(store_failed)?;
+        self.inner
+            .runner
+            .store
+            .ack()
+            .wait()
+            .await
+            .map_err(store_failed)?;
         Ok(json!({"id": id, "cancelled": true, "runs": live.s.runs}))
     }
 
     /// Stops the runner and closes the store after every enqueued write.
     pub async fn shutdown(&self) {
         let _ = self.inner.stop.send(true);
-        let task = self.inner.task.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let task = self
+            .inner
+            .task
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
         if let Some(t) = task {
             let _ = t.await;
         }

@@ -94,7 +94,8 @@ impl State {
     /// Removes a schedule.
     pub(crate) fn remove(&mut self, id: &str) -> Option<Live> {
         let live = self.all.remove(id)?;
-        self.due.remove(&(live.s.next_ms, live.s.seq, live.s.id.clone()));
+        self.due
+            .remove(&(live.s.next_ms, live.s.seq, live.s.id.clone()));
         Some(live)
     }
 
@@ -131,7 +132,9 @@ impl Runner {
                 break;
             }
             st.due.pop_first();
-            let Some(mut live) = st.all.remove(&id) else { continue };
+            let Some(mut live) = st.all.remove(&id) else {
+                continue;
+            };
             let late = now - at > self.grace_ms;
             if !late || live.s.missed == Missed::RunOnce {
                 self.publish(&mut live.s, now);

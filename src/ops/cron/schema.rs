@@ -37,7 +37,9 @@ const PUT: &str = "INSERT INTO cron_schedules (id, owner, body) VALUES (?1, ?2, 
 const DELETE: &str = "DELETE FROM cron_schedules WHERE id = ?1";
 
 /// A write of one schedule's row.
-pub(crate) fn put(s: &Schedule) -> impl FnOnce(&mut Batch<'_>) -> rusqlite::Result<()> + Send + 'static {
+pub(crate) fn put(
+    s: &Schedule,
+) -> impl FnOnce(&mut Batch<'_>) -> rusqlite::Result<()> + Send + 'static {
     let (id, owner) = (s.id.clone(), s.owner.clone());
     // A record this operator made always serializes.
     let body = serde_json::to_string(s).unwrap_or_default();
@@ -45,7 +47,9 @@ pub(crate) fn put(s: &Schedule) -> impl FnOnce(&mut Batch<'_>) -> rusqlite::Resu
 }
 
 /// The removal of one schedule's row.
-pub(crate) fn delete(id: &str) -> impl FnOnce(&mut Batch<'_>) -> rusqlite::Result<()> + Send + 'static {
+pub(crate) fn delete(
+    id: &str,
+) -> impl FnOnce(&mut Batch<'_>) -> rusqlite::Result<()> + Send + 'static {
     let id = id.to_owned();
     move |b: &mut Batch<'_>| b.prepare(DELETE)?.execute([id]).map(drop)
 }
@@ -59,7 +63,9 @@ pub(crate) fn load(c: &Connection) -> rusqlite::Result<Vec<Schedule>> {
         let (id, body) = row?;
         match serde_json::from_str::<Schedule>(&body) {
             Ok(s) => out.push(s),
-            Err(e) => tracing::error!(%id, error = %e, "cron: a stored schedule does not parse; left in place"),
+            Err(e) => {
+                tracing::error!(%id, error = %e, "cron: a stored schedule does not parse; left in place")
+            }
         }
     }
     Ok(out)

@@ -118,7 +118,9 @@ impl Rule {
             Rule::Cron { cron, zone } => {
                 let t = zone.at(ms)?;
                 let next = cron.find_next_occurrence(&t, false).ok()?;
-                u64::try_from(next.timestamp_millis()).ok().filter(|n| *n > ms)
+                u64::try_from(next.timestamp_millis())
+                    .ok()
+                    .filter(|n| *n > ms)
             }
         }
     }
@@ -132,7 +134,9 @@ impl Rule {
         if let Rule::Cron { .. } = self {
             let mut prev = first;
             for _ in 0..PROBE {
-                let Some(n) = self.next_after(prev) else { break };
+                let Some(n) = self.next_after(prev) else {
+                    break;
+                };
                 if n - prev < min_ms {
                     return Err(err(
                         "cron",

@@ -75,7 +75,11 @@ async fn recurring_and_one_shot_firings_arrive_in_order_on_time() {
     a["payload"] = json!({"n": "a"});
     let a = schedule(&cron, a).await;
     assert_eq!(a["next_ms"], T0 + 10_000);
-    schedule(&cron, json!({"address": "ops:once", "delay_ms": 15_000, "payload": {"n": "b"}})).await;
+    schedule(
+        &cron,
+        json!({"address": "ops:once", "delay_ms": 15_000, "payload": {"n": "b"}}),
+    )
+    .await;
     let mut c = every10;
     c["payload"] = json!({"n": "c"});
     schedule(&cron, c).await;
@@ -114,10 +118,14 @@ async fn missed_firings_follow_each_schedules_policy_across_a_reopen() {
     let db = dir.join("cron.db");
     let bus = Bus::new(Default::default()).unwrap();
     let (_m, mut inbox) = subscriber(&bus);
-    let cron = Cron::open_with(bus.clone(), cfg(Some(db.clone())), opts(), Clock::starting_at(T0)).unwrap();
-    let minutely = |n: &str, missed: &str| {
-        json!({"address": "ops:tick", "cron": "* * * * *", "tz": "UTC", "missed": missed, "payload": {"n": n}})
-    };
+    let cron = Cron::open_with(
+        bus.clone(),
+        cfg(Some(db.clone())),
+        opts(),
+        Clock::starting_at(T0),
+    )
+    .unwrap();
+    let minutely = |n: &str, missed: &str| json!({"address": "ops:tick", "cron": "* * * * *", "tz": "UTC", "missed": missed, "payload": {"n": n}});
     let skip = schedule(&cron, minutely("skip", "skip")).await;
     schedule(&cron, minutely("once", "run_once")).await;
     schedule(&cron, json!({"address": "ops:x", "delay_ms": 5_000, "missed": "skip", "payload": {"n": "d-skip"}})).await;
@@ -128,7 +136,10 @@ async fn missed_firings_follow_each_schedules_policy_across_a_reopen() {
     let cron = Cron::open_with(bus, cfg(Some(db)), opts(), Clock::starting_at(back)).unwrap();
     // At once: the missed one-shot and the missed rule of `run_once`, one firing each,
     // in the order they were due; nothing of `skip`.
-    assert_eq!(next(&mut inbox, &cron).await, ("d-once".to_owned(), 630_000));
+    assert_eq!(
+        next(&mut inbox, &cron).await,
+        ("d-once".to_owned(), 630_000)
+    );
     assert_eq!(next(&mut inbox, &cron).await, ("once".to_owned(), 630_000));
     // Then both follow the rule from now on.
     assert_eq!(next(&mut inbox, &cron).await, ("skip".to_owned(), 660_000));
@@ -138,7 +149,10 @@ async fn missed_firings_follow_each_schedules_policy_across_a_reopen() {
     // The skipped one-shot was dropped without firing.
     assert_eq!(list.len(), 2, "{list:?}");
     let s = list.iter().find(|s| s["id"] == skip["id"]).unwrap();
-    assert_eq!((s["runs"].as_u64(), s["skipped"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(
+        (s["runs"].as_u64(), s["skipped"].as_u64()),
+        (Some(1), Some(1))
+    );
     assert!(inbox.try_recv().is_none());
     cron.shutdown().await;
     let _ = std::fs::remove_dir_all(dir);
@@ -158,7 +172,10 @@ async fn bad_rules_and_bounds_are_refused_with_stable_codes() {
         let cron = cron.clone();
         async move {
             let e = cron.command(&caller(), "schedule", args).await.unwrap_err();
-            (e.code.as_str(), e.details.unwrap_or_default()["field"].clone())
+            (
+                e.code.as_str(),
+                e.details.unwrap_or_default()["field"].clone(),
+            )
         }
     };
     let base = json!({"address": "ops:t", "payload": 1});
@@ -168,16 +185,51 @@ async fn bad_rules_and_bounds_are_refused_with_stable_codes() {
         a[k2] = v2;
         a
     };
-    assert_eq!(refuse(with("cron", json!("* * * * * *"), "tz", json!("UTC"))).await, ("invalid_field", json!("cron")));
-    assert_eq!(refuse(with("cron", json!("* * * * *"), "tz", json!("Europe/Paris"))).await, ("invalid_field", json!("tz")));
-    assert_eq!(refuse(with("cron", json!("nope"), "tz", json!("UTC"))).await, ("invalid_field", json!("cron")));
-    assert_eq!(refuse(with("delay_ms", json!(5), "payload", json!("x".repeat(40)))).await, ("invalid_field", json!("payload")));
-    assert_eq!(refuse(with("delay_ms", json!(5), "cron", json!("* * * * *"))).await, ("missing_field", json!("cron")));
-    assert_eq!(refuse(with("delay_ms", json!(5), "missed", json!("later"))).await, ("invalid_field", json!("missed")));
-    assert_eq!(refuse(with("delay_ms", json!(5), "extra", json!(1))).await, ("invalid_field", json!("extra")));
-    schedule(&cron, with("delay_ms", json!(60_000), "missed", json!("skip"))).await;
+    assert_eq!(
+        refuse(with("cron", json!("* * * * * *"), "tz", json!("UTC"))).await,
+        ("invalid_field", json!("cron"))
+    );
+    assert_eq!(
+        refuse(with(
+            "cron",
+            json!("* * * * *"),
+            "tz",
+            json!("Europe/Paris")
+        ))
+        .await,
+        ("invalid_field", json!("tz"))
+    );
+    assert_eq!(
+        refuse(with("cron", json!("nope"), "tz", json!("UTC"))).await,
+        ("invalid_field", json!("cron"))
+    );
+    assert_eq!(
+        refuse(with("delay_ms", json!(5), "payload", json!("x".repeat(40)))).await,
+        ("invalid_field", json!("payload"))
+    );
+    assert_eq!(
+        refuse(with("delay_ms", json!(5), "cron", json!("* * * * *"))).await,
+        ("missing_field", json!("cron"))
+    );
+    assert_eq!(
+        refuse(with("delay_ms", json!(5), "missed", json!("later"))).await,
+        ("invalid_field", json!("missed"))
+    );
+    assert_eq!(
+        refuse(with("delay_ms", json!(5), "extra", json!(1))).await,
+        ("invalid_field", json!("extra"))
+    );
+    schedule(
+        &cron,
+        with("delay_ms", json!(60_000), "missed", json!("skip")),
+    )
+    .await;
     let e = cron
-        .command(&caller(), "schedule", with("delay_ms", json!(5), "missed", json!("skip")))
+        .command(
+            &caller(),
+            "schedule",
+            with("delay_ms", json!(5), "missed", json!("skip")),
+        )
         .await
         .unwrap_err();
     assert_eq!(e.code.as_str(), "overloaded");

@@ -120,12 +120,18 @@ pub(crate) fn need(caller: &Caller, name: &str, args: &Value) -> Result<Need, Wi
     let cmd = Cmd::parse(name)?;
     let roles = if cmd.writes() { WRITERS } else { ANY_ROLE };
     let need = match Ns::parse(caller, args)? {
-        Ns::Identity(s) if s == caller.identity.subject => Need::new(roles, Right::None, On::Nothing),
+        Ns::Identity(s) if s == caller.identity.subject => {
+            Need::new(roles, Right::None, On::Nothing)
+        }
         // Another identity's values: admins only (its owner's credential lists say
         // nothing about who may read its private state).
         Ns::Identity(_) => Need::new(ADMINS, Right::Admin, On::Nothing),
         Ns::Room(r) => {
-            let right = if cmd.writes() { Right::Publish } else { Right::Read };
+            let right = if cmd.writes() {
+                Right::Publish
+            } else {
+                Right::Read
+            };
             Need::new(roles, right, On::Pattern(Pattern::Room(r)))
         }
     };

@@ -67,7 +67,13 @@ fn only(args: &Value, allowed: &[&str]) -> Result<(), WireError> {
         return Err(invalid("args", "arguments must be an object"));
     };
     match map.keys().find(|k| !allowed.contains(&k.as_str())) {
-        Some(k) => Err(invalid(k, format!("unknown field `{k}`; this command takes {}", allowed.join(", ")))),
+        Some(k) => Err(invalid(
+            k,
+            format!(
+                "unknown field `{k}`; this command takes {}",
+                allowed.join(", ")
+            ),
+        )),
         None => Ok(()),
     }
 }
@@ -85,7 +91,10 @@ fn opt_u64(args: &Value, field: &str) -> Result<Option<u64>, WireError> {
 
 fn store_failed(e: StoreError) -> WireError {
     tracing::error!(error = %e, "kv: store failed");
-    WireError::new(ErrorCode::Internal, "the key-value store could not commit; nothing was changed")
+    WireError::new(
+        ErrorCode::Internal,
+        "the key-value store could not commit; nothing was changed",
+    )
 }
 
 impl Kv {
@@ -111,7 +120,9 @@ impl Kv {
                 tick.tick().await;
                 let Some(inner) = weak.upgrade() else { return };
                 let now = now_ms();
-                inner.store.write(move |b: &mut Batch<'_>| table::sweep(b, now, 1000).map(drop));
+                inner
+                    .store
+                    .write(move |b: &mut Batch<'_>| table::sweep(b, now, 1000).map(drop));
             }
         });
         *inner.sweeper.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle);
@@ -125,21 +136,30 @@ impl Kv {
         let k = match args.get(field) {
             Some(Value::String(s)) => s,
             None | Some(Value::Null) => {
-                return Err(WireError::new(ErrorCode::MissingField, format!("`{field}` is required"))
-                    .with_details(json!({"field": field})))
+                return Err(WireError::new(
+                    ErrorCode::MissingField,
+                    format!("`{field}` is required"),
+                )
+                .with_details(json!({"field": field})))
             }
             Some(_) => return Err(invalid(field, format!("`{field}` must be a string"))),
         };
         let max = self.inner.cfg.max_key_bytes;
         if k.len() > max {
-            return Err(invalid(field, format!("`{field}` is {} bytes; at most {max}", k.len()))
-                .with_details(json!({"field": field, "limit": "key_bytes", "max": max})));
+            return Err(invalid(
+                field,
+                format!("`{field}` is {} bytes; at most {max}", k.len()),
+            )
+            .with_details(json!({"field": field, "limit": "key_bytes", "max": max})));
         }
         if k.chars().any(char::is_control) {
             return Err(invalid(field, format!("`{field}` has control characters")));
         }
         if let Some(rule) = self.inner.bus.secret_in(k) {
-            return Err(invalid(field, format!("`{field}` looks like a secret (safety rule `{rule}`); choose another")));
+            return Err(invalid(
+                field,
+                format!("`{field}` looks like a secret (safety rule `{rule}`); choose another"),
+            ));
         }
         Ok(k.clone())
     }
@@ -173,21 +193,30 @@ impl Kv {
         only(args, &["ns", "key", "value", "expected_version", "ttl_ms"])?;
         let key = self.key(args, "key")?;
         let value = args.get("value").ok_or_else(|| {
-            WireError::new(ErrorCode::MissingField, "`value` is required (any JSON value)")
-                .with_details(json!({"field": "value"}))
+            WireError::new(
+                ErrorCode::MissingField,
+                "`value` is required (any JSON value)",
+            )
+            .with_details(json!({"field": "value"}))
         })?;
         let text = value.to_string();
         let max = self.inner.cfg.max_value_bytes;
         if text.len() > max {
-            return Err(invalid("value", format!("the value is {} bytes of JSON; at most {max}", text.len()))
-                .with_details(json!({"field": "value", "limit": "value_bytes", "max": max})));
+            return Err(invalid(
+                "value",
+                format!("the value is {} bytes of JSON; at most {max}", text.len()),
+            )
+            .with_details(json!({"field": "value", "limit": "value_bytes", "max": max})));
         }
         let ttl = opt_u64(args, "ttl_ms")?;
         let max_ttl = self.inner.cfg.max_ttl_ms;
         if let Some(t) = ttl {
             if t == 0 || t > max_ttl {
-                return Err(invalid("ttl_ms", format!("`ttl_ms` must be 1 to {max_ttl}"))
-                    .with_details(json!({"field": "ttl_ms", "limit": "ttl_ms", "max": max_ttl})));
+                return Err(
+                    invalid("ttl_ms", format!("`ttl_ms` must be 1 to {max_ttl}")).with_details(
+                        json!({"field": "ttl_ms", "limit": "ttl_ms", "max": max_ttl}),
+                    ),
+                );
             }
         }
         let now = now_ms();
@@ -215,8 +244,13 @@ impl Kv {
         let expected = opt_u64(args, "expected_version")?;
         let (ns_key, k) = (ns.key(), key.clone());
         let now = now_ms();
-        match self.change(move |c| table::delete(c, &ns_key, &k, expected, now)).await? {
-            Outcome::Done { version } => Ok(json!({"ns": ns.key(), "key": key, "deleted": true, "version": version})),
+        match self
+            .change(move |c| table::delete(c, &ns_key, &k, expected, now))
+            .await?
+        {
+            Outcome::Done { version } => {
+                Ok(json!({"ns": ns.key(), "key": key, "deleted": true, "version": version}))
+            }
             other => Err(refusal(other, &ns.key(), &key)),
         }
     }
@@ -234,8 +268,10 @@ impl Kv {
             .await
             .map_err(store_failed)?;
         match found {
-            Some(e) => Ok(json!({"ns": ns.key(), "key": e.key, "value": parse(&e.value),
-                "version": e.version, "expires_ms": e.expires_ms, "updated_ms": e.updated_ms})),
+            Some(e) => Ok(
+                json!({"ns": ns.key(), "key": e.key, "value": parse(&e.value),
+                "version": e.version, "expires_ms": e.expires_ms, "updated_ms": e.updated_ms}),
+            ),
             None => Err(refusal(Outcome::Missing, &ns.key(), &key)),
         }
     }
@@ -256,22 +292,29 @@ impl Kv {
         let cfg = &self.inner.cfg;
         let limit = opt_u64(args, "limit")?.map_or(cfg.list_default, |l| l as usize);
         if limit == 0 || limit > cfg.list_max {
-            return Err(invalid("limit", format!("`limit` must be 1 to {}", cfg.list_max))
-                .with_details(json!({"field": "limit", "limit": "list_max", "max": cfg.list_max})));
+            return Err(
+                invalid("limit", format!("`limit` must be 1 to {}", cfg.list_max)).with_details(
+                    json!({"field": "limit", "limit": "list_max", "max": cfg.list_max}),
+                ),
+            );
         }
         let (ns_key, max_bytes, now) = (ns.key(), cfg.list_max_bytes, now_ms());
         let page = self
             .inner
             .store
-            .read(move |c| table::list(c, &ns_key, &prefix, after.as_deref(), limit, max_bytes, now))
+            .read(move |c| {
+                table::list(c, &ns_key, &prefix, after.as_deref(), limit, max_bytes, now)
+            })
             .wait()
             .await
             .map_err(store_failed)?;
         let items: Vec<Value> = page
             .entries
             .iter()
-            .map(|e| json!({"key": e.key, "value": parse(&e.value), "version": e.version,
-                "expires_ms": e.expires_ms, "updated_ms": e.updated_ms}))
+            .map(|e| {
+                json!({"key": e.key, "value": parse(&e.value), "version": e.version,
+                "expires_ms": e.expires_ms, "updated_ms": e.updated_ms})
+            })
             .collect();
         Ok(json!({"ns": ns.key(), "items": items,
             "cursor": page.more_after.as_deref().map(table::cursor_of)}))
@@ -279,7 +322,12 @@ impl Kv {
 
     /// Stops the sweeper and closes the store after every enqueued write.
     pub async fn shutdown(&self) {
-        let h = self.inner.sweeper.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let h = self
+            .inner
+            .sweeper
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
         if let Some(h) = h {
             h.abort();
         }

@@ -70,7 +70,9 @@ fn to_u64(v: i64) -> u64 {
 /// The key's live version and bytes; an expired row is removed on the way.
 fn live(c: &Connection, ns: &str, key: &str, now: u64) -> rusqlite::Result<Option<(u64, u64)>> {
     let row: Option<(i64, i64, Option<i64>)> = c
-        .prepare_cached("SELECT version, bytes, expires_ms FROM kv_entries WHERE ns = ?1 AND key = ?2")?
+        .prepare_cached(
+            "SELECT version, bytes, expires_ms FROM kv_entries WHERE ns = ?1 AND key = ?2",
+        )?
         .query_row(params![ns, key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?;
     match row {
@@ -112,11 +114,12 @@ fn meta(c: &Connection, name: &str) -> rusqlite::Result<u64> {
 }
 
 fn ns_counts(c: &Connection, ns: &str) -> rusqlite::Result<(u64, u64)> {
-    Ok(c
-        .prepare_cached("SELECT keys, bytes FROM kv_namespaces WHERE ns = ?1")?
-        .query_row([ns], |r| Ok((to_u64(r.get(0)?), to_u64(r.get(1)?))))
-        .optional()?
-        .unwrap_or((0, 0)))
+    Ok(
+        c.prepare_cached("SELECT keys, bytes FROM kv_namespaces WHERE ns = ?1")?
+            .query_row([ns], |r| Ok((to_u64(r.get(0)?), to_u64(r.get(1)?))))
+            .optional()?
+            .unwrap_or((0, 0)),
+    )
 }
 
 /// Applies a compare-and-set.
@@ -134,10 +137,30 @@ pub(crate) fn set(c: &Connection, r: &SetReq, q: Quota) -> rusqlite::Result<Outc
     let (ns_keys, ns_bytes) = ns_counts(c, &r.ns)?;
     let grow = bytes.saturating_sub(old_bytes);
     let checks = [
-        ("keys_per_namespace", ns_keys + add_keys, q.keys_per_ns, add_keys > 0),
-        ("bytes_per_namespace", ns_bytes + grow, q.bytes_per_ns, grow > 0),
-        ("keys_total", meta(c, "keys")? + add_keys, q.keys_total, add_keys > 0),
-        ("bytes_total", meta(c, "bytes")? + grow, q.bytes_total, grow > 0),
+        (
+            "keys_per_namespace",
+            ns_keys + add_keys,
+            q.keys_per_ns,
+            add_keys > 0,
+        ),
+        (
+            "bytes_per_namespace",
+            ns_bytes + grow,
+            q.bytes_per_ns,
+            grow > 0,
+        ),
+        (
+            "keys_total",
+            meta(c, "keys")? + add_keys,
+            q.keys_total,
+            add_keys > 0,
+        ),
+        (
+            "bytes_total",
+            meta(c, "bytes")? + grow,
+            q.bytes_total,
+            grow > 0,
+        ),
     ];
     // Only a write that grows a count is refused for it: a namespace over a bound
     // lowered since can still shrink.
@@ -162,7 +185,12 @@ pub(crate) fn set(c: &Connection, r: &SetReq, q: Quota) -> rusqlite::Result<Outc
         r.expires_ms.map(to_i64),
         to_i64(r.now_ms)
     ])?;
-    count(c, &r.ns, to_i64(add_keys), to_i64(bytes) - to_i64(old_bytes))?;
+    count(
+        c,
+        &r.ns,
+        to_i64(add_keys),
+        to_i64(bytes) - to_i64(old_bytes),
+    )?;
     Ok(Outcome::Done { version })
 }
 
@@ -216,7 +244,12 @@ fn entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<Entry> {
 }
 
 /// The live value of a key.
-pub(crate) fn get(c: &Connection, ns: &str, key: &str, now: u64) -> rusqlite::Result<Option<Entry>> {
+pub(crate) fn get(
+    c: &Connection,
+    ns: &str,
+    key: &str,
+    now: u64,
+) -> rusqlite::Result<Option<Entry>> {
     c.prepare_cached(
         "SELECT key, value, version, expires_ms, updated_ms FROM kv_entries
          WHERE ns = ?1 AND key = ?2 AND (expires_ms IS NULL OR expires_ms > ?3)",
@@ -254,7 +287,13 @@ pub(crate) fn list(
          ORDER BY key LIMIT ?5",
     )?;
     let rows = st.query_map(
-        params![ns, prefix, after.unwrap_or(""), to_i64(now), (limit + 1) as i64],
+        params![
+            ns,
+            prefix,
+            after.unwrap_or(""),
+            to_i64(now),
+            (limit + 1) as i64
+        ],
         entry,
     )?;
     let mut entries = Vec::new();
@@ -329,20 +368,46 @@ mod tests {
 
     #[test]
     fn versions_never_come_back_and_counts_follow_every_write() {
-        let opened = Store::open(None, StoreOptions::default(), &[&super::super::schema::SCHEMA]).unwrap();
+        let opened = Store::open(
+            None,
+            StoreOptions::default(),
+            &[&super::super::schema::SCHEMA],
+        )
+        .unwrap();
         let c = opened.conn();
-        assert_eq!(set(c, &req("a", Some(0)), Q).unwrap(), Outcome::Done { version: 1 });
-        assert_eq!(set(c, &req("a", Some(0)), Q).unwrap(), Outcome::Conflict { current: 1 });
-        assert_eq!(delete(c, "id:a", "a", Some(1), 10).unwrap(), Outcome::Done { version: 1 });
+        assert_eq!(
+            set(c, &req("a", Some(0)), Q).unwrap(),
+            Outcome::Done { version: 1 }
+        );
+        assert_eq!(
+            set(c, &req("a", Some(0)), Q).unwrap(),
+            Outcome::Conflict { current: 1 }
+        );
+        assert_eq!(
+            delete(c, "id:a", "a", Some(1), 10).unwrap(),
+            Outcome::Done { version: 1 }
+        );
         // Set again after a delete: a new revision, not 1 again.
-        assert_eq!(set(c, &req("a", None), Q).unwrap(), Outcome::Done { version: 2 });
-        assert_eq!(set(c, &req("b", None), Q).unwrap(), Outcome::Done { version: 3 });
+        assert_eq!(
+            set(c, &req("a", None), Q).unwrap(),
+            Outcome::Done { version: 2 }
+        );
+        assert_eq!(
+            set(c, &req("b", None), Q).unwrap(),
+            Outcome::Done { version: 3 }
+        );
         assert_eq!(
             set(c, &req("c", None), Q).unwrap(),
-            Outcome::Full { limit: "keys_per_namespace", max: 2 }
+            Outcome::Full {
+                limit: "keys_per_namespace",
+                max: 2
+            }
         );
         // Overwriting an existing key does not grow the count.
-        assert_eq!(set(c, &req("b", None), Q).unwrap(), Outcome::Done { version: 4 });
+        assert_eq!(
+            set(c, &req("b", None), Q).unwrap(),
+            Outcome::Done { version: 4 }
+        );
         assert_eq!(ns_counts(c, "id:a").unwrap(), (2, 4));
         let mut r = req("b", None);
         r.expires_ms = Some(20);
