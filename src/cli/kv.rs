@@ -89,7 +89,7 @@ pub(crate) enum KvCmd {
 /// A conflict says what to do next: read again.
 fn hint(e: String, key: &str, ns: &str) -> String {
     if e.starts_with("conflict") {
-        format!("{e}\n  read the current value with `hive kv get {key} --ns {ns}`, then retry with its version")
+        format!("{e}; read the current value with `hive kv get {key} --ns {ns}`, then retry with its version")
     } else {
         e
     }
@@ -101,10 +101,10 @@ pub(crate) async fn run(c: &Client, cmd: KvCmd, out: &Out) -> Result<(), String>
         KvCmd::Get { key, ns } => {
             let r = call(c, "op.store.get", json!({"ns": ns, "key": key})).await?;
             out.answer(&r, |_, r| {
-                println!(
-                    "{}",
-                    safe(&serde_json::to_string_pretty(&r["value"]).unwrap_or_default())
-                );
+                let pretty = serde_json::to_string_pretty(&r["value"]).unwrap_or_default();
+                for line in pretty.lines() {
+                    println!("{}", safe(line));
+                }
                 println!(
                     "version {}{}",
                     cell(&r["version"]),

@@ -576,3 +576,66 @@ async fn a_secret_in_a_payload_or_value_is_redacted_and_a_secret_key_refused() {
     assert!(!env.payload.to_string().contains(token), "{}", env.payload);
     b.stop().await;
 }
+
+#[test]
+fn the_cli_sets_gets_and_schedules_with_json_for_scripts() {
+    use crate::cli::{broker, json_of, run};
+    let dir = crate::harness::temp_dir("cronkv-cli");
+    let (_broker, _port) = broker(&dir, &[]);
+    let set = run(
+        &dir,
+        &[
+            "kv",
+            "set",
+            "deploy/last",
+            r#"{"sha":"4f2a"}"#,
+            "--ttl",
+            "1h",
+        ],
+    );
+    assert!(
+        set.status.success(),
+        "{}",
+        String::from_utf8_lossy(&set.stderr)
+    );
+    let v = json_of(&set)["version"].as_u64().unwrap();
+    let got = json_of(&run(&dir, &["kv", "get", "deploy/last", "--json"]));
+    assert_eq!(
+        (got["value"]["sha"].as_str(), got["version"].as_u64()),
+        (Some("4f2a"), Some(v))
+    );
+    // A stale compare-and-set fails with exit code 2 and says what to do next.
+    let stale = run(
+        &dir,
+        &[
+            "kv",
+            "set",
+            "deploy/last",
+            "1",
+            "--if-version",
+            &(v + 7).to_string(),
+        ],
+    );
+    assert_eq!(stale.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&stale.stderr);
+    assert!(
+        err.contains("conflict") && err.contains("hive kv get deploy/last"),
+        "{err}"
+    );
+    let s = json_of(&run(
+        &dir,
+        &[
+            "cron", "schedule", "ops:ping", "--in", "10m", "--text", "ping",
+        ],
+    ));
+    let id = s["id"].as_str().unwrap();
+    let list = json_of(&run(&dir, &["cron", "list"]));
+    assert_eq!(list["schedules"][0]["payload"], json!({"text": "ping"}));
+    let table = run(&dir, &["--output", "table", "cron", "list"]);
+    assert!(String::from_utf8_lossy(&table.stdout).contains(id));
+    assert!(run(&dir, &["cron", "cancel", id]).status.success());
+    assert_eq!(
+        json_of(&run(&dir, &["cron", "list"]))["schedules"],
+        json!([])
+    );
+}
