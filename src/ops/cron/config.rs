@@ -17,6 +17,9 @@ pub struct CronConfig {
     pub max_total: usize,
     /// Largest payload, in bytes of its JSON text.
     pub max_payload_bytes: usize,
+    /// Most bytes of payload JSON held by all schedules together (they are kept in
+    /// memory).
+    pub max_payload_bytes_total: usize,
     /// Shortest time between two firings of a recurring schedule, in ms (checked over
     /// its next firings when it is made: `*/1 * * * * *` is refused at 60 000).
     pub min_interval_ms: u64,
@@ -35,6 +38,7 @@ impl Default for CronConfig {
             max_per_identity: 100,
             max_total: 10_000,
             max_payload_bytes: 64 * 1024,
+            max_payload_bytes_total: 64 * 1024 * 1024,
             min_interval_ms: 60_000,
             max_delay_ms: 366 * 24 * 3600 * 1000,
             grace_ms: 60_000,

@@ -74,7 +74,7 @@ fn store_failed(e: StoreError) -> WireError {
     tracing::error!(error = %e, "cron: store failed");
     WireError::new(
         ErrorCode::Internal,
-        "the schedule store could not commit; nothing was changed",
+        "the schedule store could not commit; list your schedules and try again",
     )
 }
 
@@ -229,12 +229,16 @@ impl Cron {
         let s = {
             let mut st = self.inner.runner.lock();
             let (mine, total) = (st.count_of(&owner), st.all.len());
-            if mine >= cfg.max_per_identity || total >= cfg.max_total {
-                let (limit, max) = if mine >= cfg.max_per_identity {
-                    ("max_per_identity", cfg.max_per_identity)
-                } else {
-                    ("max_total", cfg.max_total)
-                };
+            let full = if mine >= cfg.max_per_identity {
+                Some(("max_per_identity", cfg.max_per_identity))
+            } else if total >= cfg.max_total {
+                Some(("max_total", cfg.max_total))
+            } else if st.payload_bytes + bytes > cfg.max_payload_bytes_total {
+                Some(("max_payload_bytes_total", cfg.max_payload_bytes_total))
+            } else {
+                None
+            };
+            if let Some((limit, max)) = full {
                 return Err(WireError::new(
                     ErrorCode::Overloaded,
                     format!("{owner} may not hold more schedules ([cron] {limit} = {max}); cancel one first"),
@@ -266,13 +270,11 @@ impl Cron {
             s
         };
         self.inner.runner.wake.notify_one();
-        self.inner
-            .runner
-            .store
-            .ack()
-            .wait()
-            .await
-            .map_err(store_failed)?;
+        if let Err(e) = self.inner.runner.store.ack().wait().await {
+            // Not durable, so not made: it must not fire from memory alone.
+            self.inner.runner.lock().remove(&s.id);
+            return Err(store_failed(e));
+        }
         Ok(s.view())
     }
 

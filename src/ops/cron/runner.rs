@@ -79,6 +79,8 @@ pub(crate) struct State {
     /// `(next_ms, seq, id)`.
     due: BTreeSet<(u64, u64, String)>,
     pub(crate) next_seq: u64,
+    /// Bytes of every schedule's payload JSON, against `max_payload_bytes_total`.
+    pub(crate) payload_bytes: usize,
 }
 
 impl State {
@@ -88,12 +90,16 @@ impl State {
         self.next_seq = self.next_seq.max(live.s.seq + 1);
         self.due
             .insert((live.s.next_ms, live.s.seq, live.s.id.clone()));
+        self.payload_bytes += live.s.payload.to_string().len();
         self.all.insert(live.s.id.clone(), live);
     }
 
     /// Removes a schedule.
     pub(crate) fn remove(&mut self, id: &str) -> Option<Live> {
         let live = self.all.remove(id)?;
+        self.payload_bytes = self
+            .payload_bytes
+            .saturating_sub(live.s.payload.to_string().len());
         self.due
             .remove(&(live.s.next_ms, live.s.seq, live.s.id.clone()));
         Some(live)
@@ -151,7 +157,13 @@ impl Runner {
                     st.due.insert((next, seq, id.clone()));
                     st.all.insert(id, live);
                 }
-                None => self.store.write(schema::delete(&id)),
+                None => {
+                    // Done (a one-shot): it leaves `all` for good.
+                    st.payload_bytes = st
+                        .payload_bytes
+                        .saturating_sub(live.s.payload.to_string().len());
+                    self.store.write(schema::delete(&id));
+                }
             }
         }
     }

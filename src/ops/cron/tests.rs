@@ -109,6 +109,9 @@ async fn recurring_and_one_shot_firings_arrive_in_order_on_time() {
         .map(|s| s["runs"].as_u64().unwrap())
         .collect();
     assert_eq!(runs, [3, 3]);
+    // The one-shot's payload left the memory bound with it.
+    let held = cron.inner.runner.lock().payload_bytes;
+    assert_eq!(held, 2 * json!({"n": "a"}).to_string().len());
     cron.shutdown().await;
 }
 

@@ -144,6 +144,9 @@ impl Kv {
             }
             Some(_) => return Err(invalid(field, format!("`{field}` must be a string"))),
         };
+        if k.is_empty() && field == "key" {
+            return Err(invalid(field, "`key` must not be empty"));
+        }
         let max = self.inner.cfg.max_key_bytes;
         if k.len() > max {
             return Err(invalid(
