@@ -187,6 +187,16 @@ mod tests {
     }
 
     #[test]
+    fn publishing_on_a_whole_room_needs_one_glob_covering_it() {
+        let pat = |s| Pattern::parse(s).unwrap();
+        let p = perms(&["team:general", "ops:*"], &[]);
+        assert!(!p.may_publish_all(&pat("team")));
+        assert!(p.may_publish_all(&pat("ops")));
+        assert!(!p.may_publish_all(&pat("op*")));
+        assert!(Permissions::all().may_publish_all(&pat("team")));
+    }
+
+    #[test]
     fn approve_follows_publish_and_manage_is_opt_in() {
         let a = |s| Address::parse(s).unwrap();
         let p = perms(&["bip-1:*"], &["bip-1:*"]);
