@@ -66,7 +66,11 @@ fn invalid(field: &str, why: impl Into<String>) -> WireError {
 
 impl From<SpecError> for WireError {
     fn from(e: SpecError) -> WireError {
-        invalid(e.field, e.why)
+        match e.limit {
+            Some(limit) => WireError::new(ErrorCode::InvalidField, e.why)
+                .with_details(json!({"field": e.field, "limit": limit})),
+            None => invalid(e.field, e.why),
+        }
     }
 }
 
@@ -220,8 +224,12 @@ impl Cron {
         let next_ms = if at_ms.is_some() {
             now + 1
         } else {
-            rule.check(now, cfg.min_interval_ms)
-                .map_err(|e| WireError::from(e).with_details(json!({"field": "cron", "limit": "min_interval_ms", "max": cfg.min_interval_ms})))?
+            // A rare rule's search is long (up to croner's year 5000): off the
+            // async workers.
+            let (probe, min) = (rule.clone(), cfg.min_interval_ms);
+            tokio::task::spawn_blocking(move || probe.check(now, min))
+                .await
+                .map_err(|_| WireError::new(ErrorCode::Internal, "checking the rule failed"))??
         };
         let next_ms = at_ms.unwrap_or(next_ms);
         let owner = caller.identity.subject.clone();

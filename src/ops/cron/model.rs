@@ -76,6 +76,7 @@ impl Schedule {
             (None, None) => Err(SpecError {
                 field: "cron",
                 why: "neither a rule nor an instant".into(),
+                limit: None,
             }),
         }
     }

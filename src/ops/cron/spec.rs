@@ -9,26 +9,34 @@
 //!
 //! Invariants: [`Rule::next_after`] is strictly after its argument (a firing never
 //! repeats its own instant); a rule whose firings come closer than the configured
-//! minimum anywhere in its next [`PROBE`] firings is refused when it is made.
+//! minimum anywhere in its next [`PROBE`] firings (within a year) is refused when it
+//! is made. A search for the next firing is bounded by croner (the year 5000): a
+//! rule that never matches costs one such search, which the operator runs off the
+//! async workers.
 
 use chrono::{DateTime, FixedOffset};
 use croner::parser::{CronParser, Seconds};
 use croner::Cron;
 
-/// How many upcoming firings are checked against the minimum interval.
+/// How many upcoming firings are checked against the minimum interval...
 pub(crate) const PROBE: usize = 64;
+/// ...within this long after the first.
+const HORIZON_MS: u64 = 366 * 24 * 3600 * 1000;
 
 /// Why a rule was refused; the message is for the person who wrote it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct SpecError {
     pub(crate) field: &'static str,
     pub(crate) why: String,
+    /// The bound it passed (`min_interval_ms`), when that is why.
+    pub(crate) limit: Option<&'static str>,
 }
 
 fn err(field: &'static str, why: impl Into<String>) -> SpecError {
     SpecError {
         field,
         why: why.into(),
+        limit: None,
     }
 }
 
@@ -134,17 +142,24 @@ impl Rule {
         if let Rule::Cron { .. } = self {
             let mut prev = first;
             for _ in 0..PROBE {
+                // Past a year out the gaps no longer matter: a rule that fires that
+                // rarely is far from any minimum, and each search for it is long.
+                if prev - first > HORIZON_MS {
+                    break;
+                }
                 let Some(n) = self.next_after(prev) else {
                     break;
                 };
                 if n - prev < min_ms {
-                    return Err(err(
+                    let mut e = err(
                         "cron",
                         format!(
                             "this rule fires {} ms apart; the broker's minimum is {min_ms} ms ([cron] min_interval_ms)",
                             n - prev
                         ),
-                    ));
+                    );
+                    e.limit = Some("min_interval_ms");
+                    return Err(e);
                 }
                 prev = n;
             }
@@ -184,10 +199,21 @@ mod tests {
     }
 
     #[test]
+    fn a_rule_that_never_matches_is_refused() {
+        let z = Zone::parse("UTC").unwrap();
+        let feb30 = Rule::cron("0 0 30 2 *", z).unwrap();
+        let e = feb30.check(T0, 60_000).unwrap_err();
+        assert_eq!((e.field, e.limit), ("cron", None));
+    }
+
+    #[test]
     fn rules_closer_than_the_minimum_are_refused() {
         let z = Zone::parse("UTC").unwrap();
         let secs = Rule::cron("*/10 * * * * *", z).unwrap();
-        assert_eq!(secs.check(T0, 60_000).unwrap_err().field, "cron");
+        assert_eq!(
+            secs.check(T0, 60_000).unwrap_err().limit,
+            Some("min_interval_ms")
+        );
         assert_eq!(secs.check(T0, 10_000).unwrap(), T0 + 10_000);
         // Irregular: 00 and 01 past each hour are one minute apart.
         let pair = Rule::cron("0,1 * * * *", z).unwrap();
