@@ -149,11 +149,35 @@ pub async fn run_with(
             memory.learn(&ev);
         }
     });
+    // Scheduled publishes and key-value state keep their own files beside the
+    // queue's, under the same claim of `.hive/`.
+    let mut _op_locks = Vec::new();
+    let cron_db = config
+        .cron
+        .db_path
+        .get_or_insert_with(|| hive.join("cron.db"))
+        .clone();
+    let kv_db = config
+        .kv
+        .db_path
+        .get_or_insert_with(|| hive.join("kv.db"))
+        .clone();
+    for db in [&cron_db, &kv_db] {
+        if db.parent() != Some(hive.as_path()) {
+            _op_locks.push(crate::server::state_dir::lock_database(db).map_err(|e| e.to_string())?);
+        }
+    }
+    let cron = crate::ops::cron::Cron::open(bus.clone(), config.cron.clone(), Default::default())
+        .map_err(|e| format!("cannot open the schedules: {e}"))?;
+    let kv = crate::ops::kv::Kv::open(bus.clone(), config.kv.clone(), Default::default())
+        .map_err(|e| format!("cannot open the key-value store: {e}"))?;
     let mut _webhook_lock = None;
     let mut ops = Operators::new()
         .with(Arc::new(SafetyOperator::new(safety)))
         .with(Arc::new(queue.clone()))
-        .with(Arc::new(approvals));
+        .with(Arc::new(approvals))
+        .with(Arc::new(cron))
+        .with(Arc::new(kv));
     if config.webhook.enabled {
         let mut w = config.webhook.clone();
         let wdb = w

@@ -245,6 +245,9 @@ pub fn may(who: Asker<'_>, right: Right, target: &Target) -> Result<(), WireErro
             p.may_subscribe(&Pattern::Exact(a.clone()))
                 && (admin || route::may_read_room(a.room(), who.tags))
         }),
+        // Writing a room's shared state (`op.store` on `room:<name>`) needs publish on
+        // every channel the pattern covers.
+        (Right::Publish, Target::Pattern(pat)) => p.may_publish_all(pat),
         (Right::Publish, t) => t.address().is_some_and(|a| p.may_publish(a)),
         (Right::Approve, Target::Resource(r)) => {
             if r.holder.as_deref() == Some(who.session) {

@@ -130,6 +130,15 @@ impl Permissions {
         self.publish.as_ref().is_none_or(|l| covers_any(l, addr))
     }
 
+    /// Whether publishing on everything `p` covers is allowed (a glob of the
+    /// `publish` list covers the whole pattern).
+    pub fn may_publish_all(&self, p: &Pattern) -> bool {
+        let g = Glob::of(p);
+        self.publish
+            .as_ref()
+            .is_none_or(|l| l.iter().any(|q| q.covers(&g)))
+    }
+
     /// Whether this credential may read every address (no `subscribe` list): callers
     /// that would build an address only to ask can skip that.
     pub fn reads_everything(&self) -> bool {
@@ -191,6 +200,16 @@ mod tests {
         assert!(p.may_publish(&a("bip-43:general")));
         assert!(!p.may_publish(&a("bip-43:other")));
         assert!(Permissions::all().may_publish(&a("x:y")));
+    }
+
+    #[test]
+    fn publishing_on_a_whole_room_needs_one_glob_covering_it() {
+        let pat = |s| Pattern::parse(s).unwrap();
+        let p = perms(&["team:general", "ops:*"], &[]);
+        assert!(!p.may_publish_all(&pat("team")));
+        assert!(p.may_publish_all(&pat("ops")));
+        assert!(!p.may_publish_all(&pat("op*")));
+        assert!(Permissions::all().may_publish_all(&pat("team")));
     }
 
     #[test]

@@ -45,10 +45,14 @@ mod broker;
 mod connect;
 #[path = "../cli/consume.rs"]
 mod consume;
+#[path = "../cli/cron.rs"]
+mod cron;
 #[path = "../cli/dlq.rs"]
 mod dlq;
 #[path = "../cli/exec.rs"]
 mod exec;
+#[path = "../cli/kv.rs"]
+mod kv;
 #[path = "../cli/output.rs"]
 mod output;
 #[path = "../cli/policy.rs"]
@@ -160,6 +164,20 @@ enum Cmd {
         "hive webhook deadletters <id>",
     ))]
     Webhook(webhook::WebhookCmd),
+    /// Publish on a channel later, or on a cron rule: schedule, list, cancel.
+    #[command(subcommand, after_help = examples!(
+        "hive cron schedule ops:standup --cron \"0 9 * * 1-5\" --tz UTC --text standup",
+        "hive cron schedule ops:ping --in 10m --text ping",
+        "hive cron list",
+    ))]
+    Cron(cron::CronCmd),
+    /// Key-value state, yours or a room's: get, set, list, delete.
+    #[command(subcommand, after_help = examples!(
+        "hive kv set deploy/last '{\"sha\":\"4f2a\"}'",
+        "hive kv get deploy/last",
+        "hive kv list deploy/ --ns room:team",
+    ))]
+    Kv(kv::KvCmd),
     /// Queue and broker status.
     #[command(after_help = examples!("hive status", "hive status --json"))]
     Status,
@@ -261,6 +279,10 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
         Cmd::Webhook(w) => webhook::run(&client, w, &out)
             .await
             .map(|()| ExitCode::SUCCESS),
+        Cmd::Cron(c) => cron::run(&client, c, &out)
+            .await
+            .map(|()| ExitCode::SUCCESS),
+        Cmd::Kv(k) => kv::run(&client, k, &out).await.map(|()| ExitCode::SUCCESS),
         Cmd::Approvals(a) => approvals::run(&client, a, &out)
             .await
             .map(|()| ExitCode::SUCCESS),

@@ -14,6 +14,8 @@ use crate::auth::AuthConfig;
 use crate::bus::BusConfig;
 use crate::error::WireError;
 use crate::ops::approval::ApprovalConfig;
+use crate::ops::cron::CronConfig;
+use crate::ops::kv::KvConfig;
 use crate::ops::queue::QueueConfig;
 use crate::ops::webhook::WebhookConfig;
 use crate::safety::{Safety, SafetyConfig};
@@ -51,6 +53,10 @@ pub struct Config {
     pub signatures: SignatureConfig,
     /// The webhook operator (`docs/OPERATORS.md`, "The webhook operator").
     pub webhook: WebhookConfig,
+    /// Scheduled publishes, `op.cron.*` (`docs/OPERATORS.md`).
+    pub cron: CronConfig,
+    /// Key-value state per identity or room, `op.store.*` (`docs/OPERATORS.md`).
+    pub kv: KvConfig,
 }
 
 impl Config {

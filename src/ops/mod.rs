@@ -20,8 +20,12 @@
 //! - `queue`: the BIP-43 task queue, and its contract with other operators (`hooks`).
 //! - `approval`: the approval policy (rules, built-in destructive list) and its gate.
 //! - `webhook`: envelopes of matching channels POSTed to registered URLs, signed.
+//! - `cron`: schedules that publish on a channel later or on a cron rule (`op.cron.*`).
+//! - `kv`: durable key-value state per identity or room (`op.store.*`).
 
 pub mod approval;
+pub mod cron;
+pub mod kv;
 pub mod queue;
 pub mod webhook;
 

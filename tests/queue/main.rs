@@ -14,6 +14,7 @@ mod consume;
 mod consume_steer;
 mod consumer_example;
 mod crash;
+mod cronkv;
 mod discovery;
 mod harness;
 mod hooks;
