@@ -19,8 +19,10 @@
 //! # Layout
 //! - `queue`: the BIP-43 task queue, and its contract with other operators (`hooks`).
 //! - `approval`: the approval policy (rules, built-in destructive list) and its gate.
+//! - `gitops`: branch discipline for BIP work with real git (lock, branches, PRs).
 
 pub mod approval;
+pub mod gitops;
 pub mod queue;
 
 use crate::auth::authority::{self, Asker, Need, Resource, Right, Target};
