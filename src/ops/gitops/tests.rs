@@ -9,6 +9,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 mod attacks;
+mod github;
 
 struct Fixture {
     dir: PathBuf,
