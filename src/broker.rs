@@ -132,6 +132,12 @@ pub async fn run_with(
     // Leased tasks' actions meet the policy, and what people decided for a wider
     // scope than once, before a person is asked.
     let memory = Arc::new(crate::ops::approval::Memory::new());
+    // Branch discipline (`[gitops]` with a repo): its git commands meet the same
+    // policy; its locks live in `.hive/gitops.db` and end with their tasks.
+    let gitops = match &config.gitops.repo {
+        None => None,
+        Some(_) => Some(open_gitops(&config, &policy, &hive, &queue)?),
+    };
     queue.add_gate(Arc::new(crate::ops::approval::PolicyGate::with_memory(
         policy,
         memory.clone(),
@@ -146,6 +152,10 @@ pub async fn run_with(
     let ops = Operators::new()
         .with(Arc::new(SafetyOperator::new(safety)))
         .with(Arc::new(queue));
+    let ops = match gitops {
+        Some(g) => ops.with(Arc::new(crate::ops::gitops::GitopsOperator::new(g))),
+        None => ops,
+    };
     let (listener, chosen) = port::bind(host, want)
         .await
         .map_err(|e| format!("cannot bind {host} ({want:?}): {e}"))?;
@@ -184,6 +194,21 @@ pub async fn run_with(
     drop(claim);
     tracing::info!("stopped");
     result.map_err(|e| e.to_string())
+}
+
+/// The gitops assembly: the lock store in `<hive>/gitops.db`, released on the queue's
+/// task ends, and branch discipline over `[gitops] repo` under `policy`.
+fn open_gitops(
+    config: &Config,
+    policy: &crate::ops::approval::Policy,
+    hive: &std::path::Path,
+    queue: &Queue,
+) -> Result<crate::ops::gitops::Gitops, String> {
+    use crate::ops::gitops::{Gitops, Locks};
+    let locks = Locks::open(Some(&hive.join("gitops.db"))).map_err(|e| format!("[gitops]: {e}"))?;
+    locks.watch(queue.events_of(crate::ops::gitops::lock::WATCH_CAPACITY, &Locks::WATCHED));
+    Gitops::from_config(config.gitops.clone(), Arc::new(policy.clone()), locks, hive)
+        .map_err(|e| format!("[gitops]: {e}"))
 }
 
 /// Completes on Ctrl-C (SIGINT) or SIGTERM. The handlers are installed when this is

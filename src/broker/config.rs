@@ -12,6 +12,7 @@ use crate::auth::AuthConfig;
 use crate::bus::BusConfig;
 use crate::error::WireError;
 use crate::ops::approval::ApprovalConfig;
+use crate::ops::gitops::GitopsConfig;
 use crate::ops::queue::QueueConfig;
 use crate::safety::{Safety, SafetyConfig};
 use crate::server::{LimitsConfig, Security, ServerConfig};
@@ -20,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// The whole broker configuration: `[server]`, `[bus]`, `[queue]`, `[approval]`,
-/// `[safety]`, `[auth]` and `[limits]` sections of the TOML file, each optional,
+/// `[safety]`, `[gitops]`, `[auth]` and `[limits]` sections of the TOML file, each optional,
 /// unknown keys refused.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -36,6 +37,8 @@ pub struct Config {
     pub approval: ApprovalConfig,
     /// The redaction policy, reloadable at run time.
     pub safety: SafetyConfig,
+    /// Branch discipline for BIP work (`docs/GITOPS.md`); off without `repo`.
+    pub gitops: GitopsConfig,
     /// Authentication methods; required when the broker binds a non-loopback address.
     pub auth: AuthConfig,
     /// Per-session and per-identity limits.

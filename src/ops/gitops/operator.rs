@@ -10,22 +10,22 @@
 //! paths on the broker's machine, and unlocking lets a second task work on a BIP.
 //! Arguments are strict: an unknown field is `invalid_field`.
 
-use super::lock::Locks;
 use super::validate;
+use super::workflow::Gitops;
 use crate::error::{ErrorCode, WireError};
 use crate::ops::{BoxFuture, Caller, Operator};
 use serde_json::{json, Value};
 
-/// The `git` namespace over a set of [`Locks`].
+/// The `git` namespace over a [`Gitops`] and its locks.
 #[derive(Debug, Clone)]
 pub struct GitopsOperator {
-    locks: Locks,
+    gitops: Gitops,
 }
 
 impl GitopsOperator {
-    /// The operator over `locks`.
-    pub fn new(locks: Locks) -> GitopsOperator {
-        GitopsOperator { locks }
+    /// The operator over `gitops`.
+    pub fn new(gitops: Gitops) -> GitopsOperator {
+        GitopsOperator { gitops }
     }
 
     /// The `bip` argument, the only one any command takes.
@@ -67,16 +67,21 @@ impl GitopsOperator {
         match name {
             "locks" => {
                 Self::bip(&args, false)?;
-                Ok(json!({ "locks": self.locks.list() }))
+                Ok(json!({ "locks": self.gitops.locks().list() }))
             }
             "status" => {
                 let bip = Self::bip(&args, true)?.unwrap_or_default();
-                let lock = self.locks.get(&bip);
+                let lock = self.gitops.locks().get(&bip);
                 Ok(json!({ "bip": bip, "locked": lock.is_some(), "lock": lock }))
             }
             "unlock" => {
                 let bip = Self::bip(&args, true)?.unwrap_or_default();
-                let freed = self.locks.unlock(&bip).await.map_err(|e| e.to_wire())?;
+                let freed = self
+                    .gitops
+                    .locks()
+                    .unlock(&bip)
+                    .await
+                    .map_err(|e| e.to_wire())?;
                 Ok(json!({ "bip": bip, "freed": freed }))
             }
             _ => Err(WireError::new(
@@ -102,7 +107,7 @@ impl Operator for GitopsOperator {
     }
 
     fn stop(&self) -> BoxFuture<'_, ()> {
-        let locks = self.locks.clone();
+        let locks = self.gitops.locks().clone();
         Box::pin(async move {
             let _ = tokio::task::spawn_blocking(move || locks.close()).await;
         })

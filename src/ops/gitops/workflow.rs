@@ -15,11 +15,12 @@
 //! (a resubmitted start answers the same branch). [`Gitops::rewrite`] runs the
 //! history-rewriting commands a task may ask for, always through the guard.
 
-use super::config::{GitopsConfig, IdentityConfig};
+use super::config::{GitopsConfig, IdentityConfig, ProviderConfig};
 use super::git::{Git, Output};
+use super::github::GithubProvider;
 use super::guard::{Consent, Context, Guard};
 use super::lock::{Acquired, LockRecord, Locks};
-use super::provider::{PrOpened, PrProvider, PrRequest};
+use super::provider::{LocalProvider, PrOpened, PrProvider, PrRequest};
 use super::{validate, GitopsError};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -146,6 +147,33 @@ impl Gitops {
                 provider,
             }),
         })
+    }
+
+    /// The broker's assembly: [`Gitops::new`] with git and the provider as `cfg`
+    /// says, the approval `policy` as guard; a local provider without a `dir` records
+    /// into `<state>/prs` (`state` is the broker's `.hive/`).
+    ///
+    /// # Errors
+    /// As [`Gitops::new`], and a GitHub provider the config describes badly.
+    pub fn from_config(
+        cfg: GitopsConfig,
+        policy: Arc<crate::ops::approval::Policy>,
+        locks: Locks,
+        state: &Path,
+    ) -> Result<Gitops, GitopsError> {
+        let provider: Arc<dyn PrProvider> = match &cfg.provider {
+            ProviderConfig::Local { dir } => Arc::new(LocalProvider::new(
+                dir.clone().unwrap_or_else(|| state.join("prs")),
+            )),
+            ProviderConfig::Github {
+                owner,
+                repo,
+                api_base,
+                token_env,
+            } => Arc::new(GithubProvider::new(api_base, owner, repo, token_env)?),
+        };
+        let git = Git::new(&cfg);
+        Gitops::new(cfg, git, Guard::new(policy), locks, provider)
     }
 
     /// The branch locks.
