@@ -6,10 +6,11 @@
 //! claim `<dir>/.hive/` (an exclusive lock: a second broker on the same directory, and
 //! so on the same `queue.db`, is refused naming the first's PID and port); install the
 //! safety policy on the bus; open the queue (recovering unfinished tasks) before
-//! binding, so that no client connects to a broker that cannot take tasks; write the
-//! port file only once listening; on shutdown stop the server (sessions closed with
-//! 1001), then the operators (the queue flushes its store), then remove the port file
-//! and release the claim.
+//! binding, so that no client connects to a broker that cannot take tasks (with
+//! `[gitops] repo` set, its lock store `.hive/gitops.db` too, see `docs/GITOPS.md`);
+//! write the port file only once listening; on shutdown stop the server (sessions
+//! closed with 1001), then the operators (the queue flushes its store), then remove
+//! the port file and release the claim.
 //!
 //! # Layout
 //! - `config`: the aggregate [`Config`] of the TOML file, and the joints that need the

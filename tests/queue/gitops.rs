@@ -179,3 +179,86 @@ async fn git_commands_are_admin_only_and_strict_about_their_arguments() {
     q.stop().await;
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Runs `hive broker`'s assembly on `dir` with `config` until the returned sender
+/// fires; its WebSocket URL.
+async fn broker(
+    dir: &Path,
+    config: hivebus::Config,
+) -> (
+    String,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<(), String>>,
+) {
+    use hivebus::broker::{self, BrokerOptions};
+    use hivebus::server::port::Want;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (ready_tx, ready) = tokio::sync::oneshot::channel();
+    let opts = BrokerOptions {
+        host: [127, 0, 0, 1].into(),
+        want: Want::Exactly(0),
+        dir: dir.to_owned(),
+        config,
+        config_path: None,
+    };
+    let handle = tokio::spawn(broker::run_with(
+        opts,
+        async {
+            let _ = stopped.await;
+        },
+        move |addr| {
+            let _ = ready_tx.send(addr);
+        },
+    ));
+    let addr = ready.await.expect("the broker did not start");
+    (format!("ws://{addr}/"), stop, handle)
+}
+
+#[tokio::test]
+async fn the_broker_serves_the_locks_it_finds_in_its_state_directory_after_a_restart() {
+    let dir = temp_dir("gitops-broker");
+    let repo = repo(&dir);
+    // A lock held when the previous broker stopped.
+    let held = Locks::open(Some(&dir.join(".hive").join("gitops.db"))).unwrap();
+    let rec = lock::LockRecord {
+        bip: "12".into(),
+        task: "task-before-restart".into(),
+        branch: "bip/12/impl/20261203T000000Z".into(),
+        worktree: repo
+            .join(".hive/worktrees/task-before-restart")
+            .to_string_lossy()
+            .into_owned(),
+        since_ms: 1,
+    };
+    held.acquire(rec.clone()).await.unwrap();
+    held.close();
+    let config: hivebus::Config = serde_json::from_value(json!({
+        "gitops": {"repo": repo, "provider": {"kind": "local"}}
+    }))
+    .unwrap();
+    let (url, stop, handle) = broker(&dir, config).await;
+    let root = Client::connect(&url, Hello::role("admin")).await.unwrap();
+    let s = status(&root, "12").await;
+    assert_eq!(s["locked"], true, "{s}");
+    assert_eq!(s["lock"]["task"], "task-before-restart");
+    assert_eq!(s["lock"]["branch"], rec.branch.as_str());
+    drop(root);
+    let _ = stop.send(());
+    handle.await.unwrap().unwrap();
+
+    // A `[gitops]` section the validators refuse stops the broker from starting.
+    let bad: hivebus::Config = serde_json::from_value(json!({
+        "gitops": {"repo": repo, "remote": "--upload-pack=touch /tmp/x"}
+    }))
+    .unwrap();
+    let opts = hivebus::broker::BrokerOptions {
+        host: [127, 0, 0, 1].into(),
+        want: hivebus::server::port::Want::Exactly(0),
+        dir: dir.clone(),
+        config: bad,
+        config_path: None,
+    };
+    let e = hivebus::broker::run(opts, async {}).await.unwrap_err();
+    assert!(e.contains("[gitops]") && e.contains("remote"), "{e}");
+    let _ = std::fs::remove_dir_all(dir);
+}

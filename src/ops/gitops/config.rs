@@ -131,4 +131,20 @@ mod tests {
         assert!(toml::from_str::<GitopsConfig>("remot = \"x\"").is_err());
         assert!(toml::from_str::<GitopsConfig>("[provider]\nkind = \"gitlab\"").is_err());
     }
+
+    #[test]
+    fn the_example_of_docs_gitops_md_reads() {
+        #[derive(Deserialize)]
+        struct File {
+            gitops: GitopsConfig,
+        }
+        let doc = include_str!("../../../docs/GITOPS.md");
+        let start = doc.find("```toml\n[gitops]").expect("the example") + "```toml\n".len();
+        let end = start + doc[start..].find("```").expect("its end");
+        let f: File = toml::from_str(&doc[start..end]).unwrap();
+        assert_eq!(f.gitops.identities["claude-opus"].name, "Claude Opus");
+        assert!(
+            matches!(f.gitops.provider, ProviderConfig::Github { ref owner, .. } if owner == "hivellm")
+        );
+    }
 }
