@@ -210,6 +210,47 @@ async fn the_lock_is_released_when_its_task_ends_and_not_before() {
 }
 
 #[tokio::test]
+async fn a_retried_task_starts_a_new_branch_in_its_old_worktree_and_never_loses_work() {
+    let f = fixture();
+    let l = locks(&f);
+    let g = gitops_with(&f, l.clone(), policy(""));
+    let first = g.start("3", "t").await.unwrap();
+    let c = g
+        .review_commit("3", "t", "claude", "round 1")
+        .await
+        .unwrap();
+    // The task failed; a person retries it: the lock went with the failure.
+    assert_eq!(l.release_task("t").await.unwrap(), ["3"]);
+    let again = g.start("3", "t").await.unwrap();
+    assert!(!again.resumed);
+    assert_ne!(again.branch, first.branch);
+    assert!(branch_shape(&again.branch, "3"), "{}", again.branch);
+    assert_eq!(again.worktree, first.worktree);
+    assert_eq!(
+        raw(
+            &again.worktree,
+            &f.dir,
+            &["rev-parse", "--abbrev-ref", "HEAD"]
+        ),
+        again.branch
+    );
+    let r = format!("refs/heads/{}", first.branch);
+    assert_eq!(
+        raw(&f.repo, &f.dir, &["rev-parse", &r]),
+        c,
+        "the first branch keeps its commit"
+    );
+    // Uncommitted work in the worktree is never thrown away: the start fails instead,
+    // and leaves the BIP free.
+    std::fs::write(again.worktree.join("wip.md"), "unsaved\n").unwrap();
+    l.release_task("t").await.unwrap();
+    let e = g.start("3", "t").await.unwrap_err();
+    assert_eq!(e.code(), "git_failed", "{e}");
+    assert!(f.repo.join(".hive/worktrees/t/wip.md").exists());
+    assert!(l.get("3").is_none());
+}
+
+#[tokio::test]
 async fn review_rounds_commit_with_the_reviewer_as_author() {
     let f = fixture();
     let g = gitops_with(&f, locks(&f), policy(""));

@@ -237,20 +237,22 @@ impl Gitops {
             Acquired::New(_) => {}
         }
         let wt = worktree.to_string_lossy().into_owned();
-        let made = self
-            .git(
+        let made = async {
+            if worktree.exists() {
+                // A retried task: its earlier start left the worktree (on the earlier
+                // branch, which keeps its commits). Removed without `--force`, so git
+                // refuses when it holds uncommitted work, and nothing is lost.
+                self.git(&self.inner.repo, &["worktree", "remove", "--", &wt])
+                    .await?;
+            }
+            let base = self.inner.cfg.base.as_str();
+            self.git(
                 &self.inner.repo,
-                &[
-                    "worktree",
-                    "add",
-                    "-b",
-                    &branch,
-                    "--",
-                    &wt,
-                    &self.inner.cfg.base,
-                ],
+                &["worktree", "add", "-b", &branch, "--", &wt, base],
             )
-            .await;
+            .await
+        }
+        .await;
         if let Err(e) = made {
             // Nothing was started: the BIP is free again.
             let _ = self.inner.locks.release(bip, task).await;
