@@ -282,6 +282,40 @@ impl Gitops {
             })
     }
 
+    /// Refuses to go on when `lock`'s worktree is not on the lock's branch (an agent
+    /// switched it to `main`, say): a review commit must never land elsewhere.
+    /// Also refuses a worktree whose `.git` file was pointed at another repository,
+    /// whose config would then steer the commit.
+    async fn on_branch(&self, lock: &LockRecord) -> Result<(), GitopsError> {
+        let wt = Path::new(&lock.worktree);
+        let common = ["rev-parse", "--path-format=absolute", "--git-common-dir"];
+        let ours = self.git(&self.inner.repo, &common).await?;
+        let theirs = self.git(wt, &common).await?;
+        if ours.stdout.trim() != theirs.stdout.trim() {
+            return Err(GitopsError::Git {
+                command: "rev-parse --git-common-dir".into(),
+                stderr: format!(
+                    "the worktree {} no longer belongs to {}",
+                    wt.display(),
+                    self.inner.repo.display()
+                ),
+            });
+        }
+        let head = self.git(wt, &["symbolic-ref", "--quiet", "HEAD"]).await;
+        let want = format!("refs/heads/{}", lock.branch);
+        match head {
+            Ok(h) if h.stdout.trim() == want => Ok(()),
+            Ok(h) => Err(GitopsError::Git {
+                command: "symbolic-ref HEAD".into(),
+                stderr: format!(
+                    "the worktree is on `{}`, not on {want}; check the BIP's branch out again",
+                    validate::shown(h.stdout.trim())
+                ),
+            }),
+            Err(e) => Err(e),
+        }
+    }
+
     /// The git identity of `reviewer`: from `[gitops.identities]`, else its id as
     /// name and `<id, reduced to [a-z0-9._-]>@<email_domain>` as e-mail.
     ///
@@ -333,6 +367,7 @@ impl Gitops {
         let author = self.identity(reviewer)?;
         let c = &self.inner.cfg.committer;
         let wt = Path::new(&lock.worktree);
+        self.on_branch(&lock).await?;
         self.git(wt, &["add", "-A", "--", "."]).await?;
         let who = [
             ("GIT_AUTHOR_NAME", author.name.as_str()),
@@ -397,13 +432,17 @@ impl Gitops {
         let lock = self.holding(bip, task)?;
         validate::title(title)?;
         validate::text("body", body, validate::MAX_MESSAGE)?;
-        let wt = PathBuf::from(&lock.worktree);
-        let head = self.git(&wt, &["rev-parse", "--verify", "HEAD"]).await?;
+        // Pushed from the repository itself, not from the worktree (whose `.git` file
+        // the task could have pointed elsewhere); what is pushed is the branch,
+        // wherever the worktree's HEAD went.
+        let repo = self.inner.repo.clone();
+        let r = format!("refs/heads/{}", lock.branch);
+        let head = self.git(&repo, &["rev-parse", "--verify", &r]).await?;
         let head_sha = head.stdout.trim().to_owned();
         let remote = &self.inner.cfg.remote;
         let spec = format!("refs/heads/{b}:refs/heads/{b}", b = lock.branch);
         self.guarded(
-            &wt,
+            &repo,
             bip,
             &["push", "--porcelain", "--", remote, &spec],
             consent,
@@ -442,6 +481,7 @@ impl Gitops {
     ) -> Result<Output, GitopsError> {
         let lock = self.holding(bip, task)?;
         let wt = PathBuf::from(&lock.worktree);
+        let repo = self.inner.repo.clone();
         let remote = self.inner.cfg.remote.as_str();
         let spec = format!("refs/heads/{b}:refs/heads/{b}", b = lock.branch);
         let args: Vec<&str> = match op {
@@ -467,7 +507,16 @@ impl Gitops {
                 vec!["branch", "-D", "--", name]
             }
         };
-        self.guarded(&wt, bip, &args, consent).await
+        // Pushes and branch deletions from the repository; the rest in the worktree,
+        // checked to still belong to it.
+        let dir = match op {
+            Rewrite::ForcePush | Rewrite::ForcePushHard | Rewrite::DeleteBranch { .. } => repo,
+            Rewrite::ResetHard { .. } | Rewrite::Rebase { .. } => {
+                self.on_branch(&lock).await?;
+                wt
+            }
+        };
+        self.guarded(&dir, bip, &args, consent).await
     }
 }
 

@@ -287,3 +287,55 @@ async fn git_runs_with_a_scrubbed_environment_bounded_output_and_a_timeout() {
     assert_eq!(hang.code(), "git_failed");
     assert!(hang.to_string().contains("killed after 1 s"), "{hang}");
 }
+
+#[tokio::test]
+async fn a_worktree_switched_off_the_bip_branch_gets_no_review_commit() {
+    let f = fixture();
+    let g = gitops_with(&f, locks(&f), policy(""));
+    let s = g.start("4", "t").await.unwrap();
+    let main_before = raw(&f.repo, &f.dir, &["rev-parse", "main"]);
+    // The agent detaches the worktree at main's commit, then makes a branch of its own.
+    raw(&s.worktree, &f.dir, &["checkout", "-q", "--detach", "main"]);
+    let e = g
+        .review_commit("4", "t", "claude", "round")
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "git_failed");
+    raw(&s.worktree, &f.dir, &["checkout", "-q", "-b", "elsewhere"]);
+    let e = g
+        .review_commit("4", "t", "claude", "round")
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("elsewhere"), "{e}");
+    assert_eq!(raw(&f.repo, &f.dir, &["rev-parse", "main"]), main_before);
+    assert_eq!(
+        raw(&f.repo, &f.dir, &["rev-parse", "elsewhere"]),
+        main_before
+    );
+}
+
+#[tokio::test]
+async fn a_worktree_pointed_at_another_repository_is_refused() {
+    let f = fixture();
+    let g = gitops_with(&f, locks(&f), policy(""));
+    let s = g.start("6", "t").await.unwrap();
+    // The task makes a repository of its own and points the worktree's `.git` at it.
+    raw(&f.dir, &f.dir, &["init", "-q", "-b", "x", "evil"]);
+    let evil = f.dir.join("evil");
+    std::fs::write(
+        s.worktree.join(".git"),
+        format!("gitdir: {}/.git\n", evil.display()),
+    )
+    .unwrap();
+    let e = g
+        .review_commit("6", "t", "claude", "round")
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("no longer belongs"), "{e}");
+    let log = Command::new("git")
+        .args(["log", "--oneline"])
+        .current_dir(&evil)
+        .output()
+        .unwrap();
+    assert!(!log.status.success(), "nothing was committed there");
+}
