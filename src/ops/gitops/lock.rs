@@ -222,6 +222,41 @@ impl Locks {
         Ok(done)
     }
 
+    /// Hands `bip`'s lock from task `from` to task `to` (the implementation task
+    /// ended, a review round goes on with the branch): one change, so no other task
+    /// can take the BIP in between. Durable on return.
+    ///
+    /// # Errors
+    /// `not_lock_holder` when `from` does not hold it; `store_failed`.
+    pub async fn hand_over(
+        &self,
+        bip: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<LockRecord, GitopsError> {
+        let rec = {
+            let mut held = self.held();
+            let Some(cur) = held.get_mut(bip).filter(|r| r.task == from) else {
+                return Err(GitopsError::NotHolder {
+                    bip: bip.to_owned(),
+                    task: from.to_owned(),
+                });
+            };
+            cur.task = to.to_owned();
+            let rec = cur.clone();
+            let (b, t) = (rec.bip.clone(), rec.task.clone());
+            self.inner.store.write(move |batch: &mut Batch<'_>| {
+                batch
+                    .prepare("UPDATE gitops_locks SET task = ?2 WHERE bip = ?1")?
+                    .execute([b, t])
+                    .map(drop)
+            });
+            rec
+        };
+        self.inner.store.ack().wait().await.map_err(store_err)?;
+        Ok(rec)
+    }
+
     /// Frees `bip`'s lock whoever holds it (an administrator's `op.git.unlock`, for a
     /// lock whose task's end was missed); the record freed. Durable on return.
     ///

@@ -251,6 +251,63 @@ async fn a_retried_task_starts_a_new_branch_in_its_old_worktree_and_never_loses_
 }
 
 #[tokio::test]
+async fn the_lock_is_handed_from_the_implementation_to_a_review_round_with_its_branch() {
+    let f = fixture();
+    let l = locks(&f);
+    let g = gitops_with(&f, l.clone(), policy(""));
+    let s = g.start("9", "implement").await.unwrap();
+    std::fs::write(s.worktree.join("impl.md"), "work\n").unwrap();
+    g.review_commit("9", "implement", "claude", "implementation")
+        .await
+        .unwrap();
+    assert_eq!(
+        g.hand_over("9", "other", "review-1")
+            .await
+            .unwrap_err()
+            .code(),
+        "not_lock_holder"
+    );
+    let h = g.hand_over("9", "implement", "review-1").await.unwrap();
+    assert_eq!(
+        (h.branch.as_str(), h.worktree.as_path()),
+        (s.branch.as_str(), s.worktree.as_path())
+    );
+    // `hive consume` removed the implementation attempt's worktree when it ended.
+    raw(
+        &f.repo,
+        &f.dir,
+        &[
+            "worktree",
+            "remove",
+            "--force",
+            &s.worktree.to_string_lossy(),
+        ],
+    );
+    // The implementation task's end no longer frees the BIP; the review's does.
+    assert!(l.release_task("implement").await.unwrap().is_empty());
+    assert_eq!(
+        g.start("9", "intruder").await.unwrap_err().code(),
+        "bip_locked"
+    );
+    let c = g
+        .review_commit("9", "review-1", "GPT-5", "round 1")
+        .await
+        .unwrap();
+    let r = format!("refs/heads/{}", s.branch);
+    assert_eq!(
+        raw(&f.repo, &f.dir, &["rev-parse", &r]),
+        c,
+        "the round landed on the branch"
+    );
+    l.close();
+    assert_eq!(
+        locks(&f).get("9").unwrap().task,
+        "review-1",
+        "the hand-over is durable"
+    );
+}
+
+#[tokio::test]
 async fn review_rounds_commit_with_the_reviewer_as_author() {
     let f = fixture();
     let g = gitops_with(&f, locks(&f), policy(""));

@@ -316,6 +316,35 @@ impl Gitops {
         }
     }
 
+    /// Hands `bip`'s lock from task `from` to task `to`, with its branch and worktree:
+    /// the next step of the BIP's work (a review round after the implementation) goes
+    /// on where the last one stopped, and the lock now ends with `to`.
+    ///
+    /// # Errors
+    /// `invalid_input`, `not_lock_holder` (`from` does not hold it), `store_failed`.
+    pub async fn hand_over(&self, bip: &str, from: &str, to: &str) -> Result<Started, GitopsError> {
+        self.holding(bip, from)?;
+        validate::task(to)?;
+        let rec = self.inner.locks.hand_over(bip, from, to).await?;
+        Ok(started(rec, true))
+    }
+
+    /// Puts the lock's worktree back when it is gone (`hive consume` removes an
+    /// attempt's worktree when the attempt ends), on the lock's branch.
+    async fn ensure_worktree(&self, lock: &LockRecord) -> Result<(), GitopsError> {
+        if Path::new(&lock.worktree).exists() {
+            return Ok(());
+        }
+        let repo = &self.inner.repo;
+        self.git(repo, &["worktree", "prune"]).await?;
+        self.git(
+            repo,
+            &["worktree", "add", "--", &lock.worktree, &lock.branch],
+        )
+        .await
+        .map(drop)
+    }
+
     /// The git identity of `reviewer`: from `[gitops.identities]`, else its id as
     /// name and `<id, reduced to [a-z0-9._-]>@<email_domain>` as e-mail.
     ///
@@ -367,6 +396,7 @@ impl Gitops {
         let author = self.identity(reviewer)?;
         let c = &self.inner.cfg.committer;
         let wt = Path::new(&lock.worktree);
+        self.ensure_worktree(&lock).await?;
         self.on_branch(&lock).await?;
         self.git(wt, &["add", "-A", "--", "."]).await?;
         let who = [
