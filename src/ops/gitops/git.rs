@@ -140,7 +140,7 @@ impl Git {
         let status = status.map_err(|e| fail(format!("waiting for git: {e}")))?;
         let stderr = String::from_utf8_lossy(&stderr).into_owned();
         if !status.success() {
-            return Err(fail(stderr.trim().to_owned()));
+            return Err(fail(clip(stderr.trim(), MAX_ERROR)));
         }
         Ok(Output {
             stdout: String::from_utf8_lossy(&stdout).into_owned(),
@@ -148,6 +148,21 @@ impl Git {
             truncated: cut_o || cut_e,
         })
     }
+}
+
+/// Most bytes of git's stderr quoted in an error (the whole is in `max_output`).
+pub const MAX_ERROR: usize = 4096;
+
+/// `s` cut to at most `max` bytes, on a character boundary, marked when cut.
+fn clip(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}... ({} bytes)", &s[..end], s.len())
 }
 
 /// Reads `r` to its end, keeping the first `max` bytes; whether more came.

@@ -279,6 +279,30 @@ async fn git_runs_with_a_scrubbed_environment_bounded_output_and_a_timeout() {
         (flood.stdout.len(), flood.stderr.len(), flood.truncated),
         (4096, 4096, true)
     );
+    // A failing command's error quotes a bounded part of what it said.
+    let loud = run(
+        script(
+            &f,
+            "loud.sh",
+            "head -c 100000 /dev/zero | tr '\\0' x >&2; exit 1",
+        ),
+        1 << 20,
+        10,
+    )
+    .run(&f.dir, &[], &[])
+    .await
+    .unwrap_err();
+    let said = loud.to_string();
+    assert!(
+        said.len() < crate::ops::gitops::git::MAX_ERROR + 200,
+        "{}",
+        said.len()
+    );
+    assert!(
+        said.ends_with("... (100000 bytes)"),
+        "{}",
+        &said[said.len() - 40..]
+    );
     // A hung command is killed.
     let hang = run(script(&f, "hang.sh", "exec sleep 30"), 4096, 1)
         .run(&f.dir, &[], &[])
