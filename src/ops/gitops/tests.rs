@@ -251,6 +251,36 @@ async fn a_retried_task_starts_a_new_branch_in_its_old_worktree_and_never_loses_
 }
 
 #[tokio::test]
+async fn an_agents_worktree_of_the_same_task_is_never_pulled_from_under_it() {
+    let f = fixture();
+    let g = gitops_with(&f, locks(&f), policy(""));
+    // `hive consume` leased the task first: its worktree, on `hive/<task>`.
+    let wt = f.repo.join(".hive/worktrees/t");
+    raw(
+        &f.repo,
+        &f.dir,
+        &[
+            "worktree",
+            "add",
+            "-q",
+            "-b",
+            "hive/t",
+            &wt.to_string_lossy(),
+        ],
+    );
+    let e = g.start("3", "t").await.unwrap_err();
+    assert!(e.to_string().contains("in use on `hive/t`"), "{e}");
+    assert_eq!(
+        raw(&wt, &f.dir, &["rev-parse", "--abbrev-ref", "HEAD"]),
+        "hive/t"
+    );
+    assert!(
+        g.locks().get("3").is_none(),
+        "a failed start leaves the BIP free"
+    );
+}
+
+#[tokio::test]
 async fn the_lock_is_handed_from_the_implementation_to_a_review_round_with_its_branch() {
     let f = fixture();
     let l = locks(&f);

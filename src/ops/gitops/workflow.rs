@@ -241,7 +241,24 @@ impl Gitops {
             if worktree.exists() {
                 // A retried task: its earlier start left the worktree (on the earlier
                 // branch, which keeps its commits). Removed without `--force`, so git
-                // refuses when it holds uncommitted work, and nothing is lost.
+                // refuses when it holds uncommitted work, and nothing is lost. A
+                // worktree on any other branch is an agent's (`hive consume` got the
+                // task first): never pulled from under it.
+                let on = self
+                    .git(&worktree, &["symbolic-ref", "--quiet", "--short", "HEAD"])
+                    .await
+                    .map(|o| o.stdout.trim().to_owned())
+                    .unwrap_or_default();
+                if !on.starts_with(&format!("bip/{bip}/impl/")) {
+                    return Err(GitopsError::Git {
+                        command: "worktree add".into(),
+                        stderr: format!(
+                            "{wt} is in use on `{}`: start the implementation before the \
+                             task is leased, and name its branch in the task's `branch`",
+                            validate::shown(&on)
+                        ),
+                    });
+                }
                 self.git(&self.inner.repo, &["worktree", "remove", "--", &wt])
                     .await?;
             }
