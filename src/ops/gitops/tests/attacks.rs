@@ -199,8 +199,9 @@ async fn repository_hooks_never_run() {
     let hooks = f.dir.join("evil-hooks");
     std::fs::create_dir_all(&hooks).unwrap();
     let marker = f.dir.join("hook-ran");
+    // `post-commit`: `--no-verify` skips `pre-commit` and `commit-msg`, not this one.
     for dir in [f.repo.join(".git/hooks"), hooks.clone()] {
-        let hook = dir.join("pre-commit");
+        let hook = dir.join("post-commit");
         std::fs::write(&hook, format!("#!/bin/sh\ntouch {}\n", marker.display())).unwrap();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
