@@ -6,10 +6,11 @@
 //! claim `<dir>/.hive/` (an exclusive lock: a second broker on the same directory, and
 //! so on the same `queue.db`, is refused naming the first's PID and port); install the
 //! safety policy on the bus; open the queue (recovering unfinished tasks) before
-//! binding, so that no client connects to a broker that cannot take tasks; write the
-//! port file only once listening; on shutdown stop the server (sessions closed with
-//! 1001), then the operators (the queue flushes its store), then remove the port file
-//! and release the claim.
+//! binding, so that no client connects to a broker that cannot take tasks (with
+//! `[gitops] repo` set, its lock store `.hive/gitops.db` too, see `docs/GITOPS.md`);
+//! write the port file only once listening; on shutdown stop the server (sessions
+//! closed with 1001), then the operators (the queue flushes its store), then remove
+//! the port file and release the claim.
 //!
 //! # Layout
 //! - `config`: the aggregate [`Config`] of the TOML file, and the joints that need the
@@ -134,6 +135,12 @@ pub async fn run_with(
     // Leased tasks' actions meet the policy, and what people decided for a wider
     // scope than once, before a person is asked.
     let memory = Arc::new(crate::ops::approval::Memory::new());
+    // Branch discipline (`[gitops]` with a repo): its git commands meet the same
+    // policy; its locks live in `.hive/gitops.db` and end with their tasks.
+    let gitops = match &config.gitops.repo {
+        None => None,
+        Some(_) => Some(open_gitops(&config, &policy, &hive, &queue)?),
+    };
     let gate = crate::ops::approval::PolicyGate::with_memory(policy, memory.clone());
     queue.add_gate(Arc::new(gate.clone()));
     let approvals = crate::ops::approval::ApprovalOperator::new(gate, queue.clone(), approval_file);
@@ -192,6 +199,9 @@ pub async fn run_with(
         let hooks = crate::ops::webhook::Webhooks::open(bus.clone(), w)
             .map_err(|e| format!("cannot open the webhook operator: {e}"))?;
         ops = ops.with(Arc::new(hooks));
+    }
+    if let Some(g) = gitops {
+        ops = ops.with(Arc::new(crate::ops::gitops::GitopsOperator::new(g)));
     }
     // Opened before binding: a broker that cannot keep its audit log does not start.
     let audit = if config.audit.enabled {
@@ -252,6 +262,21 @@ pub async fn run_with(
     drop(claim);
     tracing::info!("stopped");
     result.map_err(|e| e.to_string())
+}
+
+/// The gitops assembly: the lock store in `<hive>/gitops.db`, released on the queue's
+/// task ends, and branch discipline over `[gitops] repo` under `policy`.
+fn open_gitops(
+    config: &Config,
+    policy: &crate::ops::approval::Policy,
+    hive: &std::path::Path,
+    queue: &Queue,
+) -> Result<crate::ops::gitops::Gitops, String> {
+    use crate::ops::gitops::{Gitops, Locks};
+    let locks = Locks::open(Some(&hive.join("gitops.db"))).map_err(|e| format!("[gitops]: {e}"))?;
+    locks.watch(queue.events_of(crate::ops::gitops::lock::WATCH_CAPACITY, &Locks::WATCHED));
+    Gitops::from_config(config.gitops.clone(), Arc::new(policy.clone()), locks, hive)
+        .map_err(|e| format!("[gitops]: {e}"))
 }
 
 /// Completes on Ctrl-C (SIGINT) or SIGTERM. The handlers are installed when this is

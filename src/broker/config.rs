@@ -15,6 +15,7 @@ use crate::bus::BusConfig;
 use crate::error::WireError;
 use crate::ops::approval::ApprovalConfig;
 use crate::ops::cron::CronConfig;
+use crate::ops::gitops::GitopsConfig;
 use crate::ops::kv::KvConfig;
 use crate::ops::queue::QueueConfig;
 use crate::ops::webhook::WebhookConfig;
@@ -25,8 +26,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// The whole broker configuration: `[server]`, `[bus]`, `[queue]`, `[approval]`,
-/// `[safety]`, `[auth]`, `[limits]`, `[audit]`, `[signatures]` and `[webhook]` sections of
-/// the TOML file, each optional,
+/// `[safety]`, `[auth]`, `[limits]`, `[audit]`, `[signatures]`, `[webhook]`, `[cron]`,
+/// `[kv]` and `[gitops]` sections of the TOML file, each optional,
 /// unknown keys refused.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -42,6 +43,8 @@ pub struct Config {
     pub approval: ApprovalConfig,
     /// The redaction policy, reloadable at run time.
     pub safety: SafetyConfig,
+    /// Branch discipline for BIP work (`docs/GITOPS.md`); off without `repo`.
+    pub gitops: GitopsConfig,
     /// Authentication methods; required when the broker binds a non-loopback address.
     pub auth: AuthConfig,
     /// Per-session and per-identity limits.

@@ -22,9 +22,11 @@
 //! - `webhook`: envelopes of matching channels POSTed to registered URLs, signed.
 //! - `cron`: schedules that publish on a channel later or on a cron rule (`op.cron.*`).
 //! - `kv`: durable key-value state per identity or room (`op.store.*`).
+//! - `gitops`: branch discipline for BIP work with real git (lock, branches, PRs).
 
 pub mod approval;
 pub mod cron;
+pub mod gitops;
 pub mod kv;
 pub mod queue;
 pub mod webhook;

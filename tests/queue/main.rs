@@ -16,6 +16,7 @@ mod consumer_example;
 mod crash;
 mod cronkv;
 mod discovery;
+mod gitops;
 mod harness;
 mod hooks;
 mod idempotency;
