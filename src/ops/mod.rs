@@ -19,8 +19,11 @@
 //! # Layout
 //! - `queue`: the BIP-43 task queue, and its contract with other operators (`hooks`).
 //! - `approval`: the approval policy (rules, built-in destructive list) and its gate.
+//! - `governance`: the governance repository (proposals, BIPs, minutes, tallies) and the
+//!   contracts of the BIP-43 TASK kinds.
 
 pub mod approval;
+pub mod governance;
 pub mod queue;
 
 use crate::auth::authority::{self, Asker, Need, Resource, Right, Target};
