@@ -43,6 +43,8 @@ mod connect;
 mod consume;
 #[path = "../cli/dlq.rs"]
 mod dlq;
+#[path = "../cli/gov.rs"]
+mod gov;
 #[path = "../cli/output.rs"]
 mod output;
 #[path = "../cli/policy.rs"]
@@ -152,6 +154,10 @@ enum Cmd {
     /// worktree, scrubbed environment, time limit, approvals, streamed output.
     #[command(after_help = consume::HELP)]
     Consume(consume::ConsumeArgs),
+    /// The governance repository without a broker: tally a minute, verify its voting
+    /// chain, list the TASK kinds' contracts, run a built-in kind.
+    #[command(subcommand, after_help = gov::TALLY_HELP)]
+    Gov(gov::GovCmd),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     #[command(after_help = examples!(
         "hive completions bash > ~/.local/share/bash-completion/completions/hive",
@@ -178,6 +184,14 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                 cli.output
             };
             return policy::run(p, &output::Out::new(mode));
+        }
+        Cmd::Gov(g) => {
+            let mode = if cli.json {
+                output::Mode::Json
+            } else {
+                cli.output
+            };
+            return gov::run(g, &output::Out::new(mode));
         }
         Cmd::Consume(c) => {
             let mode = if cli.json {
@@ -228,9 +242,11 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Broker(_) | Cmd::Completions { .. } | Cmd::Policy(_) | Cmd::Consume(_) => {
-            Err("this subcommand does not take a client connection".into())
-        }
+        Cmd::Broker(_)
+        | Cmd::Completions { .. }
+        | Cmd::Policy(_)
+        | Cmd::Consume(_)
+        | Cmd::Gov(_) => Err("this subcommand does not take a client connection".into()),
     }
 }
 

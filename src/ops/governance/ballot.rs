@@ -88,13 +88,21 @@ pub fn validate_ballot(
         problems.push(Problem::new(file, field, code, reason));
     };
     let Some(obj) = value.as_object() else {
-        p("", ProblemCode::WrongType, "a ballot is a JSON object".into());
+        p(
+            "",
+            ProblemCode::WrongType,
+            "a ballot is a JSON object".into(),
+        );
         return Err(problems);
     };
     let text = |field: &str, p: &mut dyn FnMut(&str, ProblemCode, String)| -> Option<String> {
         match obj.get(field) {
             None | Some(Value::Null) => {
-                p(field, ProblemCode::MissingField, format!("`{field}` is missing"));
+                p(
+                    field,
+                    ProblemCode::MissingField,
+                    format!("`{field}` is missing"),
+                );
                 None
             }
             Some(Value::String(s)) if s.trim().is_empty() => {
@@ -102,12 +110,20 @@ pub fn validate_ballot(
                 None
             }
             Some(Value::String(s)) if s.chars().count() > MAX_TEXT_CHARS => {
-                p(field, ProblemCode::TooLarge, format!("`{field}` is over {MAX_TEXT_CHARS} characters"));
+                p(
+                    field,
+                    ProblemCode::TooLarge,
+                    format!("`{field}` is over {MAX_TEXT_CHARS} characters"),
+                );
                 None
             }
             Some(Value::String(s)) => Some(s.clone()),
             Some(other) => {
-                p(field, ProblemCode::WrongType, format!("`{field}` must be a string, not {}", kind(other)));
+                p(
+                    field,
+                    ProblemCode::WrongType,
+                    format!("`{field}` must be a string, not {}", kind(other)),
+                );
                 None
             }
         }
@@ -126,73 +142,143 @@ pub fn validate_ballot(
     let timestamp = text("timestamp", &mut p);
     let mut weights = Vec::new();
     match obj.get("weights") {
-        None | Some(Value::Null) => p("weights", ProblemCode::MissingField, "`weights` is missing".into()),
+        None | Some(Value::Null) => p(
+            "weights",
+            ProblemCode::MissingField,
+            "`weights` is missing".into(),
+        ),
         Some(Value::Array(items)) => {
             let wanted: BTreeSet<&str> = proposals.iter().map(String::as_str).collect();
             let mut seen = BTreeSet::new();
             for (i, item) in items.iter().enumerate() {
                 let at = |f: &str| format!("weights[{i}].{f}");
                 let Some(o) = item.as_object() else {
-                    p(&format!("weights[{i}]"), ProblemCode::WrongType, "each weight is an object".into());
+                    p(
+                        &format!("weights[{i}]"),
+                        ProblemCode::WrongType,
+                        "each weight is an object".into(),
+                    );
                     continue;
                 };
                 let id = match o.get("proposal_id") {
                     Some(Value::String(s)) => s.clone(),
                     None | Some(Value::Null) => {
-                        p(&at("proposal_id"), ProblemCode::MissingField, "`proposal_id` is missing".into());
+                        p(
+                            &at("proposal_id"),
+                            ProblemCode::MissingField,
+                            "`proposal_id` is missing".into(),
+                        );
                         continue;
                     }
                     Some(other) => {
-                        p(&at("proposal_id"), ProblemCode::WrongType, format!("`proposal_id` must be a string such as \"003\", not {}", kind(other)));
+                        p(
+                            &at("proposal_id"),
+                            ProblemCode::WrongType,
+                            format!(
+                                "`proposal_id` must be a string such as \"003\", not {}",
+                                kind(other)
+                            ),
+                        );
                         continue;
                     }
                 };
                 if !wanted.contains(id.as_str()) {
-                    p(&at("proposal_id"), ProblemCode::UnknownProposal, format!("proposal {id:?} is not on this minute's ballot"));
+                    p(
+                        &at("proposal_id"),
+                        ProblemCode::UnknownProposal,
+                        format!("proposal {id:?} is not on this minute's ballot"),
+                    );
                     continue;
                 }
                 if !seen.insert(id.clone()) {
-                    p(&at("proposal_id"), ProblemCode::DuplicateProposal, format!("proposal {id:?} is weighted twice"));
+                    p(
+                        &at("proposal_id"),
+                        ProblemCode::DuplicateProposal,
+                        format!("proposal {id:?} is weighted twice"),
+                    );
                     continue;
                 }
                 let weight = match o.get("weight") {
                     Some(Value::Number(n)) => match n.as_u64() {
                         Some(w) if WEIGHT_RANGE.contains(&w) => w as u8,
                         _ => {
-                            p(&at("weight"), ProblemCode::WeightOutOfRange, format!("weight {n} of proposal {id:?} is not an integer in 1..=10"));
+                            p(
+                                &at("weight"),
+                                ProblemCode::WeightOutOfRange,
+                                format!(
+                                    "weight {n} of proposal {id:?} is not an integer in 1..=10"
+                                ),
+                            );
                             continue;
                         }
                     },
                     None | Some(Value::Null) => {
-                        p(&at("weight"), ProblemCode::MissingField, format!("proposal {id:?} has no `weight`"));
+                        p(
+                            &at("weight"),
+                            ProblemCode::MissingField,
+                            format!("proposal {id:?} has no `weight`"),
+                        );
                         continue;
                     }
                     Some(other) => {
-                        p(&at("weight"), ProblemCode::WrongType, format!("weight of proposal {id:?} must be an integer, not {}", kind(other)));
+                        p(
+                            &at("weight"),
+                            ProblemCode::WrongType,
+                            format!(
+                                "weight of proposal {id:?} must be an integer, not {}",
+                                kind(other)
+                            ),
+                        );
                         continue;
                     }
                 };
                 let veto = match o.get("veto") {
                     None | Some(Value::Null) => None,
-                    Some(Value::String(s)) if s.chars().count() <= MAX_TEXT_CHARS => Some(s.clone()),
+                    Some(Value::String(s)) if s.chars().count() <= MAX_TEXT_CHARS => {
+                        Some(s.clone())
+                    }
                     Some(Value::String(_)) => {
-                        p(&at("veto"), ProblemCode::TooLarge, format!("veto reason over {MAX_TEXT_CHARS} characters"));
+                        p(
+                            &at("veto"),
+                            ProblemCode::TooLarge,
+                            format!("veto reason over {MAX_TEXT_CHARS} characters"),
+                        );
                         continue;
                     }
                     Some(other) => {
-                        p(&at("veto"), ProblemCode::WrongType, format!("`veto` is a reason (string), not {}", kind(other)));
+                        p(
+                            &at("veto"),
+                            ProblemCode::WrongType,
+                            format!("`veto` is a reason (string), not {}", kind(other)),
+                        );
                         continue;
                     }
                 };
-                weights.push(Weight { proposal_id: id, weight, veto });
+                weights.push(Weight {
+                    proposal_id: id,
+                    weight,
+                    veto,
+                });
             }
             for id in proposals {
-                if !seen.contains(id.as_str()) && !items.iter().any(|i| i.get("proposal_id").and_then(Value::as_str) == Some(id)) {
-                    p("weights", ProblemCode::MissingProposal, format!("proposal {id:?} is not weighted"));
+                if !seen.contains(id.as_str())
+                    && !items
+                        .iter()
+                        .any(|i| i.get("proposal_id").and_then(Value::as_str) == Some(id))
+                {
+                    p(
+                        "weights",
+                        ProblemCode::MissingProposal,
+                        format!("proposal {id:?} is not weighted"),
+                    );
                 }
             }
         }
-        Some(other) => p("weights", ProblemCode::WrongType, format!("`weights` must be an array, not {}", kind(other))),
+        Some(other) => p(
+            "weights",
+            ProblemCode::WrongType,
+            format!("`weights` must be an array, not {}", kind(other)),
+        ),
     }
     if !problems.is_empty() {
         return Err(problems);
@@ -206,7 +292,12 @@ pub fn validate_ballot(
             timestamp,
             weights,
         }),
-        _ => Err(vec![Problem::new(file, "", ProblemCode::MissingField, "incomplete ballot")]),
+        _ => Err(vec![Problem::new(
+            file,
+            "",
+            ProblemCode::MissingField,
+            "incomplete ballot",
+        )]),
     }
 }
 

@@ -129,7 +129,12 @@ pub fn verify_chain(minute_dir: &Path) -> ChainReport {
     let value: Value = match serde_json::from_slice(&bytes) {
         Ok(v) => v,
         Err(e) => {
-            report.problems.push(Problem::new(CHAIN_FILE, "", ProblemCode::InvalidJson, format!("not valid JSON: {e}")));
+            report.problems.push(Problem::new(
+                CHAIN_FILE,
+                "",
+                ProblemCode::InvalidJson,
+                format!("not valid JSON: {e}"),
+            ));
             return report;
         }
     };
@@ -138,17 +143,35 @@ pub fn verify_chain(minute_dir: &Path) -> ChainReport {
         Value::Object(o) => match o.get("blocks").or_else(|| o.get("chain")) {
             Some(Value::Array(a)) => a,
             _ => {
-                report.problems.push(Problem::new(CHAIN_FILE, "blocks", ProblemCode::MissingField, "an object chain holds its blocks under `blocks` or `chain`"));
+                report.problems.push(Problem::new(
+                    CHAIN_FILE,
+                    "blocks",
+                    ProblemCode::MissingField,
+                    "an object chain holds its blocks under `blocks` or `chain`",
+                ));
                 return report;
             }
         },
         _ => {
-            report.problems.push(Problem::new(CHAIN_FILE, "", ProblemCode::WrongType, "a chain is an array of blocks"));
+            report.problems.push(Problem::new(
+                CHAIN_FILE,
+                "",
+                ProblemCode::WrongType,
+                "a chain is an array of blocks",
+            ));
             return report;
         }
     };
     if items.len() > MAX_CHAIN_BLOCKS {
-        report.problems.push(Problem::new(CHAIN_FILE, "", ProblemCode::TooLarge, format!("{} blocks, over the limit of {MAX_CHAIN_BLOCKS}", items.len())));
+        report.problems.push(Problem::new(
+            CHAIN_FILE,
+            "",
+            ProblemCode::TooLarge,
+            format!(
+                "{} blocks, over the limit of {MAX_CHAIN_BLOCKS}",
+                items.len()
+            ),
+        ));
         return report;
     }
     report.blocks = items.len();
@@ -166,10 +189,19 @@ pub fn verify_chain(minute_dir: &Path) -> ChainReport {
         };
         let field = |f: &str| format!("blocks[{i}].{f}");
         if block.index != i as u64 {
-            report.problems.push(Problem::new(CHAIN_FILE, field("index"), ProblemCode::BadIndex, format!("index {} at position {i}", block.index)));
+            report.problems.push(Problem::new(
+                CHAIN_FILE,
+                field("index"),
+                ProblemCode::BadIndex,
+                format!("index {} at position {i}", block.index),
+            ));
         }
         let prev = block.previous_hash.clone().unwrap_or_default();
-        let link_ok = if i == 0 { prev.is_empty() } else { previous.as_deref() == Some(prev.as_str()) };
+        let link_ok = if i == 0 {
+            prev.is_empty()
+        } else {
+            previous.as_deref() == Some(prev.as_str())
+        };
         if !link_ok {
             report.problems.push(Problem::new(
                 CHAIN_FILE,
@@ -184,7 +216,15 @@ pub fn verify_chain(minute_dir: &Path) -> ChainReport {
         }
         let computed = block.compute_hash();
         if computed != block.block_hash {
-            report.problems.push(Problem::new(CHAIN_FILE, field("block_hash"), ProblemCode::BlockAltered, format!("recorded {:?}, its fields hash to {computed:?}: the block was altered", block.block_hash)));
+            report.problems.push(Problem::new(
+                CHAIN_FILE,
+                field("block_hash"),
+                ProblemCode::BlockAltered,
+                format!(
+                    "recorded {:?}, its fields hash to {computed:?}: the block was altered",
+                    block.block_hash
+                ),
+            ));
         }
         previous = Some(block.block_hash.clone());
         if let Some(vote_file) = &block.vote_file {
@@ -204,11 +244,20 @@ fn check_vote_file(
 ) {
     let field = format!("blocks[{}].vote_file", block.index);
     if !fsio::is_safe_relative(vote_file) {
-        report.problems.push(Problem::new(CHAIN_FILE, field, ProblemCode::UnsafePath, format!("{vote_file:?} leaves the minute")));
+        report.problems.push(Problem::new(
+            CHAIN_FILE,
+            field,
+            ProblemCode::UnsafePath,
+            format!("{vote_file:?} leaves the minute"),
+        ));
         return;
     }
     // Chains written by different tools name the file from the minute or from votes/.
-    let file = if vote_file.contains('/') { vote_file.to_owned() } else { format!("votes/{vote_file}") };
+    let file = if vote_file.contains('/') {
+        vote_file.to_owned()
+    } else {
+        format!("votes/{vote_file}")
+    };
     let actual = match hashes.get(&file) {
         Some(h) => h.clone(),
         None => match read_bounded(&minute_dir.join(&file), MAX_BALLOT_BYTES) {
@@ -239,27 +288,54 @@ fn check_vote_file(
             ),
         ));
     }
-    report.ballots.push(Chained { index: block.index, model: block.model.clone(), file, matches });
+    report.ballots.push(Chained {
+        index: block.index,
+        model: block.model.clone(),
+        file,
+        matches,
+    });
 }
 
 /// Reads block `i`; every field must be there with its type (text fields may be null).
 fn read_block(i: usize, item: &Value) -> Result<Block, Problem> {
     let field = |f: &str| format!("blocks[{i}].{f}");
     let Some(o) = item.as_object() else {
-        return Err(Problem::new(CHAIN_FILE, format!("blocks[{i}]"), ProblemCode::WrongType, "a block is an object"));
+        return Err(Problem::new(
+            CHAIN_FILE,
+            format!("blocks[{i}]"),
+            ProblemCode::WrongType,
+            "a block is an object",
+        ));
     };
     let opt = |f: &str| -> Result<Option<String>, Problem> {
         match o.get(f) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(_) => Err(Problem::new(CHAIN_FILE, field(f), ProblemCode::WrongType, format!("`{f}` must be a string or null"))),
+            Some(_) => Err(Problem::new(
+                CHAIN_FILE,
+                field(f),
+                ProblemCode::WrongType,
+                format!("`{f}` must be a string or null"),
+            )),
         }
     };
     let req = |f: &str| -> Result<String, Problem> {
-        opt(f)?.ok_or_else(|| Problem::new(CHAIN_FILE, field(f), ProblemCode::MissingField, format!("`{f}` is missing")))
+        opt(f)?.ok_or_else(|| {
+            Problem::new(
+                CHAIN_FILE,
+                field(f),
+                ProblemCode::MissingField,
+                format!("`{f}` is missing"),
+            )
+        })
     };
     let index = o.get("index").and_then(Value::as_u64).ok_or_else(|| {
-        Problem::new(CHAIN_FILE, field("index"), ProblemCode::MissingField, "`index` must be a non-negative integer")
+        Problem::new(
+            CHAIN_FILE,
+            field("index"),
+            ProblemCode::MissingField,
+            "`index` must be a non-negative integer",
+        )
     })?;
     Ok(Block {
         index,

@@ -25,7 +25,9 @@ impl ReadError {
     /// As a [`Problem`] of `file`.
     pub fn problem(self, file: &str) -> Problem {
         match self {
-            ReadError::Missing => Problem::new(file, "", ProblemCode::MissingVoteFile, "no such file"),
+            ReadError::Missing => {
+                Problem::new(file, "", ProblemCode::MissingVoteFile, "no such file")
+            }
             ReadError::Problem(code, reason) => Problem::new(file, "", code, reason),
             ReadError::Io(e) => Problem::new(file, "", ProblemCode::NotAFile, e.to_string()),
         }

@@ -61,7 +61,12 @@ fn read_json(dir: &Path, name: &str) -> Result<Option<Value>, GovError> {
     let path = dir.join(name);
     match read_bounded(&path, MAX_JSON_BYTES) {
         Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-            GovError::Invalid(Problem::new(name, "", ProblemCode::InvalidJson, format!("not valid JSON: {e}")))
+            GovError::Invalid(Problem::new(
+                name,
+                "",
+                ProblemCode::InvalidJson,
+                format!("not valid JSON: {e}"),
+            ))
         }),
         Err(fsio::ReadError::Missing) => Ok(None),
         Err(e) => Err(GovError::Invalid(e.problem(name))),
@@ -79,51 +84,112 @@ pub fn load_minute(dir: &Path, base: &Rules) -> Result<Minute, GovError> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let Some(value) = read_json(dir, PROPOSALS_FILE)? else {
-        return Err(GovError::NotFound { what: "proposals.json of the minute", path: dir.join(PROPOSALS_FILE) });
+        return Err(GovError::NotFound {
+            what: "proposals.json of the minute",
+            path: dir.join(PROPOSALS_FILE),
+        });
     };
     let entries = match &value {
         Value::Array(a) => a,
         Value::Object(o) => {
             if let Some(m) = o.get("minute_id") {
                 if m.as_str() != Some(id.as_str()) {
-                    return Err(invalid("minute_id", ProblemCode::WrongMinute, format!("says minute {m}, the directory is {id:?}")));
+                    return Err(invalid(
+                        "minute_id",
+                        ProblemCode::WrongMinute,
+                        format!("says minute {m}, the directory is {id:?}"),
+                    ));
                 }
             }
             match o.get("proposals") {
                 Some(Value::Array(a)) => a,
-                _ => return Err(invalid("proposals", ProblemCode::MissingField, "`proposals` must be an array")),
+                _ => {
+                    return Err(invalid(
+                        "proposals",
+                        ProblemCode::MissingField,
+                        "`proposals` must be an array",
+                    ))
+                }
             }
         }
-        _ => return Err(invalid("", ProblemCode::WrongType, "an array of proposals, or an object with `proposals`")),
+        _ => {
+            return Err(invalid(
+                "",
+                ProblemCode::WrongType,
+                "an array of proposals, or an object with `proposals`",
+            ))
+        }
     };
     if entries.len() > MAX_PROPOSALS {
-        return Err(invalid("proposals", ProblemCode::TooLarge, format!("{} proposals, over the limit of {MAX_PROPOSALS}", entries.len())));
+        return Err(invalid(
+            "proposals",
+            ProblemCode::TooLarge,
+            format!(
+                "{} proposals, over the limit of {MAX_PROPOSALS}",
+                entries.len()
+            ),
+        ));
     }
     let mut proposals = Vec::with_capacity(entries.len());
     let mut seen = BTreeSet::new();
     for (i, e) in entries.iter().enumerate() {
         let f = |name: &str| format!("proposals[{i}].{name}");
         let Some(o) = e.as_object() else {
-            return Err(invalid(format!("proposals[{i}]"), ProblemCode::WrongType, "each proposal is an object"));
+            return Err(invalid(
+                format!("proposals[{i}]"),
+                ProblemCode::WrongType,
+                "each proposal is an object",
+            ));
         };
-        let Some(pid) = o.get("id").or_else(|| o.get("proposal_id")).and_then(Value::as_str) else {
-            return Err(invalid(f("id"), ProblemCode::MissingField, "`id` (a string such as \"003\") is missing"));
+        let Some(pid) = o
+            .get("id")
+            .or_else(|| o.get("proposal_id"))
+            .and_then(Value::as_str)
+        else {
+            return Err(invalid(
+                f("id"),
+                ProblemCode::MissingField,
+                "`id` (a string such as \"003\") is missing",
+            ));
         };
         if !seen.insert(pid.to_owned()) {
-            return Err(invalid(f("id"), ProblemCode::DuplicateProposal, format!("proposal {pid:?} is listed twice")));
+            return Err(invalid(
+                f("id"),
+                ProblemCode::DuplicateProposal,
+                format!("proposal {pid:?} is listed twice"),
+            ));
         }
         let threshold = match o.get("threshold") {
             None | Some(Value::Null) => None,
             Some(Value::Number(n)) => Some(Threshold {
-                approve: Some(n.as_u64().filter(|v| *v <= 100).ok_or_else(|| invalid(f("threshold"), ProblemCode::WrongType, "a percent in 0..=100"))? as u32),
+                approve: Some(n.as_u64().filter(|v| *v <= 100).ok_or_else(|| {
+                    invalid(
+                        f("threshold"),
+                        ProblemCode::WrongType,
+                        "a percent in 0..=100",
+                    )
+                })? as u32),
                 revise: None,
             }),
-            Some(v @ Value::Object(_)) => Some(serde_json::from_value(v.clone()).map_err(|e| invalid(f("threshold"), ProblemCode::WrongType, e.to_string()))?),
-            Some(_) => return Err(invalid(f("threshold"), ProblemCode::WrongType, "a percent or {\"approve\", \"revise\"}")),
+            Some(v @ Value::Object(_)) => Some(
+                serde_json::from_value(v.clone())
+                    .map_err(|e| invalid(f("threshold"), ProblemCode::WrongType, e.to_string()))?,
+            ),
+            Some(_) => {
+                return Err(invalid(
+                    f("threshold"),
+                    ProblemCode::WrongType,
+                    "a percent or {\"approve\", \"revise\"}",
+                ))
+            }
         };
         proposals.push(MinuteProposal {
             id: pid.to_owned(),
-            title: o.get("title").and_then(Value::as_str).unwrap_or_default().to_owned(),
+            title: o
+                .get("title")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
             category: o.get("category").and_then(Value::as_str).map(str::to_owned),
             threshold,
         });
@@ -132,10 +198,20 @@ pub fn load_minute(dir: &Path, base: &Rules) -> Result<Minute, GovError> {
         None => base.clone(),
         Some(v) => {
             let cfg: RulesConfig = serde_json::from_value(v).map_err(|e| {
-                GovError::Invalid(Problem::new(RULES_FILE, "", ProblemCode::WrongType, e.to_string()))
+                GovError::Invalid(Problem::new(
+                    RULES_FILE,
+                    "",
+                    ProblemCode::WrongType,
+                    e.to_string(),
+                ))
             })?;
             base.overlay(&cfg, RULES_FILE)?
         }
     };
-    Ok(Minute { dir: dir.to_owned(), id, proposals, rules })
+    Ok(Minute {
+        dir: dir.to_owned(),
+        id,
+        proposals,
+        rules,
+    })
 }

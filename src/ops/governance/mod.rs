@@ -55,6 +55,7 @@ pub use ballot::{Ballot, Weight};
 pub use chain::{verify_chain, Block, ChainReport};
 pub use error::{GovError, Problem, ProblemCode};
 
+pub use kinds::{contract, run_builtin, validate_args, validate_result, KindContract, KINDS};
 pub use layout::{Layout, Repo};
 pub use minute::Minute;
 pub use rules::{Decision, Rules, RulesConfig, Threshold};

@@ -48,7 +48,13 @@ pub fn to_markdown(t: &Tally) -> String {
     if !t.refused.is_empty() {
         s.push_str("\n## Refused ballots\n\n| File | Field | Reason |\n|---|---|---|\n");
         for r in &t.refused {
-            let _ = writeln!(s, "| {} | {} | {} |", cell(&r.file), cell(&r.field), cell(&r.reason));
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} |",
+                cell(&r.file),
+                cell(&r.field),
+                cell(&r.reason)
+            );
         }
     }
     if !t.ignored.is_empty() {
@@ -65,7 +71,13 @@ pub fn to_markdown(t: &Tally) -> String {
     } else {
         let _ = writeln!(s, "INVALID ({} blocks):\n", t.chain.blocks);
         for p in &t.chain.problems {
-            let _ = writeln!(s, "- {} {}: {}", cell(&p.file), cell(&p.field), cell(&p.reason));
+            let _ = writeln!(
+                s,
+                "- {} {}: {}",
+                cell(&p.file),
+                cell(&p.field),
+                cell(&p.reason)
+            );
         }
     }
     s

@@ -172,14 +172,23 @@ impl Rules {
     /// The thresholds of proposal `id` of `category`; `own` is the proposal's entry in
     /// `proposals.json`. Precedence: `own`, then the per-proposal rule, then the
     /// category's, then the default; each field falls back separately.
-    pub fn threshold_for(&self, id: &str, category: Option<&str>, own: Option<Threshold>) -> Applied {
+    pub fn threshold_for(
+        &self,
+        id: &str,
+        category: Option<&str>,
+        own: Option<Threshold>,
+    ) -> Applied {
         let mut applied = Applied {
             approve: self.approve,
             revise: self.revise,
             source: "default".into(),
         };
         let layers = [
-            category.and_then(|c| self.categories.get(c).map(|t| (*t, format!("category:{c}")))),
+            category.and_then(|c| {
+                self.categories
+                    .get(c)
+                    .map(|t| (*t, format!("category:{c}")))
+            }),
             self.proposals.get(id).map(|t| (*t, format!("rules:{id}"))),
             own.map(|t| (t, "proposals.json".to_owned())),
         ];

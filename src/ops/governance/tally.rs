@@ -49,7 +49,13 @@ impl Refused {
             return None;
         }
         let first = problems.remove(0);
-        Some(Refused { file: first.file, field: first.field, code: first.code, reason: first.reason, also: problems })
+        Some(Refused {
+            file: first.file,
+            field: first.field,
+            code: first.code,
+            reason: first.reason,
+            also: problems,
+        })
     }
 }
 
@@ -152,11 +158,21 @@ pub fn tally_loaded(minute: &Minute) -> Result<Tally, GovError> {
         let file = format!("{VOTES_DIR}/{name}");
         let lower = name.to_ascii_lowercase();
         if !lower.ends_with(".json") {
-            ignored.push(Problem::new(file, "", ProblemCode::NotABallot, "not a .json file"));
+            ignored.push(Problem::new(
+                file,
+                "",
+                ProblemCode::NotABallot,
+                "not a .json file",
+            ));
             continue;
         }
         if lower == "template.json" {
-            ignored.push(Problem::new(file, "", ProblemCode::NotABallot, "the ballot template"));
+            ignored.push(Problem::new(
+                file,
+                "",
+                ProblemCode::NotABallot,
+                "the ballot template",
+            ));
             continue;
         }
         let parsed = read_bounded(&minute.dir.join(&file), MAX_BALLOT_BYTES)
@@ -171,7 +187,11 @@ pub fn tally_loaded(minute: &Minute) -> Result<Tally, GovError> {
     if chain.present {
         valid.retain(|b| match chain.entry(&b.file) {
             Some(c) if !c.matches => {
-                let p = chain.problems.iter().find(|p| p.file == b.file && p.code == ProblemCode::HashMismatch).cloned();
+                let p = chain
+                    .problems
+                    .iter()
+                    .find(|p| p.file == b.file && p.code == ProblemCode::HashMismatch)
+                    .cloned();
                 refused.extend(Refused::from_problems(p.into_iter().collect()));
                 false
             }
@@ -205,7 +225,12 @@ pub fn tally_loaded(minute: &Minute) -> Result<Tally, GovError> {
     if chain.present {
         for b in &counted {
             if chain.entry(&b.file).is_none() {
-                chain.problems.push(Problem::new(b.file.clone(), "", ProblemCode::NotInChain, "counted, but no block of the chain records it"));
+                chain.problems.push(Problem::new(
+                    b.file.clone(),
+                    "",
+                    ProblemCode::NotInChain,
+                    "counted, but no block of the chain records it",
+                ));
             }
         }
         chain.valid = chain.problems.is_empty();
@@ -230,14 +255,21 @@ fn results(minute: &Minute, counted: &[Ballot]) -> Vec<ProposalResult> {
         .proposals
         .iter()
         .map(|p| {
-            let total: u64 = counted.iter().filter_map(|b| b.weight_of(&p.id)).map(|w| u64::from(w.weight)).sum();
+            let total: u64 = counted
+                .iter()
+                .filter_map(|b| b.weight_of(&p.id))
+                .map(|w| u64::from(w.weight))
+                .sum();
             let applied = rules.threshold_for(&p.id, p.category.as_deref(), p.threshold);
             let mut decision = decide(total, voters, &applied);
             let veto = (!rules.generals.is_empty()).then(|| {
                 let mut by = Vec::new();
                 let mut reasons = BTreeMap::new();
                 for b in counted.iter().filter(|b| rules.generals.contains(&b.model)) {
-                    if let Some(w) = b.weight_of(&p.id).filter(|w| u32::from(w.weight) <= rules.veto_max_weight) {
+                    if let Some(w) = b
+                        .weight_of(&p.id)
+                        .filter(|w| u32::from(w.weight) <= rules.veto_max_weight)
+                    {
                         by.push(b.model.clone());
                         if let Some(r) = &w.veto {
                             reasons.insert(b.model.clone(), r.clone());
@@ -245,14 +277,23 @@ fn results(minute: &Minute, counted: &[Ballot]) -> Vec<ProposalResult> {
                     }
                 }
                 let n = rules.generals.len();
-                Veto { generals: n, by, needed: (n * rules.veto_share as usize).div_ceil(100), reasons }
+                Veto {
+                    generals: n,
+                    by,
+                    needed: (n * rules.veto_share as usize).div_ceil(100),
+                    reasons,
+                }
             });
             let vetoed = veto.as_ref().is_some_and(|v| is_veto(v.by.len(), rules));
             if vetoed {
                 decision = Decision::Rejected;
             }
             let max = 10 * voters;
-            let percent = if max == 0 { 0.0 } else { (total as f64 * 10_000.0 / max as f64).round() / 100.0 };
+            let percent = if max == 0 {
+                0.0
+            } else {
+                (total as f64 * 10_000.0 / max as f64).round() / 100.0
+            };
             ProposalResult {
                 proposal_id: p.id.clone(),
                 title: p.title.clone(),
@@ -268,7 +309,11 @@ fn results(minute: &Minute, counted: &[Ballot]) -> Vec<ProposalResult> {
             }
         })
         .collect();
-    out.sort_by(|a, b| b.total.cmp(&a.total).then_with(|| a.proposal_id.cmp(&b.proposal_id)));
+    out.sort_by(|a, b| {
+        b.total
+            .cmp(&a.total)
+            .then_with(|| a.proposal_id.cmp(&b.proposal_id))
+    });
     for (i, r) in out.iter_mut().enumerate() {
         r.rank = i + 1;
     }
