@@ -13,6 +13,7 @@ mod consume;
 mod consumer_example;
 mod crash;
 mod discovery;
+mod gov;
 mod harness;
 mod hooks;
 mod idempotency;
