@@ -191,7 +191,8 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             } else {
                 cli.output
             };
-            return gov::run(g, &output::Out::new(mode));
+            let out = output::Out::new(mode);
+            return gov::run(g, &cli.url, &cli.dir, cli.token.as_deref(), &out).await;
         }
         Cmd::Consume(c) => {
             let mode = if cli.json {

@@ -83,6 +83,33 @@ pub(crate) enum GovCmd {
     /// Run a built-in kind over a repository, here, without a broker.
     #[command(after_help = KINDS_HELP)]
     Run(RunArgs),
+    /// The built-in governance consumer: lease the built-in kinds' tasks from the
+    /// broker and run each over a repository, one at a time.
+    #[command(after_help = CONSUME_HELP)]
+    Consume(ConsumeArgs),
+}
+
+/// The `after_help` of `hive gov consume`.
+pub(crate) const CONSUME_HELP: &str = "Examples:
+  hive gov consume --repo /srv/governance &
+  hive task submit tally_votes --bip 43 --arg minute=0003 -q | xargs hive tail
+  hive gov consume --repo . --url ws://127.0.0.1:7000/ --token \"$HIVE_TOKEN\"
+
+Tasks run one at a time, so two kinds never write the repository together. A task's
+`bip` argument defaults to its `--bip`. The RESULT's `artifacts` is the kind's result
+object (docs/GOVERNANCE.md); a kind that fails (bad arguments, a refused move) ends the
+attempt with ERROR <code>, and the queue retries or dead-letters it as configured.
+
+Exit codes:
+  0  stopped (Ctrl-C, or the broker closed the connection)
+  2  the repository cannot be opened, or the broker cannot be reached";
+
+/// Flags of `hive gov consume`.
+#[derive(Args)]
+pub(crate) struct ConsumeArgs {
+    /// The repository root.
+    #[arg(long, default_value = ".")]
+    repo: PathBuf,
 }
 
 /// Flags of `hive gov tally`.
@@ -116,8 +143,15 @@ pub(crate) struct RunArgs {
 ///
 /// # Errors
 /// A message for exit code 2.
-pub(crate) fn run(cmd: GovCmd, out: &Out) -> Result<ExitCode, String> {
+pub(crate) async fn run(
+    cmd: GovCmd,
+    url: &Option<String>,
+    dir: &Path,
+    token: Option<&str>,
+    out: &Out,
+) -> Result<ExitCode, String> {
     match cmd {
+        GovCmd::Consume(a) => consume(&a, url, dir, token).await,
         GovCmd::Tally(a) => tally(&a, out),
         GovCmd::VerifyChain { minute_dir } => chain(&minute_dir, out),
         GovCmd::Kinds { kind } => kinds(kind.as_deref(), out),
@@ -422,5 +456,110 @@ fn run_kind(a: &RunArgs, out: &Out) -> Result<ExitCode, String> {
     out.answer(&result, |_, v| {
         println!("{}", serde_json::to_string_pretty(v).unwrap_or_default())
     });
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The broker URL: `--url`, else the port file of `--dir`'s broker (as every command).
+fn broker_url(url: &Option<String>, dir: &Path) -> Result<String, String> {
+    match url {
+        Some(u) => Ok(u.clone()),
+        None => {
+            let found = hivebus::server::state_dir::locate(dir).map_err(|e| e.to_string())?;
+            for w in &found.warnings {
+                eprintln!("hive: warning: {w}");
+            }
+            Ok(format!("ws://127.0.0.1:{}/", found.port))
+        }
+    }
+}
+
+/// One line for the RESULT's summary.
+fn summary_of(kind: &str, v: &Value) -> String {
+    let n = |k: &str| v[k].as_array().map_or(0, Vec::len);
+    match kind {
+        "tally_votes" => format!(
+            "minute {}: {} ballots counted, {} refused",
+            v["minute"].as_str().unwrap_or("?"),
+            v["ballots_counted"],
+            n("refused")
+        ),
+        "update_proposals" => format!("{} proposals moved, {} kept", n("moves"), n("kept")),
+        "verify_bip" => format!(
+            "{}/{} items done, {} files missing",
+            v["done"],
+            v["total"],
+            n("missing_files")
+        ),
+        _ => format!("{} created, {} already there", n("created"), n("existing")),
+    }
+}
+
+async fn consume(
+    a: &ConsumeArgs,
+    url: &Option<String>,
+    dir: &Path,
+    token: Option<&str>,
+) -> Result<ExitCode, String> {
+    let repo = Repo::open(&a.repo).map_err(|e| format!("cannot open the repository: {e}"))?;
+    let url = broker_url(url, dir)?;
+    let kinds: Vec<String> = KINDS
+        .iter()
+        .filter(|k| k.builtin)
+        .map(|k| k.kind.to_owned())
+        .collect();
+    let mut hello = hivebus::client::Hello::role("consumer");
+    hello.capabilities = kinds.clone();
+    hello.slots = Some(1);
+    hello.auth = token.map(str::to_owned);
+    let mut c = hivebus::consumer::Consumer::connect_with(&url, hello)
+        .await
+        .map_err(|e| {
+            format!("cannot register with {url}: {e} (is the broker running? `hive broker`)")
+        })?;
+    eprintln!(
+        "hive: governance consumer on {url} for {} over {}",
+        kinds.join(", "),
+        a.repo.display()
+    );
+    loop {
+        let lease = tokio::select! {
+            l = c.next_lease() => match l { Some(l) => l, None => break },
+            _ = tokio::signal::ctrl_c() => break,
+        };
+        let mut args = lease.args.clone();
+        // `hive task submit <kind> --bip N` names the BIP in the task, not in its args.
+        let takes_bip = contract(&lease.kind)
+            .is_some_and(|c| c.args.iter().any(|f| f.name == "bip" && f.required));
+        if let (true, Some(o)) = (takes_bip, args.as_object_mut()) {
+            if !o.contains_key("bip") {
+                if let Some(b) = lease.payload.get("bipId").filter(|b| !b.is_null()) {
+                    o.insert("bip".into(), b.clone());
+                }
+            }
+        }
+        let _ = lease.event("run", &lease.kind, Some(0)).await;
+        let (r2, kind) = (repo.clone(), lease.kind.clone());
+        // The kinds read and write files: off the runtime's worker threads.
+        let ran = tokio::task::spawn_blocking(move || run_builtin(&r2, &kind, &args)).await;
+        let sent = match ran {
+            Ok(Ok(v)) => {
+                let summary = summary_of(&lease.kind, &v);
+                lease.complete(&summary, Some(v)).await
+            }
+            Ok(Err(e)) => {
+                let details = json!({"kind": lease.kind});
+                lease.error(e.code(), &e.to_string(), details).await
+            }
+            Err(e) => {
+                lease
+                    .error("internal", &format!("the kind panicked: {e}"), json!({}))
+                    .await
+            }
+        };
+        if sent.is_err() {
+            break;
+        }
+    }
+    c.close().await;
     Ok(ExitCode::SUCCESS)
 }

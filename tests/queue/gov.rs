@@ -302,3 +302,150 @@ fn a_ballot_written_to_attack_the_terminal_is_shown_escaped() {
     );
     assert!(text.contains("\\u{1b}"), "{text}");
 }
+
+#[tokio::test]
+async fn the_gov_operator_publishes_the_contracts_to_every_role_and_checks_arguments() {
+    use hivebus::client::{Client, ClientError, Hello};
+    use hivebus::ops::governance::GovernanceOperator;
+    use serde_json::json;
+    let q = crate::harness::start_with(
+        crate::harness::config(),
+        crate::harness::temp_dir("gov-op"),
+        vec![std::sync::Arc::new(GovernanceOperator::new())],
+    )
+    .await;
+    // An observer, the most restricted role, reads the table: it is nobody's data.
+    let c = Client::connect(&q.url, Hello::role("observer"))
+        .await
+        .unwrap();
+    let v = c.command("op.gov.kinds", json!({})).await.unwrap();
+    assert_eq!(v["kinds"].as_array().unwrap().len(), 12);
+    let one = c
+        .command("op.gov.kind", json!({"kind": "vote_bip"}))
+        .await
+        .unwrap();
+    assert_eq!(one["kind"]["builtin"], false);
+    let checked = c
+        .command(
+            "op.gov.validate",
+            json!({"kind": "tally_votes", "args": {"minut": "0003"}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(checked["valid"], false);
+    let fields: Vec<&str> = checked["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["minute", "minut"]);
+    // Anything else in the namespace is unknown, not quietly admin-only; and the
+    // arguments are strict.
+    for (name, args) in [
+        ("op.gov.run", json!({})),
+        ("op.gov.kinds", json!({"all": true})),
+    ] {
+        match c.command(name, args).await {
+            Err(ClientError::Server(w)) => assert!(
+                matches!(
+                    w.code,
+                    hivebus::ErrorCode::UnknownCommand | hivebus::ErrorCode::InvalidField
+                ),
+                "{name}: {w:?}"
+            ),
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn the_built_in_consumer_runs_submitted_governance_tasks_over_the_bus() {
+    use crate::cli::{broker, Reaped};
+    use std::process::Stdio;
+    let dir = crate::harness::temp_dir("gov-consume");
+    let root = copy();
+    let (_broker, port) = broker(&dir, &[]);
+    let url = format!("ws://127.0.0.1:{port}/");
+    let _consumer = Reaped(
+        Command::new(hive())
+            .args(["--url", &url, "gov", "consume", "--repo"])
+            .arg(&root)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let hive_at = |args: &[&str]| {
+        Command::new(hive())
+            .args(["--url", &url])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let submit = |args: &[&str]| {
+        let mut all = vec!["task", "submit"];
+        all.extend_from_slice(args);
+        all.push("--json");
+        let o = hive_at(&all);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        json(&o)["traceId"].as_str().unwrap().to_owned()
+    };
+    // The RESULT frame of a task, through `hive tail --json` (one frame per line).
+    let result_of = |trace: &str| {
+        let o = hive_at(&["tail", trace, "--json"]);
+        let text = stdout(&o);
+        let frame = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|f| f["type"] == "RESULT")
+            .unwrap_or_else(|| panic!("no RESULT: {text}"));
+        (o.status.code(), frame)
+    };
+
+    let (code, frame) = result_of(&submit(&[
+        "tally_votes",
+        "--bip",
+        "43",
+        "--arg",
+        "minute=0003",
+    ]));
+    assert_eq!(code, Some(0), "{frame}");
+    assert_eq!(frame["payload"]["artifacts"]["ballots_counted"], 11);
+    assert_eq!(
+        frame["payload"]["summary"],
+        "minute 0003: 11 ballots counted, 7 refused"
+    );
+    assert!(root.join("minutes/0003/tally.json").exists());
+
+    // The BIP comes from --bip when the args do not name it.
+    let (code, frame) = result_of(&submit(&["verify_bip", "--bip", "4"]));
+    assert_eq!(code, Some(0), "{frame}");
+    assert_eq!(
+        (
+            frame["payload"]["artifacts"]["done"].as_u64(),
+            frame["payload"]["artifacts"]["total"].as_u64()
+        ),
+        (Some(2), Some(4))
+    );
+
+    // Bad arguments end the attempt with the kind's error code; nothing is written.
+    let trace = submit(&[
+        "start_bip",
+        "--bip",
+        "44",
+        "--arg",
+        "bip=../../x",
+        "--max-attempts",
+        "1",
+        "--not-idempotent",
+    ]);
+    let o = hive_at(&["tail", &trace, "--json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("argument bip: `bip` must be a BIP number"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(!root.join("bips/BIP-44").exists());
+}

@@ -32,6 +32,7 @@
 //!   `create_impl_summary`, `verify_bip`, `bootstrap_bip_from_proposal`.
 //! - `update`: `tally_votes` and `update_proposals`.
 //! - `kinds`: every TASK kind's contract (built-in and agent) and the built-in runner.
+//! - `operator`: the `gov` operator publishing the contracts (`op.gov.kinds`).
 
 pub mod ballot;
 pub mod bip;
@@ -42,6 +43,7 @@ pub mod kinds;
 pub mod layout;
 pub mod limits;
 pub mod minute;
+pub mod operator;
 pub mod proposal;
 pub mod report;
 pub mod rules;
@@ -58,5 +60,6 @@ pub use error::{GovError, Problem, ProblemCode};
 pub use kinds::{contract, run_builtin, validate_args, validate_result, KindContract, KINDS};
 pub use layout::{Layout, Repo};
 pub use minute::Minute;
+pub use operator::GovernanceOperator;
 pub use rules::{Decision, Rules, RulesConfig, Threshold};
 pub use tally::{tally_minute, Tally};
