@@ -51,6 +51,8 @@ pub mod tally;
 pub mod update;
 
 #[cfg(test)]
+mod kind_tests;
+#[cfg(test)]
 mod tests;
 
 pub use ballot::{Ballot, Weight};
