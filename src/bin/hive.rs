@@ -156,7 +156,7 @@ enum Cmd {
     Consume(consume::ConsumeArgs),
     /// The governance repository without a broker: tally a minute, verify its voting
     /// chain, list the TASK kinds' contracts, run a built-in kind.
-    #[command(subcommand, after_help = gov::TALLY_HELP)]
+    #[command(subcommand, after_help = gov::GOV_HELP)]
     Gov(gov::GovCmd),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     #[command(after_help = examples!(

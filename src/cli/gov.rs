@@ -17,6 +17,19 @@ use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+/// The `after_help` of `hive gov`.
+pub(crate) const GOV_HELP: &str = "Examples:
+  hive gov tally minutes/0003                 # ranking, decisions, refused ballots
+  hive gov verify-chain minutes/0003
+  hive gov kinds                              # every TASK kind's contract
+  hive gov run tally_votes --repo . --arg minute=0003
+  hive gov consume --repo /srv/governance     # the built-in kinds, as a consumer
+
+Exit codes:
+  0  success (tally: every ballot counted; verify-chain: the chain is valid)
+  1  tally: some ballots were refused; verify-chain: invalid or missing chain
+  2  usage error, unreadable repository or broker unreachable (the message says which)";
+
 /// The `after_help` of `hive gov tally`.
 pub(crate) const TALLY_HELP: &str = "Examples:
   hive gov tally minutes/0003                 # a table: ranking, decisions, refused files

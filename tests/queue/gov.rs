@@ -181,7 +181,14 @@ fn a_minute_that_cannot_be_tallied_is_a_usage_error_that_says_what_to_do() {
 
 #[test]
 fn every_gov_command_has_help_with_examples_and_exit_codes() {
-    for sub in [&["tally"][..], &["verify-chain"], &["kinds"], &["run"], &[]] {
+    for sub in [
+        &["tally"][..],
+        &["verify-chain"],
+        &["kinds"],
+        &["run"],
+        &["consume"],
+        &[],
+    ] {
         let mut args = sub.to_vec();
         args.push("--help");
         let o = gov(&args);

@@ -33,6 +33,8 @@ pub enum ProblemCode {
     DuplicateVoter,
     /// A ballot whose SHA-256 differs from the one its chain block recorded.
     HashMismatch,
+    /// A ballot whose voter (`model`) is not the voter its chain block recorded.
+    VoterMismatch,
     /// A block whose `previous_hash` is not the block before it.
     BrokenLink,
     /// A block whose recorded `block_hash` is not the hash of its fields.

@@ -5,7 +5,8 @@
 //! 1. every file of `votes/` is read: `TEMPLATE.json` and files that are not `.json`
 //!    are ignored with a reason; every other file is a ballot candidate, and is refused
 //!    with its first problem (and the rest listed) when invalid;
-//! 2. with a chain, a ballot whose bytes differ from its block's hash is refused;
+//! 2. with a chain, a ballot whose bytes differ from its block's hash, or whose voter
+//!    is not the one its block recorded, is refused;
 //! 3. two valid ballots of one voter: the one named `<voter>.json` counts (else the
 //!    first by file name) and the others are refused as `duplicate_voter`.
 //!
@@ -193,6 +194,21 @@ pub fn tally_loaded(minute: &Minute) -> Result<Tally, GovError> {
                     .find(|p| p.file == b.file && p.code == ProblemCode::HashMismatch)
                     .cloned();
                 refused.extend(Refused::from_problems(p.into_iter().collect()));
+                false
+            }
+            // The block says who cast this file; a ballot that now names another voter
+            // would let one voter's file count as someone else's vote.
+            Some(c) if c.model != b.model => {
+                refused.push(Refused {
+                    file: b.file.clone(),
+                    field: "model".into(),
+                    code: ProblemCode::VoterMismatch,
+                    reason: format!(
+                        "the ballot names {:?}, block {} recorded {:?}",
+                        b.model, c.index, c.model
+                    ),
+                    also: Vec::new(),
+                });
                 false
             }
             _ => true,

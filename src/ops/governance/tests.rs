@@ -351,7 +351,7 @@ fn an_altered_block_a_missing_vote_file_and_an_unchained_ballot_are_each_reporte
     let root = copy();
     let path = root.join("minutes/0001/voting_chain.json");
     let mut chain: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    chain[2]["model"] = json!("mallory");
+    chain[2]["timestamp"] = json!("2026-11-01T09:59:00Z");
     std::fs::write(&path, serde_json::to_vec(&chain).unwrap()).unwrap();
     std::fs::remove_file(root.join("minutes/0001/votes/linus.json")).unwrap();
     let extra = r#"{"minute_id": "0001", "model": "radia", "timestamp": "t", "weights": [{"proposal_id": "001", "weight": 10}, {"proposal_id": "002", "weight": 1}]}"#;
@@ -487,4 +487,40 @@ fn configured_paths_cannot_leave_the_repository_and_ids_cannot_be_paths() {
     assert!(bip::parse_bip("BIP-43").is_ok_and(|n| n == 43));
     let e = kinds::run_builtin(&repo, "tally_votes", &json!({"minute": "../../etc"})).unwrap_err();
     assert_eq!(e.code(), "invalid_argument");
+}
+
+#[test]
+fn a_ballot_whose_chain_block_names_another_voter_is_refused() {
+    use super::chain::{next_block, Block};
+    let root = copy();
+    let minute = root.join("minutes/0001");
+    // A chain valid in every hash, but whose block for ada.json says mallory cast it.
+    let mut blocks: Vec<Block> = Vec::new();
+    for (i, voter) in ["ada", "grace"].iter().enumerate() {
+        let file = format!("votes/{voter}.json");
+        let bytes = std::fs::read(minute.join(&file)).unwrap();
+        let model = if *voter == "ada" { "mallory" } else { voter };
+        let b = next_block(blocks.last(), &format!("t{i}"), model, &file, &bytes);
+        blocks.push(b);
+    }
+    std::fs::write(
+        minute.join("voting_chain.json"),
+        serde_json::to_vec(&blocks).unwrap(),
+    )
+    .unwrap();
+    let t = tally_of(&root, "0001");
+    assert_eq!(
+        codes(&t),
+        vec![("votes/ada.json".to_owned(), ProblemCode::VoterMismatch)]
+    );
+    // The eight ballots the short chain lacks still count, reported as not in the chain.
+    assert_eq!(t.ballots_counted, 9);
+    assert_eq!(
+        t.chain
+            .problems
+            .iter()
+            .filter(|p| p.code == ProblemCode::NotInChain)
+            .count(),
+        8
+    );
 }
