@@ -184,7 +184,8 @@ pub async fn run_with(
         .with(Arc::new(queue.clone()))
         .with(Arc::new(approvals))
         .with(Arc::new(cron))
-        .with(Arc::new(kv));
+        .with(Arc::new(kv))
+        .with(Arc::new(crate::ops::governance::GovernanceOperator::new()));
     if config.webhook.enabled {
         let mut w = config.webhook.clone();
         let wdb = w

@@ -51,6 +51,8 @@ mod cron;
 mod dlq;
 #[path = "../cli/exec.rs"]
 mod exec;
+#[path = "../cli/gov.rs"]
+mod gov;
 #[path = "../cli/kv.rs"]
 mod kv;
 #[path = "../cli/output.rs"]
@@ -202,6 +204,10 @@ enum Cmd {
     /// person) for a command on the running task's behalf, then run it or refuse (126).
     #[command(after_help = exec::HELP)]
     Exec(exec::ExecArgs),
+    /// The governance repository without a broker: tally a minute, verify its voting
+    /// chain, list the TASK kinds' contracts, run a built-in kind.
+    #[command(subcommand, after_help = gov::GOV_HELP)]
+    Gov(gov::GovCmd),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     #[command(after_help = examples!(
         "hive completions bash > ~/.local/share/bash-completion/completions/hive",
@@ -243,6 +249,15 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                 cli.output
             };
             return audit::run(a, &cli.dir, &output::Out::new(mode)).await;
+        }
+        Cmd::Gov(g) => {
+            let mode = if cli.json {
+                output::Mode::Json
+            } else {
+                cli.output
+            };
+            let out = output::Out::new(mode);
+            return gov::run(g, &cli.url, &cli.dir, cli.token.as_deref(), &out).await;
         }
         Cmd::Consume(c) => {
             let mode = if cli.json {
@@ -308,7 +323,8 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
         | Cmd::Policy(_)
         | Cmd::Consume(_)
         | Cmd::Audit(_)
-        | Cmd::Exec(_) => Err("this subcommand does not take a client connection".into()),
+        | Cmd::Exec(_)
+        | Cmd::Gov(_) => Err("this subcommand does not take a client connection".into()),
     }
 }
 

@@ -23,10 +23,13 @@
 //! - `cron`: schedules that publish on a channel later or on a cron rule (`op.cron.*`).
 //! - `kv`: durable key-value state per identity or room (`op.store.*`).
 //! - `gitops`: branch discipline for BIP work with real git (lock, branches, PRs).
+//! - `governance`: the governance repository (proposals, BIPs, minutes, tallies) and the
+//!   contracts of the BIP-43 TASK kinds.
 
 pub mod approval;
 pub mod cron;
 pub mod gitops;
+pub mod governance;
 pub mod kv;
 pub mod queue;
 pub mod webhook;

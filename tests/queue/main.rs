@@ -17,6 +17,7 @@ mod crash;
 mod cronkv;
 mod discovery;
 mod gitops;
+mod gov;
 mod harness;
 mod hooks;
 mod idempotency;
