@@ -43,6 +43,8 @@ mod connect;
 mod consume;
 #[path = "../cli/dlq.rs"]
 mod dlq;
+#[path = "../cli/mcp.rs"]
+mod mcp;
 #[path = "../cli/output.rs"]
 mod output;
 #[path = "../cli/policy.rs"]
@@ -152,6 +154,10 @@ enum Cmd {
     /// worktree, scrubbed environment, time limit, approvals, streamed output.
     #[command(after_help = consume::HELP)]
     Consume(consume::ConsumeArgs),
+    /// An MCP server on stdin/stdout: the queue, approvals and channels as tools and
+    /// resources for Claude Code, Codex, Cursor or any MCP client (docs/AGENTS.md).
+    #[command(after_help = mcp::HELP)]
+    Mcp(mcp::McpArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     #[command(after_help = examples!(
         "hive completions bash > ~/.local/share/bash-completion/completions/hive",
@@ -188,6 +194,10 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             let out = output::Out::new(mode);
             let (token, role) = (cli.token.as_deref(), cli.role.as_deref());
             return consume::run(c, &cli.url, &cli.dir, token, role, &out).await;
+        }
+        Cmd::Mcp(m) => {
+            let (token, role) = (cli.token.as_deref(), cli.role.as_deref());
+            return mcp::run(m, &cli.url, &cli.dir, token, role).await;
         }
         other => other,
     };
@@ -228,7 +238,11 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Broker(_) | Cmd::Completions { .. } | Cmd::Policy(_) | Cmd::Consume(_) => {
+        Cmd::Broker(_)
+        | Cmd::Completions { .. }
+        | Cmd::Policy(_)
+        | Cmd::Consume(_)
+        | Cmd::Mcp(_) => {
             Err("this subcommand does not take a client connection".into())
         }
     }
