@@ -242,9 +242,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
         | Cmd::Completions { .. }
         | Cmd::Policy(_)
         | Cmd::Consume(_)
-        | Cmd::Mcp(_) => {
-            Err("this subcommand does not take a client connection".into())
-        }
+        | Cmd::Mcp(_) => Err("this subcommand does not take a client connection".into()),
     }
 }
 

@@ -122,13 +122,8 @@ pub(crate) async fn run(
         }
     };
     let policy = permission::load_policy(a.config.as_deref())?;
-    let client = super::connect::connect(
-        &Some(url.clone()),
-        dir,
-        role.unwrap_or("client"),
-        token,
-    )
-    .await?;
+    let client =
+        super::connect::connect(&Some(url.clone()), dir, role.unwrap_or("client"), token).await?;
     let worktree = match &a.worktree {
         Some(w) => w.clone(),
         None => std::env::current_dir().map_err(|e| format!("current directory: {e}"))?,
@@ -161,7 +156,11 @@ pub(crate) async fn run(
 /// A tool's success: the broker's answer as structured content (an object; anything
 /// else is wrapped as `{"result": ...}`) and as JSON text for clients that read text.
 fn ok(v: Value) -> CallToolResult {
-    let v = if v.is_object() { v } else { json!({"result": v}) };
+    let v = if v.is_object() {
+        v
+    } else {
+        json!({"result": v})
+    };
     CallToolResult::structured(v)
 }
 

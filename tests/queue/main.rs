@@ -17,6 +17,7 @@ mod harness;
 mod hooks;
 mod idempotency;
 mod leases;
+mod mcp;
 mod ordering;
 mod policy;
 mod python;

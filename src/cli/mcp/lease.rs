@@ -162,23 +162,19 @@ impl Leases {
         let Some((_, consumer)) = slot.as_mut() else {
             return fail("internal", "no consumer session", None);
         };
-        let lease = match tokio::time::timeout(
-            Duration::from_millis(wait),
-            consumer.next_lease(),
-        )
-        .await
-        {
-            Err(_) => return ok(json!({"leased": false})),
-            Ok(None) => {
-                *slot = None;
-                return fail(
-                    "closed",
-                    "the consumer session closed; call lease_next_task again to reconnect",
-                    None,
-                );
-            }
-            Ok(Some(l)) => l,
-        };
+        let lease =
+            match tokio::time::timeout(Duration::from_millis(wait), consumer.next_lease()).await {
+                Err(_) => return ok(json!({"leased": false})),
+                Ok(None) => {
+                    *slot = None;
+                    return fail(
+                        "closed",
+                        "the consumer session closed; call lease_next_task again to reconnect",
+                        None,
+                    );
+                }
+                Ok(Some(l)) => l,
+            };
         let v = json!({
             "leased": true, "task": lease.task, "lease": lease.lease, "attempt": lease.attempt,
             "kind": lease.kind, "args": lease.args, "traceId": lease.trace_id,
@@ -273,11 +269,8 @@ impl Leases {
                 },
             }
         };
-        let decided = tokio::time::timeout(
-            Duration::from_secs(wait),
-            rx.wait_for(Option::is_some),
-        )
-        .await;
+        let decided =
+            tokio::time::timeout(Duration::from_secs(wait), rx.wait_for(Option::is_some)).await;
         // The guard is not held across an await (the future must stay `Send`).
         let decided = decided.map(|r| r.map(|d| d.clone().unwrap_or(Value::Null)));
         match decided {
@@ -328,7 +321,9 @@ impl Leases {
             Status::Fail => lease.fail(&p.summary).await,
         };
         match sent {
-            Ok(()) => ok(json!({"task": p.task, "status": if status == Status::Ok { "ok" } else { "fail" }})),
+            Ok(()) => ok(
+                json!({"task": p.task, "status": if status == Status::Ok { "ok" } else { "fail" }}),
+            ),
             Err(e) => refused(e),
         }
     }

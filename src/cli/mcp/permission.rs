@@ -238,7 +238,11 @@ impl Permission {
         // One question at a time: the session's next lease is this question's.
         let mut slot = self.consumer.lock().await;
         if slot.is_none() {
-            match self.reach.consumer(std::slice::from_ref(&self.kind), 1).await {
+            match self
+                .reach
+                .consumer(std::slice::from_ref(&self.kind), 1)
+                .await
+            {
                 Ok(c) => *slot = Some(c),
                 Err(e) => return refused(e),
             }

@@ -157,7 +157,10 @@ fn trace_log(dir: &std::path::Path, id: &str) -> Result<String, String> {
     let mut s = String::from_utf8_lossy(&buf).into_owned();
     if start > 0 {
         // Cut at the first newline: a partial first line is not JSON.
-        s = s.split_once('\n').map(|(_, r)| r.to_owned()).unwrap_or_default();
+        s = s
+            .split_once('\n')
+            .map(|(_, r)| r.to_owned())
+            .unwrap_or_default();
     }
     Ok(s)
 }

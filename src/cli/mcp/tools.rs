@@ -57,7 +57,10 @@ pub(super) struct Hive {
     pub(super) leases: Arc<Leases>,
     pub(super) permission: Arc<Permission>,
     pub(super) logs: Arc<PathBuf>,
-    #[expect(dead_code, reason = "the #[tool_handler] code reaches the tools through it")]
+    #[expect(
+        dead_code,
+        reason = "the #[tool_handler] code reaches the tools through it"
+    )]
     tool_router: ToolRouter<Self>,
 }
 
