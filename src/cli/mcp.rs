@@ -16,7 +16,8 @@
 //! carries JSON-RPC only; logs go to stderr.
 //!
 //! Modules: `tools` (the tool schemas and handlers), `lease` (the agent's leases),
-//! `permission` (Claude Code's permission prompt), `resources`.
+//! `permission` (Claude Code's permission prompt), `resources`, `tasks` (`submit_task`
+//! as an MCP task, for clients that declare the tasks extension).
 
 #[path = "mcp/lease.rs"]
 mod lease;
@@ -24,6 +25,8 @@ mod lease;
 mod permission;
 #[path = "mcp/resources.rs"]
 mod resources;
+#[path = "mcp/tasks.rs"]
+mod tasks;
 #[path = "mcp/tools.rs"]
 mod tools;
 

@@ -73,6 +73,33 @@ struct Mcp {
 
 impl Mcp {
     fn start(dir: &Path, token: Option<&str>) -> Mcp {
+        Mcp::start_with(dir, token, json!({}))
+    }
+
+    /// Starts `hive mcp` and handshakes, declaring the client capabilities `caps`.
+    fn start_with(dir: &Path, token: Option<&str>, caps: Value) -> Mcp {
+        let mut m = Mcp::spawn(dir, token);
+        let init = m.request(
+            "initialize",
+            json!({"protocolVersion": REVISION, "capabilities": caps,
+                   "clientInfo": {"name": "hivebus-test", "version": "1"}}),
+        );
+        assert_eq!(init["result"]["protocolVersion"], REVISION, "{init}");
+        assert_eq!(init["result"]["serverInfo"]["name"], "hive", "{init}");
+        assert!(
+            init["result"]["capabilities"]["tools"].is_object(),
+            "{init}"
+        );
+        assert!(
+            init["result"]["capabilities"]["resources"].is_object(),
+            "{init}"
+        );
+        m.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+        m
+    }
+
+    /// Starts `hive mcp` without a handshake.
+    fn spawn(dir: &Path, token: Option<&str>) -> Mcp {
         let mut cmd = Command::new(hive());
         cmd.arg("--dir")
             .arg(dir)
@@ -551,4 +578,83 @@ async fn a_restricted_token_is_restricted_through_mcp_with_our_codes() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("HIVE_TOKEN"));
     assert!(out.stdout.is_empty(), "nothing but JSON-RPC on stdout");
     boss.close().await;
+}
+
+/// Polls `tasks/get` until the task's status is `status`; its result.
+fn task_until(m: &mut Mcp, id: &str, status: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = m.request("tasks/get", json!({"taskId": id}));
+        if r["result"]["status"] == status {
+            return r["result"].clone();
+        }
+        assert!(Instant::now() < deadline, "{r}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submit_task_is_an_mcp_task_for_a_client_with_the_tasks_extension() {
+    let (dir, _broker, _url) = setup("mcp-tasks");
+    let tasks_ext = json!({"extensions": {"io.modelcontextprotocol/tasks": {}}});
+    let mut m = Mcp::start_with(&dir, None, tasks_ext);
+
+    // The call answers with a handle at once; the handle is the queue's task.
+    let r = m.call("submit_task", json!({"kind": "verify_bip", "bip": 7}));
+    assert_eq!(r["resultType"], "task", "{r}");
+    let id = r["taskId"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("t-"), "{r}");
+    assert_eq!(r["status"], "working");
+    let got = task_until(&mut m, &id, "working");
+    assert!(
+        got["statusMessage"].as_str().unwrap().starts_with("queued"),
+        "{got}"
+    );
+
+    // Run it as a consumer: the MCP task completes with the record as its result.
+    let lease = m.ok(
+        "lease_next_task",
+        json!({"kinds": ["verify_bip"], "wait_ms": 30_000}),
+    );
+    assert_eq!(lease["task"], id.as_str());
+    m.ok("complete_task", json!({"task": id, "summary": "verified"}));
+    let done = task_until(&mut m, &id, "completed");
+    assert_eq!(done["result"]["isError"], false, "{done}");
+    assert_eq!(
+        done["result"]["structuredContent"]["result"]["summary"],
+        "verified"
+    );
+
+    // tasks/cancel is op.queue.cancel.
+    let r = m.call("submit_task", json!({"kind": "other_kind", "bip": 7}));
+    let second = r["taskId"].as_str().unwrap().to_owned();
+    let c = m.request("tasks/cancel", json!({"taskId": second}));
+    assert!(c.get("error").is_none(), "{c}");
+    task_until(&mut m, &second, "cancelled");
+    let missing = m.request("tasks/get", json!({"taskId": "t-nope"}));
+    assert_eq!(missing["error"]["data"]["code"], "not_found", "{missing}");
+    // A refused submit is a tool error and creates no task.
+    let bad = m.call("submit_task", json!({"kind": "Bad Kind", "bip": 7}));
+    assert_eq!(bad["isError"], true, "{bad}");
+
+    // A client without the extension gets the plain answer (see the other tests);
+    // one speaking the 2026-07-28 revision needs no handshake: its metadata rides
+    // on each request.
+    let mut s = Mcp::spawn(&dir, None);
+    let meta = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientInfo": {"name": "hivebus-test", "version": "1"},
+        "io.modelcontextprotocol/clientCapabilities": {},
+    });
+    let d = s.request("server/discover", json!({"_meta": meta}));
+    let versions = d["result"]["supportedVersions"].as_array().unwrap();
+    assert!(versions.contains(&json!(REVISION)) && versions.contains(&json!("2026-07-28")));
+    let r = s.request(
+        "tools/call",
+        json!({"_meta": meta, "name": "task_status", "arguments": {"task": id}}),
+    );
+    assert_eq!(
+        r["result"]["structuredContent"]["state"], "succeeded",
+        "{r}"
+    );
 }

@@ -12,9 +12,11 @@ use super::permission::Permission;
 use super::{command, fail, invalid, ok, refused, Reach};
 use hivebus::client::Client;
 use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{
-    CallToolResult, Implementation, ListResourceTemplatesResult, ListResourcesResult,
+    CallToolRequestParams, CallToolResponse, CallToolResult, CancelTaskParams, GetTaskParams,
+    GetTaskResult, Implementation, ListResourceTemplatesResult, ListResourcesResult,
     PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities,
     ServerConfig,
 };
@@ -57,10 +59,7 @@ pub(super) struct Hive {
     pub(super) leases: Arc<Leases>,
     pub(super) permission: Arc<Permission>,
     pub(super) logs: Arc<PathBuf>,
-    #[expect(
-        dead_code,
-        reason = "the #[tool_handler] code reaches the tools through it"
-    )]
+    /// The tools (`call_tool` and the generated `list_tools` route through it).
     tool_router: ToolRouter<Self>,
 }
 
@@ -267,25 +266,7 @@ impl Hive {
         description = "Submit a task to the queue (channel bip-<bip>:<kind>). Returns the task id, traceId, state and position; follow it with tail_task or task_status, stop it with cancel_task."
     )]
     async fn submit_task(&self, Parameters(p): Parameters<SubmitTask>) -> CallToolResult {
-        let key = p
-            .idempotency_key
-            .unwrap_or_else(|| format!("mcp-{}", uuid::Uuid::new_v4().simple()));
-        let mut body = json!({
-            "kind": p.kind, "bipId": p.bip, "args": Value::Object(p.args.unwrap_or_default()),
-            "priority": as_str(p.priority.unwrap_or(Priority::Normal)),
-            "repo": p.repo.unwrap_or_else(|| ".".into()), "idempotencyKey": key,
-            "idempotent": p.idempotent.unwrap_or(true),
-        });
-        for (k, v) in [
-            ("branch", p.branch.map(Value::from)),
-            ("max_attempts", p.max_attempts.map(Value::from)),
-            ("timeout", p.timeout.map(Value::from)),
-        ] {
-            if let Some(v) = v {
-                body[k] = v;
-            }
-        }
-        command(&self.client, "op.queue.submit", body).await
+        command(&self.client, "op.queue.submit", submit_body(p)).await
     }
 
     #[tool(
@@ -473,6 +454,29 @@ impl Hive {
     }
 }
 
+/// The `op.queue.submit` arguments of a `submit_task` call.
+pub(super) fn submit_body(p: SubmitTask) -> Value {
+    let key = p
+        .idempotency_key
+        .unwrap_or_else(|| format!("mcp-{}", uuid::Uuid::new_v4().simple()));
+    let mut body = json!({
+        "kind": p.kind, "bipId": p.bip, "args": Value::Object(p.args.unwrap_or_default()),
+        "priority": as_str(p.priority.unwrap_or(Priority::Normal)),
+        "repo": p.repo.unwrap_or_else(|| ".".into()), "idempotencyKey": key,
+        "idempotent": p.idempotent.unwrap_or(true),
+    });
+    for (k, v) in [
+        ("branch", p.branch.map(Value::from)),
+        ("max_attempts", p.max_attempts.map(Value::from)),
+        ("timeout", p.timeout.map(Value::from)),
+    ] {
+        if let Some(v) = v {
+            body[k] = v;
+        }
+    }
+    body
+}
+
 fn as_verdict(v: Verdict) -> &'static str {
     match v {
         Verdict::Approve => "approve",
@@ -487,6 +491,7 @@ impl ServerHandler for Hive {
             ServerCapabilities::builder()
                 .enable_tools()
                 .enable_resources()
+                .enable_tasks()
                 .build(),
         )
         .with_server_info(Implementation::new("hive", env!("CARGO_PKG_VERSION")))
@@ -498,6 +503,38 @@ impl ServerHandler for Hive {
              call runs with this server's hivebus credential; a refusal is a tool error \
              with a stable code (forbidden, not_found, invalid_field, conflict, ...).",
         )
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        if request.name == "submit_task"
+            && context
+                .client_capabilities()
+                .is_some_and(|c| c.supports_tasks())
+        {
+            return super::tasks::submit(self, request).await;
+        }
+        let tcc = ToolCallContext::new(self, request, context);
+        self.tool_router.call(tcc).await
+    }
+
+    async fn get_task(
+        &self,
+        request: GetTaskParams,
+        _: RequestContext<RoleServer>,
+    ) -> Result<GetTaskResult, ErrorData> {
+        super::tasks::get(self, &request.task_id).await
+    }
+
+    async fn cancel_task(
+        &self,
+        request: CancelTaskParams,
+        _: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        super::tasks::cancel(self, &request.task_id).await
     }
 
     async fn list_resources(
