@@ -558,6 +558,15 @@ async fn a_restricted_token_is_restricted_through_mcp_with_our_codes() {
         json!({"uri": format!("hive://tasks/{other}/log")}),
     );
     assert_eq!(r["error"]["data"]["code"], "forbidden", "{r}");
+    // A permission question alice may not file fails closed: a deny naming the code.
+    let r = m.request(
+        "tools/call",
+        json!({"name": "approval_prompt",
+               "arguments": {"tool_name": "Bash", "input": {"command": "rm -rf build"}}}),
+    );
+    let a = Mcp::prompt_answer(&r);
+    assert_eq!(a["behavior"], "deny", "{a}");
+    assert!(a["message"].as_str().unwrap().contains("forbidden"), "{a}");
     // What the token allows still works, and the list shows only its own room.
     let own = m.ok("submit_task", json!({"kind": "verify_bip", "bip": 1}));
     let list = m.ok("list_tasks", json!({}));

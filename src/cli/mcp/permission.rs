@@ -21,11 +21,13 @@
 //! or the broker's own rules, may answer at once), else it waits for a person
 //! (`hive approvals approve`, the `decide_approval` tool of another agent). Only an
 //! explicit `approve` allows; a deny, an expiry, a lost lease or no decision within
-//! `--permission-wait` denies. The task then ends with the verdict as its result, so
+//! `--permission-wait` denies; so does a question hivebus refused or could not carry
+//! (the message names our code, e.g. `forbidden` for a token that may not publish
+//! on the permission room). The task then ends with the verdict as its result, so
 //! the question and its answer stay in the task's stream.
 
-use super::{fail, refused, Reach};
-use hivebus::client::Client;
+use super::Reach;
+use hivebus::client::{Client, ClientError};
 use hivebus::consumer::Consumer;
 use hivebus::ops::approval::{Action, ApprovalConfig, Effect, Policy, Tool};
 use rmcp::model::{CallToolResult, ContentBlock};
@@ -244,16 +246,16 @@ impl Permission {
                 .await
             {
                 Ok(c) => *slot = Some(c),
-                Err(e) => return refused(e),
+                Err(e) => return cannot_ask(&e),
             }
         }
         let submitted = match self.client.command("op.queue.submit", body).await {
             Ok(v) => v,
-            Err(e) => return refused(e),
+            Err(e) => return cannot_ask(&e),
         };
         let task = submitted["task"].as_str().unwrap_or_default().to_owned();
         let Some(consumer) = slot.as_mut() else {
-            return fail("internal", "no consumer session", None);
+            return deny("hivebus could not ask a person (no consumer session)");
         };
         let deadline = tokio::time::Instant::now() + self.wait;
         let lease = loop {
@@ -267,11 +269,7 @@ impl Permission {
                 }
                 Ok(None) => {
                     *slot = None;
-                    return fail(
-                        "closed",
-                        "the permission consumer session closed; the next prompt reconnects",
-                        None,
-                    );
+                    return deny("hivebus could not ask a person (closed: the permission consumer session closed; the next prompt reconnects)");
                 }
                 Ok(Some(l)) if l.task == task => break l,
                 // An older question of ours, retried by the queue: not asked again.
@@ -318,6 +316,17 @@ impl Permission {
             }
         }
     }
+}
+
+/// A question that could not reach a person fails closed: a deny naming our code
+/// (Claude Code reads an answer, not a tool error).
+fn cannot_ask(e: &ClientError) -> CallToolResult {
+    let code = e.code().unwrap_or(match e {
+        ClientError::Timeout => "timeout",
+        ClientError::Closed => "closed",
+        _ => "internal",
+    });
+    deny(&format!("hivebus could not ask a person ({code}: {e})"))
 }
 
 fn by_of(d: &Value) -> String {
