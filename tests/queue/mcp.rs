@@ -105,14 +105,22 @@ async fn an_agent_runs_a_whole_task_through_mcp_and_a_person_approves_over_the_b
     let required = submit["inputSchema"]["required"].as_array().unwrap();
     assert!(required.contains(&json!("kind")) && required.contains(&json!("bip")));
 
-    // Bad input never reaches the broker and never kills the server.
-    let bad = m.request(
-        "tools/call",
-        json!({"name": "submit_task", "arguments": {"kind": "x", "bip": 1, "trace_id": "z"}}),
+    // Bad input never reaches the broker and never kills the server: an unknown
+    // field (a misspelt one), a missing one, an out-of-bounds wait or page.
+    let bad = m.refused(
+        "submit_task",
+        json!({"kind": "x", "bip": 1, "trace_id": "z"}),
+        "invalid_field",
     );
     assert!(
-        bad.get("error").is_some() || bad["result"]["isError"] == true,
+        bad["message"].as_str().unwrap().contains("trace_id"),
         "{bad}"
+    );
+    m.refused("submit_task", json!({"kind": "x"}), "invalid_field");
+    m.refused(
+        "lease_next_task",
+        json!({"kinds": ["x"], "wait_ms": 3_600_000}),
+        "invalid_field",
     );
     m.refused(
         "tail_task",

@@ -477,6 +477,26 @@ pub(super) fn submit_body(p: SubmitTask) -> Value {
     body
 }
 
+/// Every tool error carries our code: ours do already (structured content); the
+/// router's own, for arguments that do not fit the schema (an unknown field, a wrong
+/// type, a missing one), becomes `invalid_field` with the router's sentence.
+fn with_code(r: CallToolResponse) -> CallToolResponse {
+    match r {
+        CallToolResponse::Complete(c)
+            if c.is_error == Some(true) && c.structured_content.is_none() =>
+        {
+            let text = c
+                .content
+                .iter()
+                .filter_map(|b| b.as_text().map(|t| t.text.clone()))
+                .collect::<Vec<_>>()
+                .join(" ");
+            super::fail("invalid_field", &text, Some(json!({"field": "arguments"}))).into()
+        }
+        other => other,
+    }
+}
+
 fn as_verdict(v: Verdict) -> &'static str {
     match v {
         Verdict::Approve => "approve",
@@ -518,7 +538,7 @@ impl ServerHandler for Hive {
             return super::tasks::submit(self, request).await;
         }
         let tcc = ToolCallContext::new(self, request, context);
-        self.tool_router.call(tcc).await
+        self.tool_router.call(tcc).await.map(with_code)
     }
 
     async fn get_task(
