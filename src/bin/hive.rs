@@ -55,6 +55,8 @@ mod exec;
 mod gov;
 #[path = "../cli/kv.rs"]
 mod kv;
+#[path = "../cli/mcp.rs"]
+mod mcp;
 #[path = "../cli/output.rs"]
 mod output;
 #[path = "../cli/policy.rs"]
@@ -208,6 +210,10 @@ enum Cmd {
     /// chain, list the TASK kinds' contracts, run a built-in kind.
     #[command(subcommand, after_help = gov::GOV_HELP)]
     Gov(gov::GovCmd),
+    /// An MCP server on stdin/stdout: the queue, approvals and channels as tools and
+    /// resources for Claude Code, Codex, Cursor or any MCP client (docs/AGENTS.md).
+    #[command(after_help = mcp::HELP)]
+    Mcp(mcp::McpArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     #[command(after_help = examples!(
         "hive completions bash > ~/.local/share/bash-completion/completions/hive",
@@ -269,6 +275,10 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             let (token, role) = (cli.token.as_deref(), cli.role.as_deref());
             return consume::run(c, &cli.url, &cli.dir, token, role, &out).await;
         }
+        Cmd::Mcp(m) => {
+            let (token, role) = (cli.token.as_deref(), cli.role.as_deref());
+            return mcp::run(m, &cli.url, &cli.dir, token, role).await;
+        }
         other => other,
     };
     let out = output::Out::new(if cli.json {
@@ -324,7 +334,8 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
         | Cmd::Consume(_)
         | Cmd::Audit(_)
         | Cmd::Exec(_)
-        | Cmd::Gov(_) => Err("this subcommand does not take a client connection".into()),
+        | Cmd::Gov(_)
+        | Cmd::Mcp(_) => Err("this subcommand does not take a client connection".into()),
     }
 }
 

@@ -22,6 +22,7 @@ mod harness;
 mod hooks;
 mod idempotency;
 mod leases;
+mod mcp;
 mod ordering;
 mod policy;
 mod python;
