@@ -113,6 +113,9 @@ pub struct Need {
     /// Whether its arguments carry content that will be stored or republished, and so
     /// must be inspected by the safety layer for the target's address first.
     pub content: bool,
+    /// Whether the dispatcher records it in the audit log even when its right alone
+    /// would not (admin, approve, manage, edit and own are always recorded).
+    pub audited: bool,
 }
 
 impl Need {
@@ -133,6 +136,28 @@ impl Need {
             right,
             on,
             content: false,
+            audited: false,
+        }
+    }
+
+    /// The same need, recorded in the audit log whatever its right (a webhook
+    /// registration is a read, and still security-relevant).
+    pub fn audited(mut self) -> Need {
+        self.audited = true;
+        self
+    }
+
+    /// The audit record kind of a command with this need, if it is recorded:
+    /// `admin_command`, `approval_decided`, `task_managed`, `owner_action`, or
+    /// `recorded` for the others flagged [`Need::audited`].
+    pub fn audit_kind(&self) -> Option<&'static str> {
+        match self.right {
+            Right::Admin => Some("admin_command"),
+            Right::Approve => Some("approval_decided"),
+            Right::Manage | Right::Edit => Some("task_managed"),
+            Right::Own => Some("owner_action"),
+            _ if self.audited => Some("recorded"),
+            _ => None,
         }
     }
 

@@ -263,11 +263,15 @@ impl Dispatcher {
         let kind = env.kind;
         let mut observers = self.ops.observers(kind, op).peekable();
         if observers.peek().is_none() {
-            return op.frame(caller, env).await;
+            let out = op.frame(caller, env).await;
+            self.acted(caller, kind.as_str(), &need, &target, out.as_ref().err());
+            return out;
         }
         // Observers see the frame as its owner got it, once the owner took it.
         let seen = env.clone();
-        let out = op.frame(caller, env).await?;
+        let out = op.frame(caller, env).await;
+        self.acted(caller, kind.as_str(), &need, &target, out.as_ref().err());
+        let out = out?;
         for o in observers {
             o.observe(caller, &seen);
         }
@@ -356,9 +360,7 @@ impl Dispatcher {
                 args = probe.payload;
             }
             let out = op.command(caller, rest, args).await;
-            if need.right == Right::Admin {
-                self.admin_command(caller, &name, &out);
-            }
+            self.acted(caller, &name, &need, &target, out.as_ref().err());
             return out;
         }
         let cmd = Command::parse(&name, args)?.ok_or_else(|| {
@@ -376,23 +378,43 @@ impl Dispatcher {
             ops: &self.ops,
         };
         let out = cmd.apply(&ctx);
-        if need.right == Right::Admin {
-            self.admin_command(caller, &name, &out);
-        }
+        let target = plain_target(&need.on);
+        self.acted(caller, &name, &need, &target, out.as_ref().err());
         out
     }
 
-    /// Records an admin command that passed the authority check, and how it ended.
-    fn admin_command(&self, caller: &Caller, name: &str, out: &Result<Value, WireError>) {
-        let outcome = match out {
-            Ok(_) => "ok",
-            Err(e) => e.code.as_str(),
+    /// Records a command or frame that passed the authority check and whose need is
+    /// audited ([`Need::audit_kind`]: admin commands, approval decisions, actions on
+    /// others' tasks, on owned resources, and those flagged), with how it ended. The
+    /// arguments are never recorded: only the name, the resource and its address.
+    fn acted(
+        &self,
+        caller: &Caller,
+        name: &str,
+        need: &Need,
+        target: &Target,
+        err: Option<&WireError>,
+    ) {
+        let Some(kind) = need.audit_kind() else {
+            return;
         };
+        let outcome = err.map_or("ok", |e| e.code.as_str());
+        let mut details = serde_json::Map::new();
+        if let Target::Resource(r) = target {
+            details.insert("resource".into(), json!(r.id));
+            details.insert("owner".into(), json!(r.owner));
+        }
+        if let Some(a) = target.address() {
+            details.insert("address".into(), json!(a.to_string()));
+        } else if let Target::Pattern(p) = target {
+            details.insert("pattern".into(), json!(p.to_string()));
+        }
         self.audit.record(
-            Entry::new("admin_command")
+            Entry::new(kind)
                 .actor(Actor::of(&caller.identity, &caller.session))
                 .target(name)
-                .outcome(outcome),
+                .outcome(outcome)
+                .details(Value::Object(details)),
         );
     }
 

@@ -587,9 +587,18 @@ fn after_cd(p: &SimpleCommand, cwd: Option<Option<String>>) -> Option<Option<Str
 
 /// Whether a git action's command already names `git` (`git push`, not `push`).
 pub(crate) fn starts_with_git(cmd: &str) -> bool {
-    cmd.split_whitespace()
-        .next()
-        .is_some_and(|w| super::shell::basename(w) == "git")
+    // The program the shell would run first, quotes removed and wrappers peeled: an
+    // argument vector arrives as `'git' push ...`, and reading that quoted word as
+    // something else would put a second `git` in front and let `push --force` pass
+    // every git rule (a hole found in review).
+    let first = |w: &str| super::shell::basename(w) == "git";
+    match super::shell::split(cmd) {
+        Ok(parts) => parts
+            .first()
+            .and_then(|p| p.words.first())
+            .is_some_and(|w| first(w)),
+        Err(_) => cmd.split_whitespace().next().is_some_and(first),
+    }
 }
 
 fn part(text: String, j: Judgement) -> PartDecision {

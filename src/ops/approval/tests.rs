@@ -415,6 +415,22 @@ fn git_net_and_publish_actions() {
     assert_eq!(p.decide(&git("push origin --force")).verdict, Effect::Deny);
     assert_eq!(p.decide(&git("/usr/bin/git status")).verdict, Effect::Allow);
     assert_eq!(p.decide(&git("gitk")).verdict, Effect::Ask, "`git gitk`");
+    // An argument vector that names git itself is read as git, not as `git 'git' ...`.
+    for argv in [
+        json!(["git", "push", "origin", "--force"]),
+        json!(["/usr/bin/git", "push", "origin", "--force"]),
+    ] {
+        let a = Action::from_request(&json!({"tool": "git", "command": argv})).unwrap();
+        assert_eq!(p.decide(&a).verdict, Effect::Deny, "{argv}");
+    }
+    let lax = policy("[approval]\ndefault = \"allow\"\n");
+    let a = Action::from_request(&json!({"tool": "git", "command": ["git", "push", "--force"]}))
+        .unwrap();
+    assert_ne!(
+        lax.decide(&a).verdict,
+        Effect::Allow,
+        "the built-in list still asks"
+    );
     assert_eq!(sh(&p, "cd x && git push origin x --force"), Effect::Deny);
     let net = |h: &str| Action {
         tool: Tool::Net,

@@ -50,7 +50,9 @@ impl Cmd {
     /// What it needs.
     pub(crate) fn need(self, args: &Value) -> Result<Need, WireError> {
         Ok(match self {
-            Cmd::Register => Need::new(REGISTRARS, Right::Read, On::Pattern(pattern_of(args)?)),
+            Cmd::Register => {
+                Need::new(REGISTRARS, Right::Read, On::Pattern(pattern_of(args)?)).audited()
+            }
             Cmd::List => Need::new(ANY_ROLE, Right::None, On::Each),
             Cmd::Unregister | Cmd::DeadLetters => {
                 Need::new(ANY_ROLE, Right::Own, On::Resource(id_of(args)?))
