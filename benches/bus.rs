@@ -70,6 +70,57 @@ fn route(c: &mut Criterion) {
     g.finish();
 }
 
+/// Role routing (`bus::route`): one publish from a member to 100 subscribers that all
+/// declared role `reviewer`, plain and routed `to_roles: [reviewer]`: the same 100
+/// deliveries, so the difference is the filter's cost per subscriber; and routed to
+/// half of them (`half`: 50 of 100 declared it).
+fn routed(c: &mut Criterion) {
+    use hivebus::bus::route::Route;
+    let mut g = c.benchmark_group("routed_fanout");
+    let addr = Address::new("bench", "c0").expect("valid");
+    let pattern = Pattern::parse("bench:c0").expect("valid");
+    let route = Route {
+        to_roles: vec!["reviewer".into()],
+        required_expertise: Vec::new(),
+    };
+    for (name, every) in [("plain", 1usize), ("all_match", 1), ("half", 2)] {
+        let bus = Bus::new(Default::default()).expect("default config");
+        let mut inboxes = Vec::with_capacity(100);
+        let mut members = Vec::with_capacity(100);
+        for i in 0..100 {
+            let roles = if i % every == 0 {
+                vec!["reviewer".to_owned()]
+            } else {
+                vec!["implementer".to_owned()]
+            };
+            let (m, inbox) = bus.connect(PeerInfo {
+                roles,
+                ..PeerInfo::default()
+            });
+            m.join(&pattern, &Default::default()).expect("join");
+            members.push(m);
+            inboxes.push(inbox);
+        }
+        let (publisher, _own) = bus.connect(PeerInfo::default());
+        publisher.join(&pattern, &Default::default()).expect("join");
+        let route = (name != "plain").then_some(&route);
+        let payload = json!({"p": "x".repeat(72), "t": 100_000_000_000_001u64});
+        g.throughput(Throughput::Elements(100));
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let env = Envelope::new(FrameType::Message, payload.clone());
+                publisher
+                    .publish_routed(&addr, env, false, route)
+                    .expect("publish");
+                for i in inboxes.iter_mut() {
+                    black_box(i.try_recv());
+                }
+            })
+        });
+    }
+    g.finish();
+}
+
 /// History: append (a publish to a channel with no subscriber, history full so that
 /// each append also evicts) and read a page of 100 after an offset.
 fn history(c: &mut Criterion) {
@@ -99,5 +150,5 @@ fn history(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, envelope, route, history);
+criterion_group!(benches, envelope, route, routed, history);
 criterion_main!(benches);

@@ -28,7 +28,8 @@ pub(crate) const REFUSED: u8 = 126;
 pub(crate) const MAX_LINE: usize = 64 * 1024;
 
 /// `hive exec --help`, after the flags.
-pub(crate) const HELP: &str = "Examples (inside an agent run by `hive consume`):
+pub(crate) const HELP: &str = "Examples:
+  # inside an agent run by `hive consume`:
   hive exec -- cargo test
   hive exec -- git push origin HEAD
   \"$HIVE_BIN\" exec -- rm -rf build      # HIVE_BIN: the hive that runs the consumer

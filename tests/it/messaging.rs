@@ -96,14 +96,14 @@ async fn wildcard_subscriptions_cover_channels_created_later_and_deliver_once() 
     let p = srv.client("client").await;
     watcher.join("bip-43:*").await.unwrap();
     watcher.join("bip-*:review_*").await.unwrap();
-    watcher.join("roles.*").await.unwrap();
+    watcher.join("teams.*").await.unwrap();
     // Both wildcards cover this channel, which did not exist when they were joined.
     p.join("bip-43:review_bip").await.unwrap();
     p.publish("bip-43:review_bip", json!({"x": 1}))
         .await
         .unwrap();
-    p.join("roles.dev:general").await.unwrap();
-    p.publish("roles.dev:general", json!({"x": 2}))
+    p.join("teams.dev:general").await.unwrap();
+    p.publish("teams.dev:general", json!({"x": 2}))
         .await
         .unwrap();
     p.join("bip-44:implement_bip").await.unwrap();

@@ -74,7 +74,6 @@ impl Core {
         let length = self.lease_length(task);
         let warn = Duration::from_millis(self.cfg.approval_warn_ms);
         let id = record.id.clone();
-        let lease = record.lease.clone();
         let Some(live) = self.tasks.get_mut(task) else {
             return false;
         };
@@ -93,7 +92,7 @@ impl Core {
             task,
             FrameType::Event,
             json!({"task": task, "stage": "approval_restored", "approval": id,
-                   "message": format!("broker restarted; approval {id} still waits; its consumer may resume lease {lease}")}),
+                   "message": format!("broker restarted; approval {id} still waits; its consumer may resume its lease")}),
         );
         true
     }
@@ -123,7 +122,7 @@ impl Core {
                 task,
                 FrameType::Event,
                 json!({"task": task, "stage": "lease_orphaned",
-                       "message": format!("{} went away while its approval waits; lease {} may be resumed", l.consumer, l.id)}),
+                       "message": format!("{} went away while its approval waits; its lease may be resumed", l.consumer)}),
             );
         }
         true
@@ -241,7 +240,7 @@ impl Core {
             task,
             FrameType::Event,
             json!({"task": task, "stage": "lease_resumed", "approval": approval,
-                   "message": format!("lease {lease} resumed by {session}")}),
+                   "message": format!("lease resumed by {session}")}),
         );
         Ok(
             json!({"task": task, "lease": lease, "state": state.as_str(),

@@ -38,7 +38,7 @@ impl Queue {
                         "request": p.request, "askedMs": p.asked_ms,
                         "expiresInMs": p.due.saturating_duration_since(now).as_millis() as u64,
                         "approval": p.record.id, "expiresAt": p.record.expires_at,
-                        "requestedBy": p.record.requested_by, "lease": p.record.lease,
+                        "requestedBy": p.record.requested_by,
                         "orphaned": l.lease.is_none(),
                     }),
                 ))

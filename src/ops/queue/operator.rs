@@ -126,10 +126,9 @@ impl Queue {
             let id = core.traces.get(key).map_or(key, String::as_str);
             if let Some(live) = core.tasks.get(id) {
                 let mut v = super::views::record(&live.rec, super::core::Core::visible_state(live));
-                v["lease"] = json!(live
-                    .lease
-                    .as_ref()
-                    .map(|l| json!({"id": l.id, "consumer": l.consumer})));
+                // Who holds it, never its id: a lease id is what `op.queue.resume`
+                // takes back an orphaned lease with, so only its consumer knows it.
+                v["lease"] = json!(live.lease.as_ref().map(|l| json!({"consumer": l.consumer})));
                 v["streamLen"] = json!(live.stream_next - 1);
                 return Ok(v);
             }
