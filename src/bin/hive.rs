@@ -372,22 +372,7 @@ fn print_status(out: &output::Out, v: &serde_json::Value) {
         cell(&c["dead"]),
         cell(&c["cancelled"])
     );
-    let rows: Vec<Vec<String>> = q["consumers"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .iter()
-        .map(|c| {
-            vec![
-                cell(&c["session"]),
-                c["kinds"]
-                    .as_array()
-                    .map(|k| k.iter().map(cell).collect::<Vec<_>>().join(","))
-                    .unwrap_or_default(),
-                format!("{}/{}", cell(&c["busy"]), cell(&c["slots"])),
-            ]
-        })
-        .collect();
+    let rows = agent::consumer_rows(&q["consumers"]);
     if rows.is_empty() {
         println!("consumers none connected: tasks wait until one is");
     } else {

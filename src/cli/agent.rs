@@ -36,6 +36,27 @@ pub(crate) enum AgentCmd {
     },
 }
 
+/// The rows of the consumers table (`hive agent list`, `hive status`): session,
+/// kinds, busy/slots, from `op.queue.stats`'s `consumers`.
+pub(crate) fn consumer_rows(consumers: &Value) -> Vec<Vec<String>> {
+    consumers
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|c| {
+            vec![
+                cell(&c["session"]),
+                c["kinds"]
+                    .as_array()
+                    .map(|k| k.iter().map(cell).collect::<Vec<_>>().join(","))
+                    .unwrap_or_default(),
+                format!("{}/{}", cell(&c["busy"]), cell(&c["slots"])),
+            ]
+        })
+        .collect()
+}
+
 /// Runs `hive agent ...`.
 pub(crate) async fn run(c: &Client, cmd: AgentCmd, out: &Out) -> Result<(), String> {
     match cmd {
@@ -43,22 +64,7 @@ pub(crate) async fn run(c: &Client, cmd: AgentCmd, out: &Out) -> Result<(), Stri
             let stats = call(c, "op.queue.stats", json!({})).await?;
             let consumers = stats["consumers"].clone();
             out.answer(&consumers, |out, v| {
-                let rows: Vec<Vec<String>> = v
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default()
-                    .iter()
-                    .map(|c| {
-                        vec![
-                            cell(&c["session"]),
-                            c["kinds"]
-                                .as_array()
-                                .map(|k| k.iter().map(cell).collect::<Vec<_>>().join(","))
-                                .unwrap_or_default(),
-                            format!("{}/{}", cell(&c["busy"]), cell(&c["slots"])),
-                        ]
-                    })
-                    .collect();
+                let rows = consumer_rows(v);
                 if rows.is_empty() {
                     println!("no consumer this credential may see is connected");
                 } else {
