@@ -12,9 +12,10 @@
 //! The policy can be replaced while the broker runs ([`PolicyGate::replace`], the
 //! admin's `op.approval.reload`): requests decided after the swap see the new one.
 
+use super::action::Action;
 use super::config::Effect;
 use super::memory::Memory;
-use super::policy::{Action, Decision, Policy};
+use super::policy::{Decision, Policy};
 use crate::ops::queue::hooks::{ActionGate, ActionRequest, Verdict};
 use crate::ops::BoxFuture;
 use std::sync::{Arc, RwLock};

@@ -21,13 +21,15 @@
 //! - `builtin`: the built-in destructive list.
 //! - `config`: the `[approval]` section as written.
 //! - `rule`: one compiled rule and the check of its examples.
-//! - `policy`: actions, decisions, precedence.
+//! - `action`: the action to decide on, and how an APPROVAL request is read into one.
+//! - `policy`: decisions and precedence.
 //! - `timeout`: how long a request left to a person waits (per rule or default).
 //! - `gate`: the policy as a queue action gate.
 //! - `memory`: people's decisions remembered per task, session or always.
 //! - `operator`: `op.approval.*`: the effective rules, a check, forgetting a learned
 //!   rule, reloading the policy.
 
+mod action;
 mod builtin;
 pub mod config;
 pub mod gate;
@@ -42,9 +44,10 @@ mod timeout;
 #[cfg(test)]
 mod tests;
 
+pub use action::Action;
 pub use builtin::{Builtin, BUILTINS};
 pub use config::{ApprovalConfig, Effect, Examples, OneOrMany, RuleConfig, Tool};
 pub use gate::PolicyGate;
 pub use memory::{Learned, Memory};
 pub use operator::ApprovalOperator;
-pub use policy::{Action, Decision, PartDecision, Policy, PolicyError, RuleRef};
+pub use policy::{Decision, PartDecision, Policy, PolicyError, RuleRef};
